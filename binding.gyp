@@ -1,0 +1,22 @@
+{
+  "targets": [
+    {
+      "target_name": "guru_meditation",
+      "sources": [
+        "native/addon.cc",
+        "native/capture/capture.cc",
+        "native/capture/js_stacks.cc",
+        "native/capture/thread_capture.cc",
+        "native/symbolize/symbolize.cc",
+        "native/unwind/unwind.cc",
+        "native/util/proc.cc",
+        "native/watchdog/watchdog.cc"
+      ],
+      "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
+      "defines": ["NAPI_DISABLE_CPP_EXCEPTIONS", "NODE_ADDON_API_DISABLE_DEPRECATED"],
+      "cflags_cc": ["-std=c++17", "-fno-exceptions", "-Wall", "-Wextra", "-Wno-unused-parameter", "-Wno-cast-function-type"],
+      "cflags_cc!": ["-fno-rtti", "-std=gnu++17"],
+      "libraries": ["-ldl"]
+    }
+  ]
+}

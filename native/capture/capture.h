@@ -1,0 +1,48 @@
+// One whole capture of the process, as the report wants it: every thread
+// with its native stack (unwound and symbolized) and, for JS threads, its
+// JavaScript stack. Runs on the watchdog thread.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "js_stacks.h"
+#include "thread_capture.h"
+
+namespace gmr {
+
+struct NativeFrame {
+  uintptr_t pc = 0;
+  std::string symbol;
+  std::string module;
+  uintptr_t symbol_offset = 0;
+  uintptr_t module_offset = 0;
+  int method = 0;  // UnwindMethod
+};
+
+struct ThreadCapture {
+  ThreadSnapshot snapshot;        // stack copy dropped once unwound
+  std::vector<NativeFrame> native;
+  bool js_requested = false;      // an interrupt was posted for its JS stack
+  JsStack js;
+};
+
+struct Capture {
+  uint64_t started_unix_ms = 0;
+  uint64_t signal_phase_us = 0;   // signalling and copying all threads
+  uint64_t js_phase_us = 0;       // waiting for JS stacks
+  uint64_t total_us = 0;
+  std::vector<ThreadCapture> threads;
+};
+
+struct CaptureSettings {
+  CaptureOptions threads;
+  int js_timeout_ms = 200;        // deadline for all interrupts together
+  int caller_tid = 0;             // a JS thread asking for its own report: its stack comes in caller_stack
+  JsStack caller_stack;
+};
+
+Capture CaptureProcess(const CaptureSettings& settings);
+
+}  // namespace gmr

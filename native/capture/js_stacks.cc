@@ -1,0 +1,215 @@
+#include "js_stacks.h"
+
+#include <node.h>
+#include <v8.h>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <mutex>
+
+namespace gmr {
+namespace {
+
+constexpr int kMaxKnown = 1024;
+constexpr int kMaxFrames = 64;
+
+// Read by the signal handler: plain atomics, never resized.
+std::atomic<v8::Isolate*> g_known[kMaxKnown];
+
+struct Entry {
+  v8::Isolate* isolate;
+  bool alive;
+  bool interrupt_outstanding;  // one pending interrupt per isolate, at most
+};
+
+// Heap-allocated and never destroyed: the watchdog may still run while the
+// process exits and static destructors run.
+std::mutex& RegistryMutex() {
+  static std::mutex* mu = new std::mutex;
+  return *mu;
+}
+std::vector<Entry*>& Registry() {
+  static auto* entries = new std::vector<Entry*>;
+  return *entries;
+}
+std::mutex& AnswerMutex() {
+  static std::mutex* mu = new std::mutex;
+  return *mu;
+}
+std::condition_variable& Answered() {
+  static auto* cv = new std::condition_variable;
+  return *cv;
+}
+
+Entry* FindEntry(v8::Isolate* isolate) {
+  for (Entry* e : Registry())
+    if (e->isolate == isolate && e->alive) return e;
+  return nullptr;
+}
+
+// Runs on the isolate's own thread in FreeEnvironment, before the isolate is
+// disposed; holding the registry lock here orders it after any
+// RequestInterrupt the watchdog is making on this isolate.
+void OnEnvironmentCleanup(void* arg) {
+  auto* entry = static_cast<Entry*>(arg);
+  std::lock_guard<std::mutex> lock(RegistryMutex());
+  entry->alive = false;
+  for (auto& slot : g_known) {
+    v8::Isolate* expected = entry->isolate;
+    if (slot.compare_exchange_strong(expected, nullptr)) break;
+  }
+}
+
+// On the isolate's thread, inside a node environment's context.
+void RegisterOnThread(v8::Isolate* isolate) {
+  {
+    std::lock_guard<std::mutex> lock(RegistryMutex());
+    if (FindEntry(isolate)) return;
+  }
+  if (!isolate->InContext()) return;
+  if (!node::GetCurrentEnvironment(isolate->GetCurrentContext())) return;
+  auto* entry = new Entry{isolate, true, false};
+  {
+    std::lock_guard<std::mutex> lock(RegistryMutex());
+    // Dead entries stay allocated: a cleanup hook may still point at them.
+    Registry().push_back(entry);
+    for (auto& slot : g_known) {
+      v8::Isolate* expected = nullptr;
+      if (slot.compare_exchange_strong(expected, isolate)) break;
+    }
+  }
+  node::AddEnvironmentCleanupHook(isolate, OnEnvironmentCleanup, entry);
+}
+
+JsFrame ToFrame(v8::Isolate* isolate, v8::Local<v8::StackFrame> frame) {
+  JsFrame out;
+  v8::String::Utf8Value fn(isolate, frame->GetFunctionName());
+  v8::String::Utf8Value file(isolate, frame->GetScriptNameOrSourceURL());
+  out.function = *fn && fn.length() ? *fn : "";
+  out.file = *file ? *file : "";
+  out.line = frame->GetLineNumber();
+  out.column = frame->GetColumn();
+  return out;
+}
+
+}  // namespace
+
+// Shared by the watchdog and the interrupt callback. Whichever of
+// "answered" and "abandoned" happens second frees it.
+struct JsStackRound::Request {
+  enum State { kPending, kAnswered, kAbandoned };
+  std::atomic<int> state{kPending};
+  v8::Isolate* isolate = nullptr;
+  std::chrono::steady_clock::time_point posted;
+  JsStack stack;
+};
+
+namespace {
+
+void OnInterrupt(v8::Isolate* isolate, void* data) {
+  auto* request = static_cast<JsStackRound::Request*>(data);
+  RegisterOnThread(isolate);
+  {
+    std::lock_guard<std::mutex> lock(RegistryMutex());
+    if (Entry* e = FindEntry(isolate)) e->interrupt_outstanding = false;
+  }
+  int expected = JsStackRound::Request::kPending;
+  if (request->state.load() == expected) {
+    request->stack = CurrentJsStack(isolate);
+    request->stack.answered_after_us = std::chrono::duration_cast<std::chrono::microseconds>(
+        std::chrono::steady_clock::now() - request->posted).count();
+  }
+  std::lock_guard<std::mutex> lock(AnswerMutex());
+  if (!request->state.compare_exchange_strong(expected, JsStackRound::Request::kAnswered)) {
+    delete request;  // the round gave up on us
+    return;
+  }
+  Answered().notify_all();
+}
+
+}  // namespace
+
+bool IsolateKnown(v8::Isolate* isolate) {
+  for (auto& slot : g_known)
+    if (slot.load(std::memory_order_acquire) == isolate) return true;
+  return false;
+}
+
+void RegisterCurrentIsolate() {
+  if (v8::Isolate* isolate = v8::Isolate::TryGetCurrent()) RegisterOnThread(isolate);
+}
+
+JsStack CurrentJsStack(v8::Isolate* isolate) {
+  JsStack out;
+  out.answered = true;
+  v8::HandleScope scope(isolate);
+  v8::Local<v8::StackTrace> trace =
+      v8::StackTrace::CurrentStackTrace(isolate, kMaxFrames, v8::StackTrace::kDetailed);
+  for (int i = 0; i < trace->GetFrameCount(); i++)
+    out.frames.push_back(ToFrame(isolate, trace->GetFrame(isolate, i)));
+  return out;
+}
+
+JsStackRound::JsStackRound() = default;
+
+JsStackRound::~JsStackRound() {
+  std::lock_guard<std::mutex> lock(AnswerMutex());
+  for (auto& [isolate, request] : requests_) {
+    int expected = Request::kPending;
+    if (!request->state.compare_exchange_strong(expected, Request::kAbandoned)) delete request;
+  }
+}
+
+void JsStackRound::Post(v8::Isolate* isolate, bool known) {
+  if (requests_.count(isolate)) return;
+  auto* request = new Request;
+  request->isolate = isolate;
+  request->posted = std::chrono::steady_clock::now();
+  if (known) {
+    std::lock_guard<std::mutex> lock(RegistryMutex());
+    Entry* e = FindEntry(isolate);
+    if (!e || e->interrupt_outstanding) {
+      delete request;  // gone, or still busy with an earlier report's request
+      return;
+    }
+    e->interrupt_outstanding = true;
+    isolate->RequestInterrupt(OnInterrupt, request);
+  } else {
+    // The caller holds the isolate's thread in the capture handler.
+    isolate->RequestInterrupt(OnInterrupt, request);
+  }
+  requests_[isolate] = request;
+}
+
+bool JsStackRound::Posted(v8::Isolate* isolate) const { return requests_.count(isolate) > 0; }
+
+void JsStackRound::Wait(int timeout_ms) {
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  std::unique_lock<std::mutex> lock(AnswerMutex());
+  Answered().wait_until(lock, deadline, [this] {
+    for (auto& [isolate, request] : requests_)
+      if (request->state.load() == Request::kPending) return false;
+    return true;
+  });
+  for (auto it = requests_.begin(); it != requests_.end();) {
+    Request* request = it->second;
+    int expected = Request::kPending;
+    if (request->state.compare_exchange_strong(expected, Request::kAbandoned)) {
+      ++it;  // left to its callback, which frees it
+      continue;
+    }
+    results_[it->first] = std::move(request->stack);
+    delete request;
+    it = requests_.erase(it);
+  }
+  // What remains are abandoned requests owned by their callbacks.
+  requests_.clear();
+}
+
+const JsStack* JsStackRound::Result(v8::Isolate* isolate) const {
+  auto it = results_.find(isolate);
+  return it == results_.end() ? nullptr : &it->second;
+}
+
+}  // namespace gmr

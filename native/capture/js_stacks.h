@@ -1,0 +1,67 @@
+// JavaScript stacks with function, file, line and column, asked of each JS
+// thread with Isolate::RequestInterrupt and waited for on a bounded deadline.
+//
+// Isolates are tracked in a registry so that an interrupt is only ever
+// requested on a live isolate: an isolate becomes known when its thread loads
+// the addon or first answers an interrupt (both register a node environment
+// cleanup hook, which runs on that thread before the isolate is disposed).
+// An unknown isolate is only interrupted while its thread is held in the
+// capture signal's handler (see thread_capture.h), when it cannot go away.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace v8 {
+class Isolate;
+}
+
+namespace gmr {
+
+struct JsFrame {
+  std::string function;
+  std::string file;
+  int line = 0;
+  int column = 0;
+};
+
+struct JsStack {
+  bool answered = false;
+  uint64_t answered_after_us = 0;
+  std::vector<JsFrame> frames;
+};
+
+// Async-signal-safe: lock-free scan of a fixed table.
+bool IsolateKnown(v8::Isolate* isolate);
+
+// On a JS thread with a node environment: makes the current isolate known.
+void RegisterCurrentIsolate();
+
+// One report's interrupts. Post() may be called from the first-contact hook
+// (thread held) with known=false, or afterwards with known=true; Wait()
+// collects the answers until the deadline. Requests that are not answered in
+// time are abandoned: their callback frees them when it runs.
+class JsStackRound {
+ public:
+  JsStackRound();
+  ~JsStackRound();
+  void Post(v8::Isolate* isolate, bool known);
+  bool Posted(v8::Isolate* isolate) const;
+  void Wait(int timeout_ms);
+  // nullptr when no request was posted for this isolate.
+  const JsStack* Result(v8::Isolate* isolate) const;
+
+  // Shared with the interrupt callback (js_stacks.cc).
+  struct Request;
+
+ private:
+  std::map<v8::Isolate*, Request*> requests_;
+  std::map<v8::Isolate*, JsStack> results_;
+};
+
+// Stack of the calling thread, captured directly (for the API caller).
+JsStack CurrentJsStack(v8::Isolate* isolate);
+
+}  // namespace gmr

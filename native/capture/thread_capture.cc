@@ -1,0 +1,399 @@
+#include "thread_capture.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/futex.h>
+#include <semaphore.h>
+#include <signal.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <ucontext.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstdlib>
+#include <cstring>
+
+#include <v8.h>
+
+#include "../util/proc.h"
+
+namespace gmr {
+namespace {
+
+constexpr size_t kMaxJsFrames = 64;
+constexpr size_t kMaxMappings = 8192;
+constexpr long kHoldTimeoutNs = 20 * 1000 * 1000;  // first-contact hold, at most
+
+enum SlotState : int { kFree = 0, kArmed = 1, kBusy = 2, kDone = 3 };
+
+// One per thread being captured. Written by that thread's handler only
+// between kArmed->kBusy and kBusy->kDone; read by the watchdog after kDone.
+struct Slot {
+  std::atomic<int> tid;
+  std::atomic<int> state;
+  std::atomic<int> hold;            // futex word: 1 while the watchdog wants the thread held
+  uint64_t interrupted_ns;
+  Registers regs;
+  unsigned char* stack;             // max_stack_bytes of capture memory
+  size_t stack_size;
+  v8::Isolate* isolate;
+  int vm_state;
+  size_t js_frame_count;
+  void* js_frames[kMaxJsFrames];
+  void* external_callback;
+};
+
+struct Mapping {
+  uintptr_t start, end;
+};
+
+// Published to the handler before any signal is sent (release), read by the
+// handler with acquire loads. The arrays are not freed while a handler may
+// still be inside them (see ReleaseSlots).
+std::atomic<Slot*> g_slots{nullptr};
+std::atomic<size_t> g_slot_count{0};
+size_t g_max_stack_bytes = 0;
+Mapping* g_mappings = nullptr;      // readable mappings, sorted, from /proc/self/maps
+std::atomic<size_t> g_mapping_count{0};
+sem_t g_done;                       // posted by each handler when its slot is kDone
+int g_signal = -1;
+pid_t g_pid = 0;
+IsolateKnownFn g_isolate_known = nullptr;
+
+uint64_t NowNs() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);  // async-signal-safe (POSIX)
+  return uint64_t(ts.tv_sec) * 1000000000u + ts.tv_nsec;
+}
+
+// Async-signal-safe: binary search in the preallocated table.
+const Mapping* FindMapping(uintptr_t addr) {
+  size_t lo = 0, hi = g_mapping_count.load(std::memory_order_acquire);
+  while (lo < hi) {
+    size_t mid = (lo + hi) / 2;
+    if (addr < g_mappings[mid].start) hi = mid;
+    else if (addr >= g_mappings[mid].end) lo = mid + 1;
+    else return &g_mappings[mid];
+  }
+  return nullptr;
+}
+
+// Async-signal-safe: atomics only.
+Slot* ClaimSlot(int tid) {
+  Slot* slots = g_slots.load(std::memory_order_acquire);
+  size_t n = g_slot_count.load(std::memory_order_acquire);
+  for (size_t i = 0; slots && i < n; i++) {
+    if (slots[i].tid.load(std::memory_order_relaxed) != tid) continue;
+    int expected = kArmed;
+    if (slots[i].state.compare_exchange_strong(expected, kBusy)) return &slots[i];
+    return nullptr;
+  }
+  return nullptr;
+}
+
+// Async-signal-safe: reads the ucontext the kernel gave us.
+void CopyRegisters(const ucontext_t* uc, Registers* r) {
+#if defined(__x86_64__)
+  const greg_t* g = uc->uc_mcontext.gregs;
+  r->rip = g[REG_RIP];
+  r->rsp = g[REG_RSP];
+  r->rbp = g[REG_RBP];
+  r->rbx = g[REG_RBX];
+  r->r12 = g[REG_R12];
+  r->r13 = g[REG_R13];
+  r->r14 = g[REG_R14];
+  r->r15 = g[REG_R15];
+#else
+  (void)uc;
+  (void)r;
+#endif
+}
+
+// Async-signal-safe: memcpy within one readable mapping, clamped to its end,
+// so a stack pointer near the top of its stack never reads past the mapping.
+void CopyStack(Slot* slot) {
+  slot->stack_size = 0;
+  const Mapping* m = FindMapping(slot->regs.rsp);
+  if (!m) return;
+  size_t n = std::min<size_t>(g_max_stack_bytes, m->end - slot->regs.rsp);
+  memcpy(slot->stack, reinterpret_cast<const void*>(slot->regs.rsp), n);
+  slot->stack_size = n;
+}
+
+// Async-signal-safe: V8 documents GetStackSample for use from a signal
+// handler on the sampled thread (its CPU profiler does the same); it neither
+// allocates nor locks.
+void SampleV8(Slot* slot) {
+  slot->isolate = v8::Isolate::TryGetCurrent();  // a thread-local read
+  slot->vm_state = -1;
+  slot->js_frame_count = 0;
+  slot->external_callback = nullptr;
+  if (!slot->isolate) return;
+  v8::RegisterState state;
+  state.pc = reinterpret_cast<void*>(slot->regs.rip);
+  state.sp = reinterpret_cast<void*>(slot->regs.rsp);
+  state.fp = reinterpret_cast<void*>(slot->regs.rbp);
+  v8::SampleInfo info{};
+  slot->isolate->GetStackSample(state, slot->js_frames, kMaxJsFrames, &info);
+  slot->vm_state = info.vm_state;
+  slot->js_frame_count = info.frames_count;
+  slot->external_callback = info.external_callback_entry;
+}
+
+// Async-signal-safe: a raw futex wait with a timeout; no libc locking.
+void WaitWhileHeld(Slot* slot) {
+  timespec timeout{0, kHoldTimeoutNs};
+  while (slot->hold.load(std::memory_order_acquire)) {
+    long rc = syscall(SYS_futex, &slot->hold, FUTEX_WAIT_PRIVATE, 1, &timeout, nullptr, 0);
+    if (rc == -1 && errno == ETIMEDOUT) break;
+  }
+}
+
+// The capture signal's handler. Everything it calls is async-signal-safe:
+// syscalls (gettid, clock_gettime, futex), atomics, memcpy, sem_post, and
+// V8's signal-safe sampler. It allocates nothing and takes no lock.
+void OnCaptureSignal(int, siginfo_t* info, void* context) {
+  int saved_errno = errno;
+  // Only our own tgkill: another sender of this signal is not ours to answer.
+  if (info->si_code == SI_TKILL && info->si_pid == g_pid) {
+    Slot* slot = ClaimSlot(static_cast<int>(syscall(SYS_gettid)));
+    if (slot) {
+      uint64_t start = NowNs();
+      CopyRegisters(static_cast<ucontext_t*>(context), &slot->regs);
+      CopyStack(slot);
+      SampleV8(slot);
+      bool hold = slot->isolate && g_isolate_known && !g_isolate_known(slot->isolate);
+      slot->hold.store(hold ? 1 : 0, std::memory_order_relaxed);
+      slot->interrupted_ns = NowNs() - start;
+      slot->state.store(kDone, std::memory_order_release);
+      sem_post(&g_done);
+      if (hold) WaitWhileHeld(slot);
+    }
+  }
+  errno = saved_errno;
+}
+
+void ReleaseHold(Slot* slot) {
+  slot->hold.store(0, std::memory_order_release);
+  syscall(SYS_futex, &slot->hold, FUTEX_WAKE_PRIVATE, 1, nullptr, nullptr, 0);
+}
+
+// Fills the mapping table the handler clamps stack copies with.
+void LoadMappings() {
+  g_mapping_count.store(0, std::memory_order_release);
+  std::string maps = ReadProcFile("/proc/self/maps");
+  size_t count = 0;
+  size_t pos = 0;
+  while (pos < maps.size() && count < kMaxMappings) {
+    size_t eol = maps.find('\n', pos);
+    if (eol == std::string::npos) eol = maps.size();
+    const char* line = maps.c_str() + pos;
+    char* p = nullptr;
+    uintptr_t start = strtoull(line, &p, 16);
+    uintptr_t end = (p && *p == '-') ? strtoull(p + 1, &p, 16) : 0;
+    bool readable = p && p[0] == ' ' && p[1] == 'r';
+    if (readable && end > start) {
+      // Adjacent readable mappings (a stack split by mprotect) merge into one.
+      if (count > 0 && g_mappings[count - 1].end == start) g_mappings[count - 1].end = end;
+      else g_mappings[count++] = {start, end};
+    }
+    pos = eol + 1;
+  }
+  g_mapping_count.store(count, std::memory_order_release);
+}
+
+// Waits for the signalled slots to be kDone, holding first-contact threads
+// only as long as first_contact takes. Returns when all answered or at the
+// deadline.
+void CollectAnswers(const std::vector<Slot*>& sent, uint64_t deadline_ns,
+                    const FirstContactFn& first_contact) {
+  std::vector<bool> seen(sent.size(), false);
+  size_t answered = 0;
+  while (answered < sent.size()) {
+    uint64_t now = NowNs();
+    if (now >= deadline_ns) break;
+    timespec rt;
+    clock_gettime(CLOCK_REALTIME, &rt);
+    uint64_t abs_ns = uint64_t(rt.tv_sec) * 1000000000u + rt.tv_nsec + (deadline_ns - now);
+    timespec abs{time_t(abs_ns / 1000000000u), long(abs_ns % 1000000000u)};
+    if (sem_timedwait(&g_done, &abs) != 0 && errno == ETIMEDOUT) break;
+    for (size_t i = 0; i < sent.size(); i++) {
+      Slot* s = sent[i];
+      if (seen[i] || s->state.load(std::memory_order_acquire) != kDone) continue;
+      seen[i] = true;
+      answered++;
+      if (s->hold.load(std::memory_order_acquire)) {
+        if (first_contact) first_contact(s->isolate, s->tid.load());
+        ReleaseHold(s);
+      }
+    }
+  }
+}
+
+// Disarms the slots that never answered. A handler that already claimed its
+// slot is let finish: the capture memory must outlive it.
+bool DisarmAll(Slot* slots, size_t n) {
+  bool all_quiet = true;
+  for (size_t i = 0; i < n; i++) {
+    int expected = kArmed;
+    slots[i].state.compare_exchange_strong(expected, kFree);
+    if (slots[i].hold.load()) ReleaseHold(&slots[i]);
+  }
+  for (int tries = 0; tries < 1000; tries++) {
+    all_quiet = true;
+    for (size_t i = 0; i < n; i++)
+      if (slots[i].state.load(std::memory_order_acquire) == kBusy) all_quiet = false;
+    if (all_quiet) break;
+    usleep(1000);
+  }
+  return all_quiet;
+}
+
+void FillFromProc(ThreadSnapshot* t) {
+  std::string base = "/proc/self/task/" + std::to_string(t->tid);
+  t->name = ReadProcFile(base + "/comm");
+  while (!t->name.empty() && t->name.back() == '\n') t->name.pop_back();
+  ProcStat st;
+  if (ParseProcStat(ReadProcFile(base + "/stat"), &st)) {
+    t->os_state = st.state;
+    t->cpu_user_us = st.utime_us;
+    t->cpu_system_us = st.stime_us;
+  }
+}
+
+void CopyOut(const Slot& slot, ThreadSnapshot* t) {
+  t->captured = true;
+  t->interrupted_ns = slot.interrupted_ns;
+  t->regs = slot.regs;
+  t->stack.assign(slot.stack, slot.stack + slot.stack_size);
+  t->v8.isolate = slot.isolate;
+  t->v8.vm_state = slot.vm_state;
+  t->v8.frame_count = std::min(slot.js_frame_count, kMaxJsFrames);
+  for (size_t i = 0; i < t->v8.frame_count; i++)
+    t->v8.frames.push_back(reinterpret_cast<uintptr_t>(slot.js_frames[i]));
+  t->v8.external_callback = reinterpret_cast<uintptr_t>(slot.external_callback);
+}
+
+// True when the thread blocks the signal: tgkill would leave it pending.
+bool SignalBlocked(int tid, int sig) {
+  std::string status = ReadProcFile("/proc/self/task/" + std::to_string(tid) + "/status");
+  size_t at = status.find("SigBlk:");
+  if (at == std::string::npos) return false;
+  uint64_t mask = strtoull(status.c_str() + at + 7, nullptr, 16);
+  return (mask >> (sig - 1)) & 1;
+}
+
+}  // namespace
+
+int InstallCaptureHandler(IsolateKnownFn isolate_known) {
+  if (g_signal != -1) return g_signal;
+  g_pid = getpid();
+  g_isolate_known = isolate_known;
+  sem_init(&g_done, 0, 0);
+  g_mappings = new Mapping[kMaxMappings];
+  // From the top of the real-time range down: the bottom ones are the
+  // likeliest to be used by applications and libraries.
+  for (int sig = SIGRTMAX - 1; sig >= SIGRTMIN + 4; sig--) {
+    struct sigaction old;
+    if (sigaction(sig, nullptr, &old) != 0) continue;
+    bool taken = (old.sa_flags & SA_SIGINFO) ? old.sa_sigaction != nullptr
+                                             : old.sa_handler != SIG_DFL;
+    if (taken) continue;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_sigaction = OnCaptureSignal;
+    sa.sa_flags = SA_SIGINFO | SA_RESTART;
+    sigemptyset(&sa.sa_mask);
+    if (sigaction(sig, &sa, nullptr) != 0) continue;
+    g_signal = sig;
+    return sig;
+  }
+  return -1;
+}
+
+std::vector<ThreadSnapshot> CaptureAllThreads(const CaptureOptions& options,
+                                              const FirstContactFn& first_contact) {
+  std::vector<ThreadSnapshot> threads;
+  int self = static_cast<int>(syscall(SYS_gettid));
+  for (int tid : ListThreads()) {
+    ThreadSnapshot t;
+    t.tid = tid;
+    t.self = tid == self;
+    threads.push_back(std::move(t));
+  }
+  if (g_signal == -1) {
+    for (auto& t : threads) t.missing_reason = "no capture signal could be installed";
+    for (auto& t : threads) FillFromProc(&t);
+    return threads;
+  }
+
+  size_t n = threads.size();
+  size_t stack_bytes = options.max_stack_bytes;
+  size_t region = n * stack_bytes;
+  void* mem = mmap(nullptr, region, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  Slot* slots = new Slot[n];
+  if (mem == MAP_FAILED) {
+    delete[] slots;
+    for (auto& t : threads) t.missing_reason = "out of memory for the capture";
+    return threads;
+  }
+  LoadMappings();
+  g_max_stack_bytes = stack_bytes;
+  for (size_t i = 0; i < n; i++) {
+    slots[i].tid.store(threads[i].tid, std::memory_order_relaxed);
+    slots[i].state.store(kFree, std::memory_order_relaxed);
+    slots[i].hold.store(0, std::memory_order_relaxed);
+    slots[i].stack = static_cast<unsigned char*>(mem) + i * stack_bytes;
+    slots[i].stack_size = 0;
+    slots[i].isolate = nullptr;
+  }
+  while (sem_trywait(&g_done) == 0) {
+  }
+  g_slot_count.store(n, std::memory_order_release);
+  g_slots.store(slots, std::memory_order_release);
+
+  std::vector<Slot*> sent;
+  for (size_t i = 0; i < n; i++) {
+    ThreadSnapshot& t = threads[i];
+    if (t.self) continue;
+    if (SignalBlocked(t.tid, g_signal)) {
+      t.missing_reason = "the thread blocks the capture signal";
+      continue;
+    }
+    slots[i].state.store(kArmed, std::memory_order_release);
+    if (syscall(SYS_tgkill, g_pid, t.tid, g_signal) != 0) {
+      slots[i].state.store(kFree, std::memory_order_release);
+      t.missing_reason = errno == ESRCH ? "the thread exited during the capture"
+                                        : std::string("tgkill failed: ") + strerror(errno);
+      continue;
+    }
+    sent.push_back(&slots[i]);
+  }
+  CollectAnswers(sent, NowNs() + uint64_t(options.timeout_ms) * 1000000u, first_contact);
+  bool quiet = DisarmAll(slots, n);
+
+  for (size_t i = 0; i < n; i++) {
+    ThreadSnapshot& t = threads[i];
+    if (slots[i].state.load(std::memory_order_acquire) == kDone) CopyOut(slots[i], &t);
+    else if (!t.self && t.missing_reason.empty())
+      t.missing_reason = "the thread did not answer the capture signal in time";
+    FillFromProc(&t);
+    if (t.missing_reason.empty() && !t.captured && !t.self && t.os_state == '?')
+      t.missing_reason = "the thread exited during the capture";
+  }
+  g_slots.store(nullptr, std::memory_order_release);
+  g_slot_count.store(0, std::memory_order_release);
+  // A handler stuck mid-copy (a stopped thread) keeps its memory: leak it
+  // rather than free what a handler may still write.
+  if (quiet) {
+    munmap(mem, region);
+    delete[] slots;
+  }
+  return threads;
+}
+
+}  // namespace gmr

@@ -1,0 +1,70 @@
+// Captures every thread of the process from a per-thread signal.
+//
+// The watchdog lists /proc/self/task, arms one slot per thread and sends each
+// thread the capture signal with tgkill. The handler (thread_capture.cc) only
+// copies registers, the top of the stack and, on a thread with an entered V8
+// isolate, a V8 stack sample into the thread's slot, then returns: the thread
+// runs on while the watchdog unwinds and symbolizes the copies.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "../unwind/unwind.h"
+
+namespace v8 {
+class Isolate;
+}
+
+namespace gmr {
+
+// V8's sample of a thread with an entered isolate (GetStackSample).
+struct V8Sample {
+  v8::Isolate* isolate = nullptr;   // entered on the thread; nullptr: not a JS thread
+  int vm_state = -1;                // v8::StateTag; -1 when not sampled
+  size_t frame_count = 0;           // JavaScript frames seen by the sampler
+  std::vector<uintptr_t> frames;    // their pcs
+  uintptr_t external_callback = 0;  // native function called from JS, if any
+};
+
+struct ThreadSnapshot {
+  int tid = 0;
+  std::string name;                 // /proc/self/task/TID/comm
+  char os_state = '?';              // R, S, D, T, Z ... from /proc/self/task/TID/stat
+  uint64_t cpu_user_us = 0;
+  uint64_t cpu_system_us = 0;
+  bool self = false;                // the capturing (watchdog) thread itself
+  bool captured = false;            // the handler ran in time
+  std::string missing_reason;       // why not, when !captured
+  uint64_t interrupted_ns = 0;      // time the thread spent in the handler
+  Registers regs;
+  std::vector<unsigned char> stack; // copy of [regs.rsp, regs.rsp + stack.size())
+  V8Sample v8;
+};
+
+struct CaptureOptions {
+  size_t max_stack_bytes = 128 * 1024;
+  int timeout_ms = 100;             // for all threads to answer the signal
+};
+
+// Called on the watchdog while a thread that has an isolate unknown to
+// IsolateKnown() is held in its handler: while it is held, the isolate cannot
+// be disposed, so the callee may safely call RequestInterrupt on it.
+using FirstContactFn = std::function<void(v8::Isolate*, int tid)>;
+
+// Lock-free test used by the signal handler. Async-signal-safe.
+using IsolateKnownFn = bool (*)(v8::Isolate*);
+
+// Installs the capture signal's handler once. Picks a real-time signal that
+// nobody handles yet. Returns the signal number, or -1.
+int InstallCaptureHandler(IsolateKnownFn isolate_known);
+
+// Signals every thread but the caller and collects what the handlers copied.
+// Called on the watchdog thread only; not reentrant (one capture at a time).
+std::vector<ThreadSnapshot> CaptureAllThreads(const CaptureOptions& options,
+                                              const FirstContactFn& first_contact);
+
+}  // namespace gmr

@@ -1,0 +1,480 @@
+// Symbolizer: see symbolize.h.
+//
+// Symbol tables are read with pread rather than mmap: if a library is
+// truncated or rewritten in place while we read it, we want a failed read,
+// not a SIGBUS on the watchdog thread. A table is built the first time an
+// address falls into its object and keeps only function symbols, as
+// (address, size, name offset) entries into one string blob. Names are
+// demangled only when a lookup returns them.
+//
+// Not thread-safe: one Symbolizer belongs to one thread (the watchdog).
+
+#include "symbolize.h"
+
+#include <cxxabi.h>
+#include <elf.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <link.h>
+#include <sys/auxv.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <map>
+#include <memory>
+#include <tuple>
+#include <utility>
+#include <vector>
+
+namespace gmr {
+namespace {
+
+constexpr unsigned char kNativeByteOrder =
+    __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__ ? ELFDATA2LSB : ELFDATA2MSB;
+
+// ---------------------------------------------------------------------------
+// Reading ELF bytes, from a file or from memory, with every read bounds-checked
+// so that corrupt headers can't make us allocate or read absurd amounts.
+
+class ElfSource {
+ public:
+  virtual ~ElfSource() = default;
+
+  bool Read(uint64_t offset, uint64_t size, void* dst) const {
+    if (offset > size_ || size > size_ - offset) return false;
+    return ReadAt(offset, size, static_cast<char*>(dst));
+  }
+
+  // Reads count consecutive T at offset into out.
+  template <typename T>
+  bool ReadArray(uint64_t offset, uint64_t count, std::vector<T>* out) const {
+    if (count > size_ / sizeof(T)) return false;
+    out->resize(count);
+    return Read(offset, count * sizeof(T), out->data());
+  }
+
+ protected:
+  virtual bool ReadAt(uint64_t offset, uint64_t size, char* dst) const = 0;
+  uint64_t size_ = 0;
+};
+
+class FileSource : public ElfSource {
+ public:
+  explicit FileSource(const std::string& path)
+      : fd_(open(path.c_str(), O_RDONLY | O_CLOEXEC)) {
+    struct stat st;
+    if (fd_ >= 0 && fstat(fd_, &st) == 0) size_ = st.st_size;
+  }
+  ~FileSource() override {
+    if (fd_ >= 0) close(fd_);
+  }
+  FileSource(const FileSource&) = delete;
+  FileSource& operator=(const FileSource&) = delete;
+
+ private:
+  bool ReadAt(uint64_t offset, uint64_t size, char* dst) const override {
+    while (size > 0) {
+      ssize_t n = pread(fd_, dst, size, static_cast<off_t>(offset));
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) return false;  // error, or the file shrank under us
+      dst += n;
+      offset += n;
+      size -= n;
+    }
+    return true;
+  }
+
+  int fd_;
+};
+
+// An ELF image mapped in our own address space (the vdso).
+class MemorySource : public ElfSource {
+ public:
+  MemorySource(const void* base, size_t size)
+      : base_(static_cast<const char*>(base)) {
+    size_ = size;
+  }
+
+ private:
+  bool ReadAt(uint64_t offset, uint64_t size, char* dst) const override {
+    memcpy(dst, base_ + offset, size);
+    return true;
+  }
+
+  const char* base_;
+};
+
+bool ReadElfHeader(const ElfSource& src, Elf64_Ehdr* eh) {
+  return src.Read(0, sizeof *eh, eh) && memcmp(eh->e_ident, ELFMAG, SELFMAG) == 0 &&
+         eh->e_ident[EI_CLASS] == ELFCLASS64 && eh->e_ident[EI_DATA] == kNativeByteOrder;
+}
+
+// ---------------------------------------------------------------------------
+// GNU build IDs, to make sure the file we read is the one that is loaded.
+
+// The NT_GNU_BUILD_ID descriptor in a PT_NOTE segment, or "" if it has none.
+// Notes are padded to the segment's alignment (4, or 8 for newer notes).
+std::string FindBuildId(const unsigned char* notes, size_t size, uint64_t align) {
+  const size_t pad = align == 8 ? 8 : 4;
+  auto padded = [pad](size_t n) { return (n + pad - 1) & ~(pad - 1); };
+  size_t pos = 0;
+  while (size - pos >= sizeof(Elf64_Nhdr)) {
+    Elf64_Nhdr nh;
+    memcpy(&nh, notes + pos, sizeof nh);
+    const size_t name_at = pos + sizeof nh;
+    const size_t desc_at = name_at + padded(nh.n_namesz);
+    const size_t next = desc_at + padded(nh.n_descsz);
+    if (next > size) break;
+    if (nh.n_type == NT_GNU_BUILD_ID && nh.n_namesz == sizeof "GNU" &&
+        memcmp(notes + name_at, "GNU", sizeof "GNU") == 0) {
+      return std::string(reinterpret_cast<const char*>(notes) + desc_at, nh.n_descsz);
+    }
+    pos = next;
+  }
+  return {};
+}
+
+// Build ID of a loaded object, read from its mapped notes. A note outside
+// every readable PT_LOAD segment is not mapped, so it is not touched.
+std::string LoadedBuildId(const dl_phdr_info& info) {
+  for (int i = 0; i < info.dlpi_phnum; ++i) {
+    const ElfW(Phdr)& note = info.dlpi_phdr[i];
+    if (note.p_type != PT_NOTE) continue;
+    const bool mapped = std::any_of(
+        info.dlpi_phdr, info.dlpi_phdr + info.dlpi_phnum, [&](const ElfW(Phdr)& load) {
+          return load.p_type == PT_LOAD && (load.p_flags & PF_R) &&
+                 note.p_vaddr >= load.p_vaddr &&
+                 note.p_vaddr + note.p_filesz <= load.p_vaddr + load.p_filesz;
+        });
+    if (!mapped) continue;
+    const auto* notes = reinterpret_cast<const unsigned char*>(info.dlpi_addr + note.p_vaddr);
+    std::string id = FindBuildId(notes, note.p_filesz, note.p_align);
+    if (!id.empty()) return id;
+  }
+  return {};
+}
+
+std::string FileBuildId(const ElfSource& src, const Elf64_Ehdr& eh) {
+  std::vector<Elf64_Phdr> phdrs;
+  if (eh.e_phentsize != sizeof(Elf64_Phdr) || !src.ReadArray(eh.e_phoff, eh.e_phnum, &phdrs)) {
+    return {};
+  }
+  for (const Elf64_Phdr& ph : phdrs) {
+    std::vector<unsigned char> notes;
+    if (ph.p_type != PT_NOTE || !src.ReadArray(ph.p_offset, ph.p_filesz, &notes)) continue;
+    std::string id = FindBuildId(notes.data(), notes.size(), ph.p_align);
+    if (!id.empty()) return id;
+  }
+  return {};
+}
+
+// ---------------------------------------------------------------------------
+// Function symbols of one object.
+
+// A function symbol while a table is being built; name points into a string
+// table that outlives the build.
+struct Candidate {
+  uint64_t addr;  // st_value: link-time address
+  uint64_t size;
+  const char* name;
+  unsigned char bind;
+};
+
+size_t LeadingUnderscores(const char* name) { return strspn(name, "_"); }
+
+int BindRank(unsigned char bind) {
+  return bind == STB_GLOBAL ? 0 : bind == STB_WEAK ? 1 : 2;
+}
+
+// Among aliases at one address, prefers the name people know: a sized symbol,
+// then the fewest leading underscores ("read" over "__read"), then global
+// over weak over local, then the shortest; the alphabetical order breaks ties
+// so that results don't depend on table order.
+bool Preferred(const Candidate& a, const Candidate& b) {
+  auto rank = [](const Candidate& c) {
+    return std::make_tuple(c.size == 0, LeadingUnderscores(c.name), BindRank(c.bind),
+                           strlen(c.name));
+  };
+  const auto ra = rank(a), rb = rank(b);
+  if (ra != rb) return ra < rb;
+  return strcmp(a.name, b.name) < 0;
+}
+
+class SymbolTable {
+ public:
+  struct Entry {
+    uint64_t addr;  // link-time address
+    uint32_t size;  // 0 for symbols of unknown size (hand-written assembly)
+    uint32_t name;  // offset in names_
+  };
+
+  void Build(std::vector<Candidate> candidates) {
+    std::sort(candidates.begin(), candidates.end(), [](const Candidate& a, const Candidate& b) {
+      return a.addr != b.addr ? a.addr < b.addr : Preferred(a, b);
+    });
+    // .symtab and .dynsym repeat each other, and aliases share addresses:
+    // keep the preferred (first) name at each address.
+    candidates.erase(std::unique(candidates.begin(), candidates.end(),
+                                 [](const Candidate& a, const Candidate& b) {
+                                   return a.addr == b.addr;
+                                 }),
+                     candidates.end());
+    size_t blob_size = 0;
+    for (const Candidate& c : candidates) blob_size += strlen(c.name) + 1;
+    if (blob_size > UINT32_MAX) return;  // name offsets are 32-bit
+
+    entries_.reserve(candidates.size());
+    names_.reserve(blob_size);
+    for (const Candidate& c : candidates) {
+      const uint32_t size = static_cast<uint32_t>(std::min<uint64_t>(c.size, UINT32_MAX));
+      entries_.push_back({c.addr, size, static_cast<uint32_t>(names_.size())});
+      names_.append(c.name, strlen(c.name) + 1);
+    }
+  }
+
+  // The symbol covering addr (link-time), or null. A zero-sized symbol covers
+  // everything up to the next symbol, as its extent is unknown.
+  const Entry* Find(uint64_t addr) const {
+    auto it = std::upper_bound(entries_.begin(), entries_.end(), addr,
+                               [](uint64_t a, const Entry& e) { return a < e.addr; });
+    if (it == entries_.begin()) return nullptr;
+    --it;
+    if (it->size == 0 || addr - it->addr < it->size) return &*it;
+    return nullptr;
+  }
+
+  const char* Name(const Entry& e) const { return names_.data() + e.name; }
+
+ private:
+  std::vector<Entry> entries_;  // sorted by addr, one per address
+  std::string names_;           // NUL-terminated names, back to back
+};
+
+// Appends the defined function symbols of one SHT_SYMTAB or SHT_DYNSYM
+// section. The section's string table is kept in strings so that candidate
+// names stay valid until the table is built.
+void CollectFunctions(const ElfSource& src, const std::vector<Elf64_Shdr>& sections,
+                      const Elf64_Shdr& symtab, std::vector<std::vector<char>>* strings,
+                      std::vector<Candidate>* out) {
+  if (symtab.sh_entsize != sizeof(Elf64_Sym) || symtab.sh_link >= sections.size()) return;
+  const Elf64_Shdr& strtab = sections[symtab.sh_link];
+  std::vector<Elf64_Sym> syms;
+  std::vector<char> names;
+  if (!src.ReadArray(symtab.sh_offset, symtab.sh_size / sizeof(Elf64_Sym), &syms) ||
+      !src.ReadArray(strtab.sh_offset, strtab.sh_size, &names)) {
+    return;
+  }
+  names.push_back('\0');  // every name ends inside the table, even if it is corrupt
+
+  for (const Elf64_Sym& sym : syms) {
+    const unsigned char type = ELF64_ST_TYPE(sym.st_info);
+    if (type != STT_FUNC && type != STT_GNU_IFUNC) continue;
+    // Undefined symbols are imports; in non-PIE executables they may even
+    // carry the address of their PLT stub.
+    if (sym.st_shndx == SHN_UNDEF || sym.st_name >= names.size() || names[sym.st_name] == '\0') {
+      continue;
+    }
+    out->push_back({sym.st_value, sym.st_size, names.data() + sym.st_name,
+                    static_cast<unsigned char>(ELF64_ST_BIND(sym.st_info))});
+  }
+  strings->push_back(std::move(names));  // moving a vector keeps its buffer in place
+}
+
+std::string Demangle(const char* name) {
+  // Only "_Z" names are C++ symbols; __cxa_demangle would turn a C function
+  // named "i" into "int".
+  if (strncmp(name, "_Z", 2) != 0) return name;
+  int status = 0;
+  char* demangled = abi::__cxa_demangle(name, nullptr, nullptr, &status);
+  if (demangled == nullptr) return name;
+  std::string result(demangled);
+  free(demangled);
+  return result;
+}
+
+// ---------------------------------------------------------------------------
+// Loaded objects.
+
+struct Module {
+  std::string path;       // reported to callers
+  std::string file;       // what we read: /proc/self/exe for the main program
+  uintptr_t load_bias = 0;  // dlpi_addr
+  std::string build_id;   // of the loaded image; the file must match it
+  const void* vdso = nullptr;  // the vdso has no file: its image is read from memory
+  size_t vdso_size = 0;
+  std::vector<std::pair<uintptr_t, uintptr_t>> segments;  // PT_LOAD [start, end)
+
+  bool parsed = false;
+  uintptr_t symbol_bias = 0;  // added to symbol values: load_bias, or 0 for ET_EXEC
+  SymbolTable symbols;
+};
+
+// Fills m's table; on any failure the table stays empty and lookups still
+// report the module.
+void ReadSymbols(const ElfSource& src, Module* m) {
+  Elf64_Ehdr eh;
+  if (!ReadElfHeader(src, &eh)) return;
+  // A library upgraded on disk while the old version is loaded would give
+  // plausible but wrong names.
+  if (!m->build_id.empty() && FileBuildId(src, eh) != m->build_id) return;
+  std::vector<Elf64_Shdr> sections;
+  if (eh.e_shentsize != sizeof(Elf64_Shdr) || !src.ReadArray(eh.e_shoff, eh.e_shnum, &sections)) {
+    return;
+  }
+  std::vector<std::vector<char>> strings;
+  std::vector<Candidate> candidates;
+  for (const Elf64_Shdr& s : sections) {
+    if (s.sh_type == SHT_SYMTAB || s.sh_type == SHT_DYNSYM) {
+      CollectFunctions(src, sections, s, &strings, &candidates);
+    }
+  }
+  // ET_EXEC symbol values are absolute; glibc reports a zero dlpi_addr for
+  // such objects anyway, but don't rely on it.
+  m->symbol_bias = eh.e_type == ET_EXEC ? 0 : m->load_bias;
+  m->symbols.Build(std::move(candidates));
+}
+
+void LoadSymbols(Module* m) {
+  m->parsed = true;
+  if (m->vdso != nullptr) {
+    ReadSymbols(MemorySource(m->vdso, m->vdso_size), m);
+  } else {
+    ReadSymbols(FileSource(m->file), m);
+  }
+}
+
+// Bytes of the vdso image that are safely readable. The kernel maps the whole
+// vdso file, whose section headers come after its loaded contents; the page
+// holding the end of those contents is mapped in full, so rounding up to it
+// takes in the section headers without reading past the mapping.
+size_t VdsoImageSize(const dl_phdr_info& info) {
+  uint64_t end = 0;
+  for (int i = 0; i < info.dlpi_phnum; ++i) {
+    const ElfW(Phdr)& ph = info.dlpi_phdr[i];
+    if (ph.p_type == PT_LOAD) end = std::max<uint64_t>(end, ph.p_offset + ph.p_filesz);
+  }
+  const uint64_t page = getauxval(AT_PAGESZ);
+  return (end + page - 1) / page * page;
+}
+
+struct CollectContext {
+  const std::string* exe_path;
+  uintptr_t vdso;  // the vdso's ELF header, 0 if there is none
+  std::vector<std::unique_ptr<Module>>* found;
+};
+
+// dl_iterate_phdr callback; runs under the loader lock, so it only copies.
+int CollectModule(dl_phdr_info* info, size_t, void* data) {
+  auto* ctx = static_cast<CollectContext*>(data);
+  auto m = std::make_unique<Module>();
+  m->load_bias = info->dlpi_addr;
+  for (int i = 0; i < info->dlpi_phnum; ++i) {
+    const ElfW(Phdr)& ph = info->dlpi_phdr[i];
+    if (ph.p_type != PT_LOAD) continue;
+    const uintptr_t start = info->dlpi_addr + ph.p_vaddr;
+    m->segments.emplace_back(start, start + ph.p_memsz);
+  }
+  if (m->segments.empty()) return 0;
+  m->build_id = LoadedBuildId(*info);
+
+  const bool is_vdso = std::any_of(m->segments.begin(), m->segments.end(), [&](const auto& s) {
+    return ctx->vdso >= s.first && ctx->vdso < s.second;
+  });
+  const bool is_main = !is_vdso && (info->dlpi_name == nullptr || info->dlpi_name[0] == '\0');
+  if (is_vdso) {
+    m->path = info->dlpi_name != nullptr && info->dlpi_name[0] ? info->dlpi_name : "[vdso]";
+    m->vdso = reinterpret_cast<const void*>(ctx->vdso);
+    m->vdso_size = VdsoImageSize(*info);
+  } else if (is_main) {
+    m->path = *ctx->exe_path;
+    m->file = "/proc/self/exe";  // the running inode, even if the path was deleted or replaced
+  } else {
+    m->path = info->dlpi_name;
+    m->file = m->path;
+  }
+  ctx->found->push_back(std::move(m));
+  return 0;
+}
+
+// The main program's path, for display.
+std::string ExecutablePath() {
+  char buf[PATH_MAX];
+  if (realpath("/proc/self/exe", buf) != nullptr) return buf;
+  // realpath fails once the file is deleted; the link text still names it.
+  const ssize_t n = readlink("/proc/self/exe", buf, sizeof buf - 1);
+  return n > 0 ? std::string(buf, n) : std::string();
+}
+
+struct Segment {
+  uintptr_t start, end;
+  Module* module;
+};
+
+}  // namespace
+
+struct Symbolizer::Impl {
+  std::string exe_path = ExecutablePath();
+  // Keyed by (path, load bias), so tables survive Refresh.
+  std::map<std::pair<std::string, uintptr_t>, std::unique_ptr<Module>> modules;
+  std::vector<Segment> segments;  // of all modules, sorted by start
+
+  Module* FindModule(uintptr_t pc) const {
+    auto it = std::upper_bound(segments.begin(), segments.end(), pc,
+                               [](uintptr_t a, const Segment& s) { return a < s.start; });
+    if (it == segments.begin()) return nullptr;
+    --it;
+    return pc < it->end ? it->module : nullptr;
+  }
+};
+
+Symbolizer::Symbolizer() : impl_(new Impl) { Refresh(); }
+
+Symbolizer::~Symbolizer() { delete impl_; }
+
+void Symbolizer::Refresh() {
+  std::vector<std::unique_ptr<Module>> found;
+  CollectContext ctx{&impl_->exe_path, getauxval(AT_SYSINFO_EHDR), &found};
+  dl_iterate_phdr(CollectModule, &ctx);
+
+  decltype(impl_->modules) modules;
+  for (std::unique_ptr<Module>& m : found) {
+    auto key = std::make_pair(m->path, m->load_bias);
+    auto old = impl_->modules.find(key);
+    // Same path and base but another build: a library was dlclose'd and a
+    // new version dlopen'ed at the same place.
+    if (old != impl_->modules.end() && old->second->build_id == m->build_id) {
+      m = std::move(old->second);
+    }
+    modules[std::move(key)] = std::move(m);
+  }
+  impl_->modules = std::move(modules);
+
+  impl_->segments.clear();
+  for (const auto& [key, m] : impl_->modules) {
+    for (const auto& [start, end] : m->segments) impl_->segments.push_back({start, end, m.get()});
+  }
+  std::sort(impl_->segments.begin(), impl_->segments.end(),
+            [](const Segment& a, const Segment& b) { return a.start < b.start; });
+}
+
+bool Symbolizer::Lookup(uintptr_t pc, Symbol* out) {
+  Module* m = impl_->FindModule(pc);
+  if (m == nullptr) return false;
+  if (!m->parsed) LoadSymbols(m);
+
+  *out = Symbol{};
+  out->module = m->path;
+  out->module_offset = pc - m->load_bias;  // the address nm and addr2line use
+  const uint64_t link_addr = pc - m->symbol_bias;
+  if (const SymbolTable::Entry* e = m->symbols.Find(link_addr)) {
+    out->name = Demangle(m->symbols.Name(*e));
+    out->symbol_offset = link_addr - e->addr;
+  }
+  return true;
+}
+
+}  // namespace gmr

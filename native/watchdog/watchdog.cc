@@ -1,0 +1,422 @@
+#include "watchdog.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/eventfd.h>
+#include <sys/inotify.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstring>
+#include <deque>
+#include <mutex>
+
+namespace gmr {
+namespace {
+
+// A reporter that never says it is done (its thread died mid-report) must not
+// block reports forever.
+constexpr auto kInFlightTimeout = std::chrono::seconds(30);
+
+struct ApiRequest {
+  CaptureSettings settings;
+  Deliver deliver;
+};
+
+// Everything the watchdog thread and the JS threads share, under `mu`.
+// Heap-allocated and never destroyed: the watchdog may run while the process
+// exits and static destructors run.
+struct Shared {
+  std::mutex mu;
+  WatchdogConfig config;
+  bool config_changed = false;
+  Deliver reporter;
+  bool in_flight = false;
+  std::chrono::steady_clock::time_point in_flight_since;
+  bool has_pending = false;  // a trigger that came while no reporter was attached
+  Trigger pending;
+  int coalesced = 0;
+  std::deque<ApiRequest> api_requests;
+};
+
+Shared* g_shared = nullptr;
+std::atomic<bool> g_started{false};  // set once g_shared and the fds exist
+
+// Written by the report signal's handler; read by the watchdog.
+int g_signal_fd = -1;
+// Wakes the watchdog for API requests and configuration changes.
+int g_control_fd = -1;
+
+// The report signal and the action that was there before ours, to chain to.
+// g_previous is written before our handler is installed (see
+// InstallReportHandler), so a handler never sees it half-written.
+volatile sig_atomic_t g_report_signal = 0;
+struct sigaction g_previous;
+
+// Async-signal-safe: write() to an eventfd, then the previous handler, which
+// was itself installed as a signal handler. errno is preserved.
+void OnReportSignal(int sig, siginfo_t* info, void* context) {
+  int saved_errno = errno;
+  uint64_t one = 1;
+  ssize_t ignored = write(g_signal_fd, &one, sizeof one);
+  (void)ignored;
+  if (g_previous.sa_flags & SA_SIGINFO) {
+    if (g_previous.sa_sigaction) g_previous.sa_sigaction(sig, info, context);
+  } else if (g_previous.sa_handler != SIG_DFL && g_previous.sa_handler != SIG_IGN) {
+    g_previous.sa_handler(sig);
+  }
+  errno = saved_errno;
+}
+
+bool IsOurs(const struct sigaction& sa) {
+  return (sa.sa_flags & SA_SIGINFO) && sa.sa_sigaction == OnReportSignal;
+}
+
+// Puts our handler in front of whatever handles `sig` now. The default and
+// ignore actions are not chained to: the report signal must never kill the
+// process or be lost.
+void InstallReportHandler(int sig) {
+  struct sigaction current;
+  if (sigaction(sig, nullptr, &current) != 0) return;
+  if (IsOurs(current)) return;
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_sigaction = OnReportSignal;
+  sa.sa_flags = SA_SIGINFO | SA_RESTART;
+  sigemptyset(&sa.sa_mask);
+  // Block the signal here while the chained action changes, so our own
+  // thread cannot run the handler with a half-written g_previous.
+  sigset_t block, old;
+  sigemptyset(&block);
+  sigaddset(&block, sig);
+  pthread_sigmask(SIG_BLOCK, &block, &old);
+  g_previous = current;
+  g_report_signal = sig;
+  sigaction(sig, &sa, nullptr);
+  pthread_sigmask(SIG_SETMASK, &old, nullptr);
+}
+
+// Gives `sig` back to the action we chained to.
+void UninstallReportHandler(int sig) {
+  struct sigaction current;
+  if (sigaction(sig, nullptr, &current) != 0 || !IsOurs(current)) return;
+  sigaction(sig, &g_previous, nullptr);
+  g_report_signal = 0;
+}
+
+const char* SignalName(int sig) {
+  switch (sig) {
+    case SIGUSR1: return "SIGUSR1";
+    case SIGUSR2: return "SIGUSR2";
+    case SIGHUP: return "SIGHUP";
+    case SIGINT: return "SIGINT";
+    case SIGQUIT: return "SIGQUIT";
+    case SIGTERM: return "SIGTERM";
+    case SIGWINCH: return "SIGWINCH";
+    case SIGPWR: return "SIGPWR";
+    case SIGTTIN: return "SIGTTIN";
+    case SIGTTOU: return "SIGTTOU";
+    case SIGURG: return "SIGURG";
+    case SIGXCPU: return "SIGXCPU";
+    case SIGXFSZ: return "SIGXFSZ";
+    case SIGVTALRM: return "SIGVTALRM";
+    case SIGPROF: return "SIGPROF";
+    case SIGCHLD: return "SIGCHLD";
+    case SIGCONT: return "SIGCONT";
+    case SIGTSTP: return "SIGTSTP";
+    case SIGALRM: return "SIGALRM";
+    case SIGPIPE: return "SIGPIPE";
+    case SIGTRAP: return "SIGTRAP";
+    case SIGSYS: return "SIGSYS";
+    case SIGABRT: return "SIGABRT";
+    default: return "signal";
+  }
+}
+
+// The trigger file, watched with inotify on its directory (the file itself
+// may be replaced) and, when asked or when inotify is unavailable, polled.
+// A trigger is an mtime change, so the several events of one `touch` make
+// one report.
+class FileWatch {
+ public:
+  void Reset(const std::string& path, int poll_interval_ms) {
+    Close();
+    path_ = path;
+    poll_ms_ = poll_interval_ms;
+    if (path_.empty()) return;
+    last_mtime_ = Mtime();
+    size_t slash = path_.rfind('/');
+    std::string dir = slash == std::string::npos ? "." : path_.substr(0, slash ? slash : 1);
+    name_ = slash == std::string::npos ? path_ : path_.substr(slash + 1);
+    fd_ = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+    if (fd_ >= 0 &&
+        inotify_add_watch(fd_, dir.c_str(),
+                          IN_ATTRIB | IN_CLOSE_WRITE | IN_MODIFY | IN_MOVED_TO | IN_CREATE) < 0) {
+      close(fd_);
+      fd_ = -1;
+    }
+    if (fd_ < 0 && poll_ms_ <= 0) poll_ms_ = 1000;  // inotify failed: poll rather than go deaf
+  }
+
+  int fd() const { return fd_; }
+  int poll_ms() const { return path_.empty() ? 0 : poll_ms_; }
+  const std::string& path() const { return path_; }
+
+  // Drains inotify events; true when the trigger file's mtime changed.
+  bool OnEvents() {
+    alignas(struct inotify_event) char buf[4096];
+    bool ours = false;
+    for (;;) {
+      ssize_t n = read(fd_, buf, sizeof buf);
+      if (n <= 0) break;
+      for (char* p = buf; p < buf + n;) {
+        auto* ev = reinterpret_cast<struct inotify_event*>(p);
+        if (ev->len && name_ == ev->name) ours = true;
+        p += sizeof(struct inotify_event) + ev->len;
+      }
+    }
+    return ours && Changed();
+  }
+
+  bool Changed() {
+    int64_t now = Mtime();
+    if (now == last_mtime_) return false;
+    last_mtime_ = now;
+    return now != kMissing;  // deleting the file is not a request
+  }
+
+ private:
+  static constexpr int64_t kMissing = -1;
+
+  int64_t Mtime() const {
+    struct stat st;
+    if (stat(path_.c_str(), &st) != 0) return kMissing;
+    return int64_t(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
+  }
+
+  void Close() {
+    if (fd_ >= 0) close(fd_);
+    fd_ = -1;
+  }
+
+  std::string path_, name_;
+  int poll_ms_ = 0;
+  int fd_ = -1;
+  int64_t last_mtime_ = kMissing;
+};
+
+void Drain(int fd) {
+  uint64_t value;
+  while (read(fd, &value, sizeof value) > 0) {
+  }
+}
+
+void Wake() {
+  uint64_t one = 1;
+  ssize_t ignored = write(g_control_fd, &one, sizeof one);
+  (void)ignored;
+}
+
+// Called with shared.mu held. Starts a report now, or folds the trigger into
+// the one in flight, or keeps it for when a reporter attaches.
+// Returns true when the caller should capture and deliver `out`.
+bool TakeTrigger(Shared& s, const Trigger& trigger, Trigger* out) {
+  auto now = std::chrono::steady_clock::now();
+  if (s.in_flight && now - s.in_flight_since > kInFlightTimeout) s.in_flight = false;
+  if (s.in_flight) {
+    s.coalesced++;
+    return false;
+  }
+  if (!s.reporter) {
+    if (s.has_pending) s.coalesced++;
+    s.has_pending = true;
+    s.pending = trigger;
+    return false;
+  }
+  *out = trigger;
+  out->coalesced = s.coalesced;
+  s.coalesced = 0;
+  s.in_flight = true;
+  s.in_flight_since = now;
+  return true;
+}
+
+void RunTrigger(const Trigger& trigger) {
+  Shared& s = *g_shared;
+  Trigger go;
+  CaptureSettings settings;
+  {
+    std::lock_guard<std::mutex> lock(s.mu);
+    if (!TakeTrigger(s, trigger, &go)) return;
+    settings = s.config.capture;
+  }
+  auto capture = std::make_unique<Capture>(CaptureProcess(settings));
+  std::lock_guard<std::mutex> lock(s.mu);
+  // The reporter is called under the lock so that it cannot be detached
+  // (and its thread-safe function freed) while we call it.
+  if (!s.reporter || !s.reporter(std::move(capture), go)) s.in_flight = false;
+}
+
+void RunApiRequests() {
+  Shared& s = *g_shared;
+  for (;;) {
+    ApiRequest request;
+    {
+      std::lock_guard<std::mutex> lock(s.mu);
+      if (s.api_requests.empty()) return;
+      request = std::move(s.api_requests.front());
+      s.api_requests.pop_front();
+    }
+    Trigger trigger{"api", "", 0};
+    request.deliver(std::make_unique<Capture>(CaptureProcess(request.settings)), trigger);
+  }
+}
+
+void* WatchdogMain(void*) {
+  prctl(PR_SET_NAME, "gmr-watchdog", 0, 0, 0);
+  Shared& s = *g_shared;
+  FileWatch file;
+  for (;;) {
+    bool pending = false;
+    Trigger pending_trigger;
+    {
+      std::lock_guard<std::mutex> lock(s.mu);
+      if (s.config_changed) {
+        s.config_changed = false;
+        if (s.config.trigger_file != file.path() || s.config.poll_interval_ms != file.poll_ms())
+          file.Reset(s.config.trigger_file, s.config.poll_interval_ms);
+      }
+      if (s.has_pending && s.reporter) {
+        s.has_pending = false;
+        pending = true;
+        pending_trigger = s.pending;
+      }
+    }
+    if (pending) RunTrigger(pending_trigger);
+
+    struct pollfd fds[3] = {{g_signal_fd, POLLIN, 0}, {g_control_fd, POLLIN, 0}, {file.fd(), POLLIN, 0}};
+    int nfds = file.fd() >= 0 ? 3 : 2;
+    int timeout = file.poll_ms() > 0 ? file.poll_ms() : -1;
+    int rc = poll(fds, nfds, timeout);
+    if (rc < 0) continue;  // EINTR: our signals are blocked here, but be safe
+    if (rc == 0) {
+      if (file.Changed()) RunTrigger({"file", file.path(), 0});
+      continue;
+    }
+    if (fds[0].revents & POLLIN) {
+      Drain(g_signal_fd);  // several signals before we woke are one request
+      RunTrigger({"signal", SignalName(g_report_signal), 0});
+    }
+    if (nfds == 3 && (fds[2].revents & POLLIN) && file.OnEvents())
+      RunTrigger({"file", file.path(), 0});
+    if (fds[1].revents & POLLIN) {
+      Drain(g_control_fd);
+      RunApiRequests();
+    }
+  }
+  return nullptr;
+}
+
+std::string Start() {
+  g_shared = new Shared;
+  g_signal_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  g_control_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (g_signal_fd < 0 || g_control_fd < 0) return std::string("eventfd: ") + strerror(errno);
+  // The watchdog takes no signal: the report signal must reach a thread
+  // whose handler can run, and capture signals must not hit the capturer.
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old);
+  pthread_attr_t attr;
+  pthread_attr_init(&attr);
+  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+  pthread_attr_setstacksize(&attr, 1 << 20);
+  pthread_t thread;
+  int rc = pthread_create(&thread, &attr, WatchdogMain, nullptr);
+  pthread_attr_destroy(&attr);
+  pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  if (rc != 0) return std::string("cannot start the watchdog thread: ") + strerror(rc);
+  return "";
+}
+
+std::mutex& ConfigureMutex() {
+  static auto* mu = new std::mutex;
+  return *mu;
+}
+
+}  // namespace
+
+std::string ConfigureWatchdog(const WatchdogConfig& config) {
+  std::lock_guard<std::mutex> configure(ConfigureMutex());
+  if (!g_started) {
+    std::string error = Start();
+    if (!error.empty()) return error;
+    g_started = true;
+  }
+  int old_signal = g_report_signal;
+  if (old_signal && old_signal != config.report_signal) UninstallReportHandler(old_signal);
+  if (config.report_signal) InstallReportHandler(config.report_signal);
+  {
+    std::lock_guard<std::mutex> lock(g_shared->mu);
+    g_shared->config = config;
+    g_shared->config_changed = true;
+  }
+  Wake();
+  return "";
+}
+
+void ReclaimReportSignal() {
+  std::lock_guard<std::mutex> configure(ConfigureMutex());
+  if (!g_started) return;
+  int sig;
+  {
+    std::lock_guard<std::mutex> lock(g_shared->mu);
+    sig = g_shared->config.report_signal;
+  }
+  if (sig) InstallReportHandler(sig);
+}
+
+void SetReporter(Deliver deliver) {
+  std::lock_guard<std::mutex> configure(ConfigureMutex());
+  if (!g_started) return;
+  {
+    std::lock_guard<std::mutex> lock(g_shared->mu);
+    g_shared->reporter = std::move(deliver);
+    if (!g_shared->reporter) g_shared->in_flight = false;
+  }
+  Wake();  // a trigger may be waiting for a reporter
+}
+
+void ReportDone() {
+  if (!g_started) return;
+  std::lock_guard<std::mutex> lock(g_shared->mu);
+  g_shared->in_flight = false;
+}
+
+void RequestCapture(CaptureSettings settings, Deliver deliver) {
+  {
+    std::lock_guard<std::mutex> configure(ConfigureMutex());
+    if (!g_started) {
+      std::string error = Start();
+      if (!error.empty()) {
+        deliver(nullptr, Trigger{"api", error, 0});
+        return;
+      }
+      g_started = true;
+    }
+  }
+  {
+    std::lock_guard<std::mutex> lock(g_shared->mu);
+    g_shared->api_requests.push_back({std::move(settings), std::move(deliver)});
+  }
+  Wake();
+}
+
+int ReportSignal() { return g_report_signal; }
+
+}  // namespace gmr

@@ -1,0 +1,51 @@
+// The native watchdog: one thread that waits for a trigger (the report
+// signal, the trigger file, a request from JavaScript), captures every thread
+// and hands the capture to whoever formats reports. It never needs an event
+// loop to notice a trigger or to capture, so a stuck JS thread cannot stop it.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "../capture/capture.h"
+
+namespace gmr {
+
+struct Trigger {
+  std::string kind;    // "signal", "file", "api"
+  std::string detail;  // "SIGUSR2", the trigger file's path, ...
+  int coalesced = 0;   // triggers folded into this report while one was in flight
+};
+
+// Called on the watchdog thread with a finished capture. Returns false when
+// nobody could take it (the reporter is gone).
+using Deliver = std::function<bool(std::unique_ptr<Capture>, const Trigger&)>;
+
+struct WatchdogConfig {
+  int report_signal = 0;        // 0: none
+  std::string trigger_file;     // "": none
+  int poll_interval_ms = 0;     // mtime polling of trigger_file; 0: inotify only
+  CaptureSettings capture;
+};
+
+// Starts the thread once; later calls update the configuration. Returns ""
+// or an error message.
+std::string ConfigureWatchdog(const WatchdogConfig& config);
+
+// Re-installs the report signal handler in front of whatever replaced it
+// (libuv does when the application listens on the same signal). The
+// replaced handler is chained to.
+void ReclaimReportSignal();
+
+// The reporter that writes triggered reports; nullptr detaches it.
+void SetReporter(Deliver deliver);
+// The reporter finished the report it was given; the next trigger may go.
+void ReportDone();
+
+// An API report: captured on the watchdog, delivered to `deliver`.
+void RequestCapture(CaptureSettings settings, Deliver deliver);
+
+int ReportSignal();
+
+}  // namespace gmr

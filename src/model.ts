@@ -1,0 +1,116 @@
+// The report as data. Generators (src/sections/) fill it, views
+// (src/format/) render it; nothing here knows about text layout. Everything
+// is JSON-serializable, so the JSON view is the model itself.
+
+export const SCHEMA_VERSION = 1
+
+export interface Report {
+  schema: number
+  package: PackageInfo
+  threads: ThreadInfo[]
+  capture: CaptureInfo
+  greenThreads: GreenThreads
+  processes: ProcessInfo[]
+  configuration: Configuration
+  sections: UserSection[]
+  /** Problems met while reporting (a section that threw, a thread that did not answer). */
+  errors: string[]
+}
+
+export interface PackageInfo {
+  serviceName: string
+  product: string
+  vendor: string
+  version: string
+  application: { name: string, version: string } | null
+  node: string
+  v8: string
+  uv: string
+  platform: string
+  arch: string
+  pid: number
+  ppid: number
+  hostname: string
+  cwd: string
+  argv: string[]
+  execArgv: string[]
+  uptimeSeconds: number
+  generatedAt: string
+  /** What asked for the report: `signal`, `file` or `api`, with its detail. */
+  trigger: { kind: string, detail: string, coalesced: number }
+}
+
+export type ThreadKind =
+  | 'main' | 'worker' | 'libuv-threadpool' | 'v8-platform' | 'inspector'
+  | 'signal' | 'guru-meditation' | 'other'
+
+export interface JsFrame {
+  function: string
+  file: string
+  line: number
+  column: number
+}
+
+export interface NativeFrame {
+  address: string
+  symbol: string
+  module: string
+  /** `symbol+0x1c`, or `module+0x1234` when no symbol covers the address. */
+  location: string
+}
+
+export interface ThreadInfo {
+  tid: number
+  name: string
+  kind: ThreadKind
+  /** OS scheduler state: running, sleeping, disk wait, stopped, zombie. */
+  state: string
+  cpu: { userMs: number, systemMs: number }
+  /** V8's VM state for threads with an isolate: JS, GC, EXTERNAL, IDLE, ... */
+  vmState: string | null
+  /** JavaScript stack, innermost frame first; null when not a JS thread. */
+  javascript: JsFrame[] | null
+  native: NativeFrame[]
+  /** One line saying what the thread is doing, or why a stack is missing. */
+  note: string
+}
+
+export interface CaptureInfo {
+  /** Microseconds spent signalling and copying every thread. */
+  signalPhaseUs: number
+  /** Microseconds waiting for JavaScript stacks. */
+  jsPhaseUs: number
+  totalUs: number
+  captureSignal: string | null
+}
+
+export interface GreenThreads {
+  /** Filled by the green-threads tracker; a plain note until then. */
+  note: string
+}
+
+export interface ProcessInfo {
+  pid: number
+  ppid: number
+  command: string
+  state: string
+  user: string
+  uids: { real: number, effective: number, saved: number }
+  gids: { real: number, effective: number, saved: number }
+  children: ProcessInfo[]
+}
+
+export interface Configuration {
+  /** The application's `conf`, flattened to `group.key` → value, secrets masked. */
+  application: Record<string, string>
+  /** Node's runtime configuration: execArgv, NODE_OPTIONS, resource limits. */
+  runtime: Record<string, string>
+}
+
+export interface UserSection {
+  name: string
+  /** A string or any JSON value from the generator; null when it failed. */
+  content: unknown
+  /** Why content is missing: the generator threw, timed out, or its thread is stuck. */
+  error: string | null
+}
