@@ -193,8 +193,7 @@ Napi::Value AttachReporter(const Napi::CallbackInfo& info) {
   auto tsfn = Napi::ThreadSafeFunction::New(env, info[0].As<Napi::Function>(), "guru-meditation reporter",
                                             0, 1, static_cast<void*>(nullptr), OnReporterFinalized,
                                             static_cast<void*>(nullptr));
-  // Unreferenced: a reporter alone does not keep its thread alive.
-  tsfn.Unref(env);
+  // Referenced: it keeps the reporter's thread alive, waiting for reports.
   SetReporter(DeliverTo(tsfn));
   return env.Undefined();
 }

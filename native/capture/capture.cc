@@ -2,6 +2,8 @@
 
 #include <v8.h>
 
+#include <dlfcn.h>
+
 #include <chrono>
 
 #include "../symbolize/symbolize.h"
@@ -59,6 +61,14 @@ void Symbolize(ThreadCapture* t) {
 
 }  // namespace
 
+void WarmUpCapture() {
+  Symbolizer& symbolizer = SharedSymbolizer();
+  symbolizer.Refresh();
+  Symbol ignored;
+  // Node's own symbol table is the big one; every JS thread's stack is in it.
+  if (void* uv_run = dlsym(RTLD_DEFAULT, "uv_run")) symbolizer.Lookup(reinterpret_cast<uintptr_t>(uv_run), &ignored);
+}
+
 Capture CaptureProcess(const CaptureSettings& settings) {
   Capture out;
   auto start = std::chrono::steady_clock::now();
@@ -70,9 +80,11 @@ Capture CaptureProcess(const CaptureSettings& settings) {
   out.signal_phase_us = SinceUs(start);
 
   auto js_start = std::chrono::steady_clock::now();
+  std::vector<v8::Isolate*> wanted;
   for (const ThreadSnapshot& s : snapshots) {
     if (s.tid == settings.caller_tid || !WantsJsStack(s.v8)) continue;
     round.Post(s.v8.isolate, true);
+    wanted.push_back(s.v8.isolate);
   }
   // Unwinding and symbolizing overlap with the wait for the interrupts.
   out.threads.reserve(snapshots.size());
@@ -85,7 +97,7 @@ Capture CaptureProcess(const CaptureSettings& settings) {
     t.snapshot.stack.shrink_to_fit();
     out.threads.push_back(std::move(t));
   }
-  round.Wait(settings.js_timeout_ms);
+  round.Wait(settings.js_timeout_ms, wanted);
   out.js_phase_us = SinceUs(js_start);
 
   for (ThreadCapture& t : out.threads) {

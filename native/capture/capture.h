@@ -45,4 +45,8 @@ struct CaptureSettings {
 
 Capture CaptureProcess(const CaptureSettings& settings);
 
+// Reads the symbol tables ahead of the first capture, so that the first
+// report, often the one that matters, is as quick as the next. Watchdog only.
+void WarmUpCapture();
+
 }  // namespace gmr

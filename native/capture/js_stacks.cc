@@ -184,12 +184,14 @@ void JsStackRound::Post(v8::Isolate* isolate, bool known) {
 
 bool JsStackRound::Posted(v8::Isolate* isolate) const { return requests_.count(isolate) > 0; }
 
-void JsStackRound::Wait(int timeout_ms) {
+void JsStackRound::Wait(int timeout_ms, const std::vector<v8::Isolate*>& wanted) {
   auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
   std::unique_lock<std::mutex> lock(AnswerMutex());
-  Answered().wait_until(lock, deadline, [this] {
-    for (auto& [isolate, request] : requests_)
-      if (request->state.load() == Request::kPending) return false;
+  Answered().wait_until(lock, deadline, [&] {
+    for (v8::Isolate* isolate : wanted) {
+      auto it = requests_.find(isolate);
+      if (it != requests_.end() && it->second->state.load() == Request::kPending) return false;
+    }
     return true;
   });
   for (auto it = requests_.begin(); it != requests_.end();) {

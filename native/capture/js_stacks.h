@@ -49,7 +49,9 @@ class JsStackRound {
   ~JsStackRound();
   void Post(v8::Isolate* isolate, bool known);
   bool Posted(v8::Isolate* isolate) const;
-  void Wait(int timeout_ms);
+  // Waits for the answers of `wanted` only: an isolate posted at first
+  // contact just to make it known is not waited for.
+  void Wait(int timeout_ms, const std::vector<v8::Isolate*>& wanted);
   // nullptr when no request was posted for this isolate.
   const JsStack* Result(v8::Isolate* isolate) const;
 

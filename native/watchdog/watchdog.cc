@@ -34,6 +34,7 @@ struct ApiRequest {
 struct Shared {
   std::mutex mu;
   WatchdogConfig config;
+  int64_t trigger_baseline = 0;  // the trigger file's mtime when it was configured
   bool config_changed = false;
   Deliver reporter;
   bool in_flight = false;
@@ -142,14 +143,24 @@ const char* SignalName(int sig) {
 // may be replaced) and, when asked or when inotify is unavailable, polled.
 // A trigger is an mtime change, so the several events of one `touch` make
 // one report.
+constexpr int64_t kMissing = -1;
+
+int64_t MtimeNs(const std::string& path) {
+  struct stat st;
+  if (stat(path.c_str(), &st) != 0) return kMissing;
+  return int64_t(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
+}
+
 class FileWatch {
  public:
-  void Reset(const std::string& path, int poll_interval_ms) {
+  // `baseline` is the mtime when the file was configured: a touch between
+  // configuration and this thread's reading it is still a trigger.
+  void Reset(const std::string& path, int poll_interval_ms, int64_t baseline) {
     Close();
     path_ = path;
     poll_ms_ = poll_interval_ms;
     if (path_.empty()) return;
-    last_mtime_ = Mtime();
+    last_mtime_ = baseline;
     size_t slash = path_.rfind('/');
     std::string dir = slash == std::string::npos ? "." : path_.substr(0, slash ? slash : 1);
     name_ = slash == std::string::npos ? path_ : path_.substr(slash + 1);
@@ -184,21 +195,13 @@ class FileWatch {
   }
 
   bool Changed() {
-    int64_t now = Mtime();
+    int64_t now = MtimeNs(path_);
     if (now == last_mtime_) return false;
     last_mtime_ = now;
     return now != kMissing;  // deleting the file is not a request
   }
 
  private:
-  static constexpr int64_t kMissing = -1;
-
-  int64_t Mtime() const {
-    struct stat st;
-    if (stat(path_.c_str(), &st) != 0) return kMissing;
-    return int64_t(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
-  }
-
   void Close() {
     if (fd_ >= 0) close(fd_);
     fd_ = -1;
@@ -279,17 +282,21 @@ void RunApiRequests() {
 
 void* WatchdogMain(void*) {
   prctl(PR_SET_NAME, "gmr-watchdog", 0, 0, 0);
+  WarmUpCapture();
   Shared& s = *g_shared;
   FileWatch file;
   for (;;) {
     bool pending = false;
+    bool file_reset = false;
     Trigger pending_trigger;
     {
       std::lock_guard<std::mutex> lock(s.mu);
       if (s.config_changed) {
         s.config_changed = false;
-        if (s.config.trigger_file != file.path() || s.config.poll_interval_ms != file.poll_ms())
-          file.Reset(s.config.trigger_file, s.config.poll_interval_ms);
+        if (s.config.trigger_file != file.path() || s.config.poll_interval_ms != file.poll_ms()) {
+          file.Reset(s.config.trigger_file, s.config.poll_interval_ms, s.trigger_baseline);
+          file_reset = true;
+        }
       }
       if (s.has_pending && s.reporter) {
         s.has_pending = false;
@@ -298,6 +305,8 @@ void* WatchdogMain(void*) {
       }
     }
     if (pending) RunTrigger(pending_trigger);
+    // A touch before the watch was in place left no event to see.
+    if (file_reset && file.Changed()) RunTrigger({"file", file.path(), 0});
 
     struct pollfd fds[3] = {{g_signal_fd, POLLIN, 0}, {g_control_fd, POLLIN, 0}, {file.fd(), POLLIN, 0}};
     int nfds = file.fd() >= 0 ? 3 : 2;
@@ -362,8 +371,10 @@ std::string ConfigureWatchdog(const WatchdogConfig& config) {
   if (old_signal && old_signal != config.report_signal) UninstallReportHandler(old_signal);
   if (config.report_signal) InstallReportHandler(config.report_signal);
   {
+    int64_t baseline = config.trigger_file.empty() ? kMissing : MtimeNs(config.trigger_file);
     std::lock_guard<std::mutex> lock(g_shared->mu);
     g_shared->config = config;
+    g_shared->trigger_baseline = baseline;
     g_shared->config_changed = true;
   }
   Wake();

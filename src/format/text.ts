@@ -1,0 +1,197 @@
+// Text view: the oslo.reports layout OpenStack operators already read, with
+// 72-column `=` boxes per section and `key = value` lines.
+import path from 'node:path'
+import type { JsFrame, NativeFrame, ProcessInfo, Report, ThreadInfo } from '../model'
+import { safeJsonStringify } from '../util/json-safe'
+
+const WIDTH = 72
+const RULE = '='.repeat(WIDTH)
+
+/** Centred like Python's `'{: ^n}'`: an odd space goes to the right; never flush with the frame. */
+function centre (text: string, width: number): string {
+  const pad = Math.max(width - text.length, 2)
+  const left = Math.floor(pad / 2)
+  return ' '.repeat(left) + text + ' '.repeat(pad - left)
+}
+
+function box (title: string): string[] {
+  return [RULE, `====${centre(title, WIDTH - 8)}====`, RULE]
+}
+
+function subHeading (text: string): string {
+  return `------${centre(text, WIDTH - 12)}------`
+}
+
+/** Text of a model field; the model may be partial when a generator failed. */
+function str (value: unknown): string {
+  try {
+    return typeof value === 'string' ? value : String(value)
+  } catch {
+    return '[unprintable]'
+  }
+}
+
+function list<T> (value: T[] | null | undefined): T[] {
+  return Array.isArray(value) ? value : []
+}
+
+/** Multi-line text indented as a block. */
+function indented (text: string, indent: string): string[] {
+  return text.split('\n').map((line) => indent + line)
+}
+
+/** oslo's `key = value`; a list puts each item on its own line, two spaces in. */
+function kv (key: string, value: unknown, indent = ''): string[] {
+  if (Array.isArray(value)) {
+    return [`${indent}${key} = `, ...value.flatMap((item) => indented(str(item), `${indent}  `))]
+  }
+  const [first, ...rest] = str(value).split('\n')
+  return [`${indent}${key} = ${first}`, ...rest.map((line) => `${indent}  ${line}`)]
+}
+
+function ms (us: unknown): string {
+  return `${(Number(us) / 1000).toFixed(2)} ms`
+}
+
+function packageLines (r: Report): string[] {
+  const p = r.package
+  const app = p.application ? `${str(p.application.name)} ${str(p.application.version)}`.trim() : '(none)'
+  const t = p.trigger
+  const coalesced = t && t.coalesced > 0 ? ` (${t.coalesced} more coalesced)` : ''
+  return [
+    ...kv('product', p.product),
+    ...kv('vendor', p.vendor),
+    ...kv('version', p.version),
+    ...kv('service name', p.serviceName),
+    ...kv('application', app),
+    ...kv('node', p.node),
+    ...kv('v8', p.v8),
+    ...kv('uv', p.uv),
+    ...kv('platform', p.platform),
+    ...kv('arch', p.arch),
+    ...kv('pid', p.pid),
+    ...kv('ppid', p.ppid),
+    ...kv('hostname', p.hostname),
+    ...kv('cwd', p.cwd),
+    ...kv('argv', list(p.argv)),
+    ...kv('execArgv', list(p.execArgv)),
+    ...kv('uptime', `${str(p.uptimeSeconds)} s`),
+    ...kv('generated at', p.generatedAt),
+    ...kv('trigger', t ? `${str(t.kind)} ${str(t.detail)}`.trim() + coalesced : '(unknown)')
+  ]
+}
+
+function jsFrame (f: JsFrame): string {
+  const fn = f.function ? str(f.function) : '<anonymous>'
+  let where = f.file ? str(f.file) : '<unknown>'
+  if (f.line > 0) where += `:${f.line}${f.column > 0 ? `:${f.column}` : ''}`
+  return `  at ${fn} (${where})`
+}
+
+function nativeFrames (frames: NativeFrame[]): string[] {
+  // Index column as wide as the largest index, so addresses line up.
+  const width = String(Math.max(frames.length - 1, 0)).length
+  return frames.map((f, i) => {
+    const module = f.module ? `  (${path.basename(str(f.module))})` : ''
+    return `  #${String(i).padEnd(width)}  ${str(f.address)}  ${str(f.location || f.symbol)}${module}`
+  })
+}
+
+function threadLines (t: ThreadInfo): string[] {
+  const name = t.name ? ` ${str(t.name)}` : ''
+  const lines = [subHeading(`Thread #${str(t.tid)}${name} (${str(t.kind)})`)]
+  lines.push(...kv('state', t.state))
+  if (t.cpu) lines.push(...kv('cpu', `user ${str(t.cpu.userMs)} ms, system ${str(t.cpu.systemMs)} ms`))
+  if (t.vmState !== null && t.vmState !== undefined) lines.push(...kv('vm state', t.vmState))
+  if (t.note) lines.push(...kv('note', t.note))
+  if (Array.isArray(t.javascript)) {
+    lines.push('JavaScript stack:')
+    lines.push(...(t.javascript.length > 0 ? t.javascript.map(jsFrame) : ['  (no frames)']))
+  }
+  const native = list(t.native)
+  lines.push('Native stack:')
+  lines.push(...(native.length > 0 ? nativeFrames(native) : [`  (${t.note ? str(t.note) : 'not captured'})`]))
+  return lines
+}
+
+function threadsLines (r: Report): string[] {
+  const threads = list(r.threads)
+  const c = r.capture
+  const phases = c
+    ? ` (signal phase ${ms(c.signalPhaseUs)}, JavaScript stacks ${ms(c.jsPhaseUs)}` +
+      `${c.captureSignal ? `, capture signal ${str(c.captureSignal)}` : ''})`
+    : ''
+  const summary = `${threads.length} thread${threads.length === 1 ? '' : 's'}, ` +
+    `capture took ${c ? ms(c.totalUs) : '(unknown)'}${phases}`
+  // Each thread is fenced: one malformed entry must not hide the others.
+  return [summary, ...threads.flatMap((t) => ['', ...guarded(() => threadLines(t))])]
+}
+
+function processLines (p: ProcessInfo, indent: string): string[] {
+  const idLine = (ids: ProcessInfo['uids']): string =>
+    ids ? `real ${str(ids.real)}, effective ${str(ids.effective)}, saved ${str(ids.saved)}` : '(unknown)'
+  const uid = p.uids ? str(p.uids.real) : '?'
+  return [
+    `${indent}Process ${str(p.pid)} (under ${str(p.ppid)}) [ run by: ${str(p.user)} (${uid}), state: ${str(p.state)} ]`,
+    `${indent}  uids: ${idLine(p.uids)}`,
+    `${indent}  gids: ${idLine(p.gids)}`,
+    `${indent}  command: ${str(p.command)}`,
+    ...list(p.children).flatMap((child) => processLines(child, `${indent}    `))
+  ]
+}
+
+function processesLines (r: Report): string[] {
+  const roots = list(r.processes)
+  return roots.length > 0 ? roots.flatMap((p) => processLines(p, '')) : ['(no process information)']
+}
+
+function groupLines (name: string, values: Record<string, string> | null | undefined): string[] {
+  const keys = values ? Object.keys(values).sort() : []
+  const body = keys.length > 0 ? keys.flatMap((k) => kv(k, values?.[k], '  ')) : ['  (none)']
+  return [`${name}:`, ...body]
+}
+
+function configurationLines (r: Report): string[] {
+  return [...groupLines('application', r.configuration?.application), ...groupLines('runtime', r.configuration?.runtime)]
+}
+
+function userSectionLines (s: Report['sections'][number]): string[] {
+  if (s.error) return [`(section unavailable: ${str(s.error)})`]
+  return (typeof s.content === 'string' ? s.content : safeJsonStringify(s.content, 2)).split('\n')
+}
+
+function failure (err: unknown): string {
+  try {
+    return `(could not render: ${String((err as Error).message)})`
+  } catch {
+    return '(could not render)'
+  }
+}
+
+function guarded (lines: () => string[]): string[] {
+  try {
+    return lines()
+  } catch (err) {
+    return [failure(err)]
+  }
+}
+
+/** The report as oslo.reports text. Never throws: a part that fails to render says so in place. */
+export function renderText (report: Report): string {
+  const lines = [...box('Guru Meditation'), '|'.repeat(WIDTH), '', '']
+  const section = (title: string, body: () => string[]): void => { lines.push(...box(title), ...guarded(body)) }
+  try {
+    section('Package', () => packageLines(report))
+    section('Threads', () => threadsLines(report))
+    section('Green Threads', () => [str(report.greenThreads.note)])
+    section('Processes', () => processesLines(report))
+    section('Configuration', () => configurationLines(report))
+    for (const s of list(report.sections)) section(str(s?.name), () => userSectionLines(s))
+    if (list(report.errors).length > 0) section('Errors', () => report.errors.map(str))
+  } catch (err) {
+    lines.push(failure(err))
+  }
+  // A clear end, for whoever reads a report out of a log with other output.
+  lines.push(...box('End of Guru Meditation Report'))
+  return lines.join('\n') + '\n'
+}

@@ -1,0 +1,90 @@
+// Loads the addon: a prebuilt binary when one matches this Node, else the
+// local build. A missing binary is one clear message, not a loader's trace.
+import path from 'node:path'
+
+export interface RawJsFrame { function: string, file: string, line: number, column: number }
+
+export interface RawNativeFrame {
+  address: string
+  symbol: string
+  module: string
+  symbolOffset: number
+  moduleOffset: number
+  /** 0: from the interrupted context, 1: CFI, 2: frame pointer. */
+  method: number
+}
+
+export interface RawThread {
+  tid: number
+  name: string
+  osState: string
+  cpuUserUs: number
+  cpuSystemUs: number
+  isMain: boolean
+  isWatchdog: boolean
+  captured: boolean
+  missingReason: string
+  interruptedUs: number
+  hasIsolate: boolean
+  isolate: string
+  vmState: string | null
+  jsFrameCount: number
+  jsRequested: boolean
+  jsAnswered: boolean
+  jsAnsweredAfterUs: number
+  javascript: RawJsFrame[]
+  native: RawNativeFrame[]
+}
+
+export interface RawTrigger { kind: string, detail: string, coalesced: number }
+
+export interface RawCapture {
+  startedUnixMs: number
+  signalPhaseUs: number
+  jsPhaseUs: number
+  totalUs: number
+  captureSignal: string | null
+  trigger: RawTrigger
+  threads: RawThread[]
+}
+
+export interface NativeConfig {
+  /** Signal number; 0 for none. */
+  signal: number
+  /** Absolute path; '' for none. */
+  triggerFile: string
+  /** mtime polling of the trigger file; 0: inotify only. */
+  pollIntervalMs: number
+  jsTimeoutMs: number
+  captureTimeoutMs: number
+}
+
+type Callback = (err: Error | null, capture: RawCapture | null) => void
+
+export interface Addon {
+  configure (config: NativeConfig): void
+  attachReporter (callback: Callback): void
+  reportDone (): void
+  capture (options: { jsTimeoutMs: number, captureTimeoutMs: number }, callback: Callback): void
+  reclaimSignal (): void
+  info (): { captureSignal: string | null, reportSignal: number, tid: number }
+}
+
+export const packageRoot = path.join(__dirname, '..')
+
+let addon: Addon | undefined
+
+export function loadAddon (): Addon {
+  if (addon) return addon
+  try {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    addon = require('node-gyp-build')(packageRoot) as Addon
+  } catch (err) {
+    const reason = (err as Error).message.split('\n')[0]
+    throw new Error(
+      `guru-meditation: no native binary for Node ${process.version} (ABI ${process.versions.modules}, ` +
+      `${process.platform}-${process.arch}): ${reason}. ` +
+      'Build it with `npm rebuild guru-meditation` (approve its install script first if your npm asks).')
+  }
+  return addon
+}

@@ -1,0 +1,82 @@
+// Where a report goes: stderr, or a file in logDir that appears complete or
+// not at all (written under a temporary name, then linked to its final name,
+// which also makes the name unique without a race).
+import fs from 'node:fs'
+import path from 'node:path'
+import crypto from 'node:crypto'
+
+export interface Destination {
+  logDir: string | null
+  serviceName: string
+}
+
+export interface Written {
+  /** The report file, or null when it went to stderr. */
+  path: string | null
+  /** Why a report meant for logDir went to stderr instead. */
+  warning: string | null
+}
+
+const MAX_SAME_SECOND = 1000
+
+/** oslo's timestamp: YYYYMMDDHHMMSS in UTC. */
+export function timestamp (at: Date): string {
+  return at.toISOString().replace(/[-:T]/g, '').slice(0, 14)
+}
+
+// Writes to a raw fd without the event loop: a worker's process.stderr would
+// go through the main thread, which may be the one that is stuck.
+export function writeAllSync (fd: number, text: string): void {
+  const data = Buffer.from(text)
+  let offset = 0
+  let stalls = 0
+  while (offset < data.length) {
+    try {
+      offset += fs.writeSync(fd, data, offset)
+      stalls = 0
+    } catch (err) {
+      // A non-blocking pipe that is full: wait a little, but not forever.
+      if ((err as NodeJS.ErrnoException).code !== 'EAGAIN' || ++stalls > 2000) throw err
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 1)
+    }
+  }
+}
+
+function writeFile (text: string, dir: string, base: string): string {
+  const tmp = path.join(dir, `.${base}.${process.pid}.${crypto.randomBytes(4).toString('hex')}.tmp`)
+  const fd = fs.openSync(tmp, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW, 0o600)
+  try {
+    try {
+      writeAllSync(fd, text)
+    } finally {
+      fs.closeSync(fd)
+    }
+    for (let i = 0; i < MAX_SAME_SECOND; i++) {
+      const final = path.join(dir, i === 0 ? base : `${base}_${i}`)
+      try {
+        fs.linkSync(tmp, final)
+        return final
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err
+      }
+    }
+    throw new Error(`${MAX_SAME_SECOND} reports named ${base} already exist`)
+  } finally {
+    try { fs.unlinkSync(tmp) } catch {}
+  }
+}
+
+/** Never throws: a report that cannot go to logDir goes to stderr. */
+export function writeReportText (text: string, dest: Destination, at: Date): Written {
+  if (dest.logDir) {
+    try {
+      return { path: writeFile(text, dest.logDir, `${dest.serviceName}_gurumeditation_${timestamp(at)}`), warning: null }
+    } catch (err) {
+      const warning = `guru-meditation: cannot write the report to ${dest.logDir} (${(err as Error).message}); writing it to stderr instead\n`
+      try { writeAllSync(2, warning + text) } catch {}
+      return { path: null, warning }
+    }
+  }
+  try { writeAllSync(2, text) } catch {}
+  return { path: null, warning: null }
+}

@@ -1,0 +1,57 @@
+// Assembles a Report from a native capture and what the JS side adds. Used
+// alike by the reporter thread (triggered reports) and by the API on the
+// calling thread.
+import type { Configuration, Report, UserSection } from './model'
+import { SCHEMA_VERSION } from './model'
+import type { RawCapture } from './native'
+import { renderJson } from './format/json'
+import { renderText } from './format/text'
+import { buildGreenThreads } from './sections/green-threads'
+import { buildPackage, type StaticPackage } from './sections/package'
+import { processTree } from './sections/processes'
+import { buildThreads } from './sections/threads'
+import type { Format } from './options'
+
+/** What the thread that set the library up contributes. */
+export interface LiveParts {
+  configuration: Configuration
+  sections: UserSection[]
+  errors: string[]
+}
+
+export function buildReport (capture: RawCapture, pkg: StaticPackage, live: LiveParts, reporterTid: number | null): Report {
+  const at = new Date(capture.startedUnixMs)
+  const errors = [...live.errors]
+  const report: Report = {
+    schema: SCHEMA_VERSION,
+    package: buildPackage(pkg, capture.trigger, at),
+    threads: [],
+    capture: {
+      signalPhaseUs: capture.signalPhaseUs,
+      jsPhaseUs: capture.jsPhaseUs,
+      totalUs: capture.totalUs,
+      captureSignal: capture.captureSignal
+    },
+    greenThreads: buildGreenThreads(),
+    processes: [],
+    configuration: live.configuration,
+    sections: live.sections,
+    errors
+  }
+  // Each generator is fenced: one that fails costs its section only.
+  try {
+    report.threads = buildThreads(capture, reporterTid)
+  } catch (err) {
+    errors.push(`threads: ${(err as Error).message}`)
+  }
+  try {
+    report.processes = processTree()
+  } catch (err) {
+    errors.push(`processes: ${(err as Error).message}`)
+  }
+  return report
+}
+
+export function render (report: Report, format: Format): string {
+  return format === 'json' ? renderJson(report) + '\n' : renderText(report)
+}

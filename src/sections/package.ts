@@ -1,0 +1,92 @@
+// Package: what is running, which versions, and why this report was made.
+import os from 'node:os'
+import type { PackageInfo } from '../model'
+import { applicationPackage } from '../options'
+import { isSecretKey, maskSecretsInText } from './configuration'
+
+/** oslo's version object, `{ name, version }`, or a plain version string. */
+export type VersionInfo =
+  | string
+  | { product?: string | (() => string), vendor?: string | (() => string), version?: string | (() => string), name?: string }
+  | undefined
+
+/** The parts of Package known at setup: the reporter thread gets a copy. */
+export interface StaticPackage {
+  serviceName: string
+  product: string
+  vendor: string
+  version: string
+  application: { name: string, version: string } | null
+  argv: string[]
+  execArgv: string[]
+  startedAtMs: number
+}
+
+function text (value: unknown): string {
+  try {
+    const v = typeof value === 'function' ? value() : value
+    return v === undefined || v === null ? '' : String(v)
+  } catch (err) {
+    return `[threw: ${(err as Error).message}]`
+  }
+}
+
+/** Command-line arguments with secrets masked: `--token=x`, `--password x`, URLs with credentials. */
+export function maskArgs (args: string[], secretKeys: Array<string | RegExp> = []): string[] {
+  return args.map((arg, i) => {
+    const previous = args[i - 1]
+    if (previous && /^--?[\w.-]+$/.test(previous) && isSecretKey(previous.replace(/^-+/, ''), secretKeys)) return '***'
+    const flag = /^(--?[\w.-]+)=/.exec(arg)
+    if (flag && isSecretKey(flag[1].replace(/^-+/, ''), secretKeys)) return `${flag[1]}=***`
+    return maskSecretsInText(arg)
+  })
+}
+
+export function staticPackage (version: VersionInfo, serviceName: string, secretKeys: Array<string | RegExp> = []): StaticPackage {
+  const application = applicationPackage()
+  let product = ''
+  let vendor = ''
+  let ver = ''
+  if (typeof version === 'string') {
+    ver = version
+  } else if (version && typeof version === 'object') {
+    const v = version as Record<string, unknown>
+    product = text(v.product ?? v.name)
+    vendor = text(v.vendor)
+    ver = text(v.version)
+  }
+  return {
+    serviceName,
+    product: product || application?.name || serviceName,
+    vendor,
+    version: ver || application?.version || '',
+    application,
+    argv: maskArgs(process.argv, secretKeys),
+    execArgv: maskArgs(process.execArgv, secretKeys),
+    startedAtMs: Date.now() - process.uptime() * 1000
+  }
+}
+
+export function buildPackage (s: StaticPackage, trigger: PackageInfo['trigger'], at: Date): PackageInfo {
+  return {
+    serviceName: s.serviceName,
+    product: s.product,
+    vendor: s.vendor,
+    version: s.version,
+    application: s.application,
+    node: process.version,
+    v8: process.versions.v8,
+    uv: process.versions.uv ?? '',
+    platform: process.platform,
+    arch: process.arch,
+    pid: process.pid,
+    ppid: process.ppid,
+    hostname: os.hostname(),
+    cwd: process.cwd(),
+    argv: s.argv,
+    execArgv: s.execArgv,
+    uptimeSeconds: Math.round((at.getTime() - s.startedAtMs) / 100) / 10,
+    generatedAt: at.toISOString(),
+    trigger
+  }
+}

@@ -1,0 +1,111 @@
+// Threads: turns the native capture of every thread into the model, naming
+// each thread's kind and saying in one line what it is doing.
+import path from 'node:path'
+import type { JsFrame, NativeFrame, ThreadInfo, ThreadKind } from '../model'
+import type { RawCapture, RawNativeFrame, RawThread } from '../native'
+
+const OS_STATES: Record<string, string> = {
+  R: 'running',
+  S: 'sleeping',
+  D: 'disk wait',
+  T: 'stopped',
+  t: 'tracing stop',
+  Z: 'zombie',
+  X: 'dead',
+  I: 'idle'
+}
+
+// Native symbols that say what a thread without an isolate is for.
+const KIND_MARKERS: Array<[RegExp, ThreadKind]> = [
+  [/^worker$|uv__work_done|uv_queue_work|threadpool/, 'libuv-threadpool'],
+  [/WorkerThreadsTaskRunner|PlatformWorkerThread|DelayedTaskScheduler/, 'v8-platform'],
+  [/inspector::|InspectorIo|StartIoThread/, 'inspector'],
+  [/SignalInspectorThread|signal_handler|SignalWatchdog/, 'signal'],
+  [/node::worker::Worker::Run/, 'worker']
+]
+
+// Frames of this library itself, dropped from an API caller's stack.
+const OWN_DIR = path.join(__dirname, '..')
+
+export function buildThreads (capture: RawCapture, reporterTid: number | null): ThreadInfo[] {
+  return capture.threads
+    .map(t => buildThread(t, reporterTid))
+    .sort((a, b) => kindOrder(a) - kindOrder(b) || a.tid - b.tid)
+}
+
+function kindOrder (t: ThreadInfo): number {
+  const order: ThreadKind[] = ['main', 'worker', 'libuv-threadpool', 'v8-platform', 'inspector', 'signal', 'other', 'guru-meditation']
+  return order.indexOf(t.kind)
+}
+
+function buildThread (t: RawThread, reporterTid: number | null): ThreadInfo {
+  const native = t.native.map(nativeFrame)
+  const kind = threadKind(t, reporterTid)
+  const isJsThread = t.hasIsolate || kind === 'main' || kind === 'worker'
+  const javascript = isJsThread ? t.javascript.filter(f => !f.file.startsWith(OWN_DIR)).map(jsFrame) : null
+  return {
+    tid: t.tid,
+    name: t.name,
+    kind,
+    state: OS_STATES[t.osState] ?? t.osState,
+    cpu: { userMs: Math.round(t.cpuUserUs / 1000), systemMs: Math.round(t.cpuSystemUs / 1000) },
+    vmState: t.vmState,
+    javascript,
+    native,
+    note: diagnose(t, kind, javascript, native)
+  }
+}
+
+function threadKind (t: RawThread, reporterTid: number | null): ThreadKind {
+  if (t.isWatchdog || t.tid === reporterTid) return 'guru-meditation'
+  if (t.isMain) return 'main'
+  if (t.hasIsolate) return 'worker'
+  for (const f of t.native) {
+    for (const [re, kind] of KIND_MARKERS) if (re.test(f.symbol)) return kind
+  }
+  return 'other'
+}
+
+function jsFrame (f: JsFrame): JsFrame {
+  return { function: f.function, file: f.file, line: f.line, column: f.column }
+}
+
+function nativeFrame (f: RawNativeFrame): NativeFrame {
+  const module = f.module ? path.basename(f.module) : ''
+  let location: string
+  if (f.symbol) location = `${f.symbol}+0x${f.symbolOffset.toString(16)}`
+  else if (module) location = `${module}+0x${f.moduleOffset.toString(16)}`
+  else location = '??'
+  return { address: f.address, symbol: f.symbol, module: f.module, location }
+}
+
+function where (f: JsFrame): string {
+  return `${f.function || '<anonymous>'} (${f.file ? path.basename(f.file) : '<unknown>'}:${f.line})`
+}
+
+const EVENT_LOOP_WAIT = /uv__io_poll|epoll_wait|epoll_pwait/
+const LOCK_WAIT = /pthread_cond_(timed)?wait|__futex_abstimed_wait|futex_wait|sem_(timed)?wait|pthread_mutex_lock/
+
+function diagnose (t: RawThread, kind: ThreadKind, js: JsFrame[] | null, native: NativeFrame[]): string {
+  if (kind === 'guru-meditation') return t.isWatchdog ? 'the guru-meditation watchdog (writing this report)' : 'the guru-meditation reporter'
+  if (!t.captured && t.missingReason) return `native stack not captured: ${t.missingReason}`
+  const symbols = native.map(f => f.symbol)
+  const top = native[0]?.symbol ?? ''
+  if (t.jsRequested && !t.jsAnswered) {
+    const state = t.vmState ? ` (VM state ${t.vmState})` : ''
+    return `did not answer the request for its JavaScript stack in time${state}: ` +
+      (t.vmState === 'EXTERNAL' ? 'blocked in a native call' : 'busy and not reaching an interrupt check')
+  }
+  if (t.vmState === 'GC') return 'in garbage collection'
+  if (js && js.length > 0) {
+    if (t.vmState === 'EXTERNAL') return `blocked in a native call from ${where(js[0])}`
+    if (t.vmState === 'ATOMICS_WAIT') return `waiting in Atomics.wait in ${where(js[0])}`
+    return `running JavaScript in ${where(js[0])}`
+  }
+  if (t.vmState === 'ATOMICS_WAIT') return 'waiting in Atomics.wait'
+  if (symbols.some(s => EVENT_LOOP_WAIT.test(s))) return js ? 'idle in the event loop' : 'waiting for events'
+  if (kind === 'libuv-threadpool' && symbols.some(s => LOCK_WAIT.test(s))) return 'idle, waiting for work'
+  if (kind === 'v8-platform' && symbols.some(s => LOCK_WAIT.test(s))) return 'idle, waiting for tasks'
+  if (LOCK_WAIT.test(top)) return 'waiting on a lock or condition'
+  return ''
+}

@@ -1,0 +1,63 @@
+// User sections from registerSection, each run on its own deadline so a slow
+// or failing generator costs only its own section.
+import type { UserSection } from '../model'
+import { safeJsonStringify } from '../util/json-safe'
+
+export type SectionGenerator = () => unknown
+
+const generators = new Map<string, SectionGenerator>()
+const listeners = new Set<(names: string[]) => void>()
+
+export function registerSection (name: string, generator: SectionGenerator): void {
+  if (typeof name !== 'string' || name.trim() === '') throw new TypeError('guru-meditation: registerSection: name must be a non-empty string')
+  if (typeof generator !== 'function') throw new TypeError(`guru-meditation: registerSection: the generator of section '${name}' must be a function`)
+  generators.set(name, generator)
+  for (const listener of listeners) listener(sectionNames())
+}
+
+export function sectionNames (): string[] {
+  return [...generators.keys()]
+}
+
+/** Called with the new list of names whenever a section is registered. */
+export function onSectionsChanged (listener: (names: string[]) => void): void {
+  listeners.add(listener)
+}
+
+/** A section's content is bounded: a huge value must not swamp the report. */
+const MAX_CONTENT_CHARS = 256 * 1024
+
+function content (value: unknown): unknown {
+  if (typeof value === 'string') {
+    return value.length > MAX_CONTENT_CHARS ? value.slice(0, MAX_CONTENT_CHARS) + `\n… (${value.length - MAX_CONTENT_CHARS} more characters)` : value
+  }
+  const json = safeJsonStringify(value, 0)
+  if (json.length > MAX_CONTENT_CHARS) return `[value too large: ${json.length} characters of JSON, limit ${MAX_CONTENT_CHARS}]`
+  return JSON.parse(json)
+}
+
+async function runOne (name: string, generator: SectionGenerator, timeoutMs: number): Promise<UserSection> {
+  let timer: NodeJS.Timeout | undefined
+  try {
+    const timeout = new Promise<never>((_resolve, reject) => {
+      timer = setTimeout(() => reject(new Error(`timed out after ${timeoutMs} ms`)), timeoutMs)
+      timer.unref()
+    })
+    const value = await Promise.race([Promise.resolve().then(generator), timeout])
+    return { name, content: content(value), error: null }
+  } catch (err) {
+    const message = err instanceof Error ? err.message : String(err)
+    return { name, content: null, error: message.startsWith('timed out') ? message : `the generator threw: ${message}` }
+  } finally {
+    clearTimeout(timer)
+  }
+}
+
+export async function runSections (timeoutMs: number): Promise<UserSection[]> {
+  return Promise.all([...generators].map(([name, generator]) => runOne(name, generator, timeoutMs)))
+}
+
+/** The sections as they stand when their thread cannot run them. */
+export function unavailableSections (names: string[], reason: string): UserSection[] {
+  return names.map(name => ({ name, content: null, error: reason }))
+}

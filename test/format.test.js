@@ -1,0 +1,362 @@
+'use strict'
+// Text and JSON views of a report, and the process tree they show.
+const t = require('tap')
+const { spawn } = require('node:child_process')
+const { renderText } = require('../dist/format/text')
+const { renderJson } = require('../dist/format/json')
+const { safeJsonStringify } = require('../dist/util/json-safe')
+const { flattenConfig, runtimeConfig } = require('../dist/sections/configuration')
+const { processTree } = require('../dist/sections/processes')
+
+const RULE = '='.repeat(72)
+
+// Each of these must appear nowhere in either view.
+const SECRETS = ['pgS3cretPw', 'bearerTokenValue', 'AKIAIOSFODNN7EXAMPLE', 'pemSecretLine',
+  'nestedDbPassw0rd', 'dXNlcjpodW50ZXIy', 'customInternalValue', 'regexMatchedValue']
+
+function conf () {
+  return {
+    database: { connection: 'postgresql://nova:pgS3cretPw@db.example.com:5432/nova' },
+    db: { credentials: { password: 'nestedDbPassw0rd' } },
+    http: { headers: { Authorization: 'Basic dXNlcjpodW50ZXIy' } },
+    upstream: { note: 'send Bearer abc.bearerTokenValue' },
+    aws: { access: 'AKIAIOSFODNN7EXAMPLE' },
+    tls: { key_file: '/etc/nova/key.pem', bundle: '-----BEGIN PRIVATE KEY-----\npemSecretLine\n-----END PRIVATE KEY-----' },
+    internal: { myCustomField: 'customInternalValue', x_hidden_y: 'regexMatchedValue' },
+    hosts: ['a.example.com', 'b.example.com'],
+    workers: 4
+  }
+}
+
+function fixture (overrides = {}) {
+  const cyclic = { size: 3n, fn () {} }
+  cyclic.self = cyclic
+  return {
+    schema: 1,
+    package: {
+      serviceName: 'nova-api',
+      product: 'OpenStack Nova',
+      vendor: 'OpenStack Foundation',
+      version: '13.0.0',
+      application: { name: 'nova', version: '13.0.0' },
+      node: 'v20.11.0',
+      v8: '11.3.244.8',
+      uv: '1.46.0',
+      platform: 'linux',
+      arch: 'x64',
+      pid: 4242,
+      ppid: 1,
+      hostname: 'compute-1',
+      cwd: '/srv/nova',
+      argv: ['/usr/bin/node', '/srv/nova/api.js'],
+      execArgv: ['--enable-source-maps'],
+      uptimeSeconds: 12.5,
+      generatedAt: '2024-05-06T07:08:09.000Z',
+      trigger: { kind: 'signal', detail: 'SIGUSR2', coalesced: 2 }
+    },
+    threads: [
+      {
+        tid: 4242,
+        name: 'node',
+        kind: 'main',
+        state: 'running',
+        cpu: { userMs: 120, systemMs: 30 },
+        vmState: 'JS',
+        javascript: [
+          { function: 'spin', file: '/srv/nova/api.js', line: 10, column: 5 },
+          { function: '', file: 'node:internal/timers', line: 569, column: 17 }
+        ],
+        native: [
+          { address: '0x00007f3a1c2b3c4d', symbol: 'epoll_wait', module: '/lib/x86_64-linux-gnu/libc.so.6', location: 'epoll_wait+0x1c' },
+          { address: '0x000055d0a0b0c0d0', symbol: '', module: '/usr/bin/node', location: 'node+0x1234' }
+        ],
+        note: ''
+      },
+      {
+        tid: 4250,
+        name: 'libuv-worker',
+        kind: 'libuv-threadpool',
+        state: 'sleeping',
+        cpu: { userMs: 0, systemMs: 1 },
+        vmState: null,
+        javascript: null,
+        native: [],
+        note: 'did not answer the capture signal'
+      },
+      {
+        tid: 42513,
+        name: '',
+        kind: 'other',
+        state: 'sleeping',
+        cpu: { userMs: 0, systemMs: 0 },
+        vmState: null,
+        javascript: null,
+        native: [],
+        note: ''
+      }
+    ],
+    capture: { signalPhaseUs: 1200, jsPhaseUs: 2100, totalUs: 3456, captureSignal: 'SIGRTMIN+3' },
+    greenThreads: { note: 'Node.js has no green threads.' },
+    processes: [{
+      pid: 4242,
+      ppid: 1,
+      command: 'node /srv/nova/api.js',
+      state: 'running',
+      user: 'nova',
+      uids: { real: 1000, effective: 1000, saved: 1000 },
+      gids: { real: 1000, effective: 1000, saved: 1000 },
+      children: [{
+        pid: 4300,
+        ppid: 4242,
+        command: 'sh -c worker',
+        state: 'sleeping',
+        user: 'nova',
+        uids: { real: 1000, effective: 1000, saved: 1000 },
+        gids: { real: 1000, effective: 1000, saved: 1000 },
+        children: [{
+          pid: 4301,
+          ppid: 4300,
+          command: 'worker',
+          state: 'sleeping',
+          user: 'nova',
+          uids: { real: 1000, effective: 1000, saved: 1000 },
+          gids: { real: 1000, effective: 1000, saved: 1000 },
+          children: []
+        }]
+      }]
+    }],
+    configuration: {
+      application: flattenConfig(conf(), ['customfield', /^x_.*_y$/]),
+      runtime: { 'env.NODE_ENV': 'production', execPath: '/usr/bin/node' }
+    },
+    sections: [
+      { name: 'Cache', content: 'hits = 10\nmisses = 2', error: null },
+      { name: 'Pool', content: cyclic, error: null },
+      { name: 'Stuck', content: null, error: 'timed out after 2000 ms' }
+    ],
+    errors: ['threads: thread 4252 did not answer'],
+    ...overrides
+  }
+}
+
+/** Lines from a box titled `title` up to the next box. */
+function sectionBody (lines, title) {
+  const start = lines.findIndex((l, i) => l.startsWith('====') && l.includes(` ${title} `) && lines[i - 1] === RULE)
+  if (start < 0) return null
+  const end = lines.findIndex((l, i) => i > start + 1 && l === RULE)
+  return lines.slice(start + 2, end < 0 ? lines.length : end)
+}
+
+t.test('text: the oslo header box and section boxes', async (t) => {
+  const text = renderText(fixture())
+  const lines = text.split('\n')
+  t.same(lines.slice(0, 4), [
+    '========================================================================',
+    '====                        Guru Meditation                         ====',
+    '========================================================================',
+    '||||||||||||||||||||||||||||||||||||||||||||||||||||||||||||||||||||||||'
+  ])
+  for (const line of lines.slice(0, 4)) t.equal(line.length, 72)
+  t.ok(text.endsWith('\n'))
+
+  const titles = lines.filter((l, i) => lines[i - 1] === RULE && l.startsWith('====')).map((l) => l.slice(4, -4).trim())
+  t.same(titles, ['Guru Meditation', 'Package', 'Threads', 'Green Threads', 'Processes', 'Configuration',
+    'Cache', 'Pool', 'Stuck', 'Errors', 'End of Guru Meditation Report'])
+  for (const line of lines.filter((l) => l.startsWith('===='))) t.equal(line.length, 72, line)
+  t.ok(lines.includes('====                            Package                             ===='))
+  t.ok(lines.includes('====                         Configuration                          ===='))
+})
+
+t.test('text: Package', async (t) => {
+  const body = sectionBody(renderText(fixture()).split('\n'), 'Package')
+  t.same(body.slice(0, 3), ['product = OpenStack Nova', 'vendor = OpenStack Foundation', 'version = 13.0.0'])
+  const text = body.join('\n')
+  t.match(text, /^service name = nova-api$/m)
+  t.match(text, /^application = nova 13\.0\.0$/m)
+  t.match(text, /^argv = \n {2}\/usr\/bin\/node\n {2}\/srv\/nova\/api\.js\nexecArgv = \n {2}--enable-source-maps\n/m, 'lists: items two spaces in')
+  t.match(text, /^uptime = 12\.5 s$/m)
+  t.match(text, /^generated at = 2024-05-06T07:08:09\.000Z$/m)
+  t.match(text, /^trigger = signal SIGUSR2 \(2 more coalesced\)$/m)
+
+  const api = fixture()
+  api.package.trigger = { kind: 'api', detail: '', coalesced: 0 }
+  t.match(renderText(api), /^trigger = api$/m)
+})
+
+t.test('text: Threads', async (t) => {
+  const lines = sectionBody(renderText(fixture()).split('\n'), 'Threads')
+  t.equal(lines[0], '3 threads, capture took 3.46 ms (signal phase 1.20 ms, JavaScript stacks 2.10 ms, capture signal SIGRTMIN+3)')
+  const heading = '------                  Thread #4242 node (main)                  ------'
+  t.equal(heading.length, 72)
+  const at = lines.indexOf(heading)
+  t.ok(at > 0, 'sub-heading centred in 72 columns')
+  t.same(lines.slice(at + 1, at + 9), [
+    'state = running',
+    'cpu = user 120 ms, system 30 ms',
+    'vm state = JS',
+    'JavaScript stack:',
+    '  at spin (/srv/nova/api.js:10:5)',
+    '  at <anonymous> (node:internal/timers:569:17)',
+    'Native stack:',
+    '  #0  0x00007f3a1c2b3c4d  epoll_wait+0x1c  (libc.so.6)'
+  ])
+  t.equal(lines[at + 9], '  #1  0x000055d0a0b0c0d0  node+0x1234  (node)')
+
+  const worker = '------        Thread #4250 libuv-worker (libuv-threadpool)        ------'
+  t.equal(worker.length, 72)
+  const w = lines.indexOf(worker)
+  t.ok(w > 0)
+  t.same(lines.slice(w + 1, w + 6), [
+    'state = sleeping',
+    'cpu = user 0 ms, system 1 ms',
+    'note = did not answer the capture signal',
+    'Native stack:',
+    '  (did not answer the capture signal)'
+  ], 'no JS block and no vm state when null')
+  // Odd padding goes right, as Python's '{: ^60}' does (19 spaces, 20 spaces).
+  const other = lines.indexOf('------                   Thread #42513 (other)                    ------')
+  t.ok(other > 0, 'an unnamed thread, centred like oslo')
+  t.equal(lines[other + 4], '  (not captured)')
+  for (const l of lines.filter((l) => l.startsWith('------'))) t.equal(l.length, 72, l)
+})
+
+t.test('text: Green Threads, Processes, Configuration, user sections, errors', async (t) => {
+  const lines = renderText(fixture()).split('\n')
+  t.same(sectionBody(lines, 'Green Threads'), ['Node.js has no green threads.'])
+  t.same(sectionBody(lines, 'Processes'), [
+    'Process 4242 (under 1) [ run by: nova (1000), state: running ]',
+    '  uids: real 1000, effective 1000, saved 1000',
+    '  gids: real 1000, effective 1000, saved 1000',
+    '  command: node /srv/nova/api.js',
+    '    Process 4300 (under 4242) [ run by: nova (1000), state: sleeping ]',
+    '      uids: real 1000, effective 1000, saved 1000',
+    '      gids: real 1000, effective 1000, saved 1000',
+    '      command: sh -c worker',
+    '        Process 4301 (under 4300) [ run by: nova (1000), state: sleeping ]',
+    '          uids: real 1000, effective 1000, saved 1000',
+    '          gids: real 1000, effective 1000, saved 1000',
+    '          command: worker'
+  ])
+  t.same(sectionBody(lines, 'Configuration'), [
+    'application:',
+    '  aws.access = ***',
+    '  database.connection = postgresql://***@db.example.com:5432/nova',
+    '  db.credentials = ***',
+    '  hosts = a.example.com, b.example.com',
+    '  http.headers.Authorization = ***',
+    '  internal.myCustomField = ***',
+    '  internal.x_hidden_y = ***',
+    '  tls.bundle = ***',
+    '  tls.key_file = /etc/nova/key.pem',
+    '  upstream.note = send Bearer ***',
+    '  workers = 4',
+    'runtime:',
+    '  env.NODE_ENV = production',
+    '  execPath = /usr/bin/node'
+  ])
+  t.same(sectionBody(lines, 'Cache'), ['hits = 10', 'misses = 2'], 'a string section prints as is')
+  t.same(sectionBody(lines, 'Pool'), ['{', '  "size": "3",', '  "self": "[Circular]"', '}'], 'JSON, cycles and BigInt made safe')
+  t.same(sectionBody(lines, 'Stuck'), ['(section unavailable: timed out after 2000 ms)'])
+  t.same(sectionBody(lines, 'Errors'), ['threads: thread 4252 did not answer'])
+
+  const clean = renderText(fixture({ errors: [], sections: [] }))
+  t.notMatch(clean, /Errors/, 'no errors block without errors')
+  t.same(sectionBody(renderText(fixture({ processes: [] })).split('\n'), 'Processes'), ['(no process information)'])
+  const noConf = sectionBody(renderText(fixture({ configuration: { application: {}, runtime: {} } })).split('\n'), 'Configuration')
+  t.same(noConf, ['application:', '  (none)', 'runtime:', '  (none)'])
+})
+
+t.test('text: multi-line values stay indented', async (t) => {
+  const r = fixture({ configuration: { application: { banner: 'line one\nline two' }, runtime: {} } })
+  const body = sectionBody(renderText(r).split('\n'), 'Configuration')
+  t.same(body.slice(0, 3), ['application:', '  banner = line one', '    line two'])
+})
+
+t.test('secrets appear nowhere in either view', async (t) => {
+  const report = fixture({ configuration: { application: flattenConfig(conf(), ['customfield', /^x_.*_y$/]), runtime: runtimeConfig({ NODE_OPTIONS: '--db-password=pgS3cretPw' }) } })
+  const text = renderText(report)
+  const json = renderJson(report)
+  for (const secret of [...SECRETS, 'hunter2']) {
+    t.notOk(text.includes(secret), `text: ${secret}`)
+    t.notOk(json.includes(secret), `json: ${secret}`)
+  }
+})
+
+t.test('json: the model, made safe', async (t) => {
+  const report = fixture()
+  const parsed = JSON.parse(renderJson(report))
+  t.equal(parsed.package.serviceName, 'nova-api')
+  t.equal(parsed.threads[0].javascript[1].function, '')
+  t.same(parsed.sections[1].content, { size: '3', self: '[Circular]' }, 'BigInt as string, cycle marked, function dropped')
+  t.same(JSON.parse(renderJson(fixture({ sections: [] }))), JSON.parse(JSON.stringify(fixture({ sections: [] }))), 'a plain report is JSON.stringify')
+  t.equal(renderJson(report), renderJson(report), 'stable')
+  t.match(renderJson(report), /^{\n {2}"schema": 1,\n/, 'two-space indent')
+
+  const hostile = {
+    get boom () { throw new Error('getter exploded') },
+    proxy: new Proxy({}, { ownKeys () { throw new Error('trap') } }),
+    buf: Buffer.alloc(1e6),
+    big: 1n,
+    sym: Symbol('x'),
+    when: new Date(0),
+    map: new Map([['k', 1n]]),
+    set: new Set([1])
+  }
+  const out = JSON.parse(safeJsonStringify(hostile))
+  t.same(out, {
+    boom: '[getter threw: getter exploded]',
+    proxy: '[unreadable: trap]',
+    buf: '<Buffer 1000000 bytes>',
+    big: '1',
+    when: '1970-01-01T00:00:00.000Z',
+    map: { k: '1' },
+    set: [1]
+  })
+  let deep = {}
+  for (let i = 0; i < 100000; i++) deep = { d: deep }
+  t.doesNotThrow(() => safeJsonStringify(deep), 'very deep values are cut, not a stack overflow')
+  t.match(safeJsonStringify(deep), /\[…depth\]/)
+  t.equal(safeJsonStringify(undefined), 'null')
+  const { proxy: revoked, revoke } = Proxy.revocable({}, {})
+  revoke()
+  t.doesNotThrow(() => renderJson(fixture({ sections: [{ name: 'x', content: revoked, error: null }] })))
+})
+
+t.test('text never throws on a malformed report', async (t) => {
+  for (const bad of [{}, fixture({ threads: null, package: undefined, greenThreads: null }),
+    fixture({ threads: [null, { tid: 1 }], sections: [null, { name: 'x', content: 1n, error: null }] })]) {
+    let text
+    t.doesNotThrow(() => { text = renderText(bad) })
+    t.ok(text.startsWith(`${RULE}\n====                        Guru Meditation`))
+    t.match(text, /Configuration/)
+  }
+  t.match(renderText({}), /\(could not render: /)
+})
+
+t.test('processTree: this process and a spawned child, rendered', async (t) => {
+  const child = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 30000)', '--', '--db-password=hunter2', 'postgres://u:pw42@h/db'], { stdio: 'ignore' })
+  t.teardown(() => { child.kill('SIGKILL') })
+  await new Promise((resolve, reject) => { child.once('spawn', resolve); child.once('error', reject) })
+
+  const tree = processTree()
+  t.equal(tree.length, 1, 'one root')
+  const root = tree[0]
+  t.equal(root.pid, process.pid)
+  t.equal(root.ppid, process.ppid)
+  t.equal(root.uids.real, process.getuid())
+  t.equal(root.gids.effective, process.getegid())
+  t.match(root.state, /^(running|sleeping)$/)
+  t.match(root.command, /format\.test\.js/)
+  t.type(root.user, 'string')
+  const kid = root.children.find((c) => c.pid === child.pid)
+  t.ok(kid, 'the spawned child is a child of the root')
+  t.equal(kid.ppid, process.pid)
+  t.match(kid.command, /setTimeout/)
+  t.notMatch(kid.command, /hunter2|pw42/, 'command lines are masked')
+  t.match(kid.command, /--db-password=\*\*\* postgres:\/\/\*\*\*@h\/db/)
+
+  const text = renderText(fixture({ processes: tree }))
+  t.match(text, new RegExp(`^ {4}Process ${child.pid} \\(under ${process.pid}\\) \\[ run by: .+ \\(\\d+\\), state: \\w+ \\]$`, 'm'))
+
+  t.same(processTree(2 ** 22 + 12345), [], 'a process that does not exist gives an empty tree')
+})

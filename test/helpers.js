@@ -1,0 +1,82 @@
+'use strict'
+// Spawns real Node processes with the library and reads their reports.
+const { spawn } = require('node:child_process')
+const fs = require('node:fs')
+const os = require('node:os')
+const path = require('node:path')
+
+const ROOT = path.join(__dirname, '..')
+const FIXTURES = path.join(__dirname, 'fixtures')
+const REPORT_NAME = /^(.+)_gurumeditation_(\d{14})(_\d+)?$/
+
+/** A child process that the test always kills, with its output collected. */
+function spawnNode (t, args, { env = {}, cwd = ROOT } = {}) {
+  const child = spawn(process.execPath, args, {
+    cwd,
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe']
+  })
+  child.stdoutText = ''
+  child.stderrText = ''
+  child.stdout.on('data', d => { child.stdoutText += d })
+  child.stderr.on('data', d => { child.stderrText += d })
+  child.exited = new Promise(resolve => child.on('exit', (code, signal) => resolve({ code, signal })))
+  t.teardown(() => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL') })
+  return child
+}
+
+async function until (what, check, timeoutMs = 15000, child = null) {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    const value = await check()
+    if (value) return value
+    if (Date.now() > deadline) {
+      const output = child ? `\nstdout: ${child.stdoutText}\nstderr: ${child.stderrText}` : ''
+      throw new Error(`timed out waiting for ${what}${output}`)
+    }
+    await new Promise(resolve => setTimeout(resolve, 25))
+  }
+}
+
+function waitForOutput (child, re, stream = 'stdoutText', timeoutMs = 15000) {
+  return until(`${re} on ${stream}`, () => child[stream].match(re), timeoutMs, child)
+}
+
+function tmpDir (t) {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gmr-test-'))
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }))
+  return dir
+}
+
+function reportFiles (dir) {
+  return fs.readdirSync(dir).filter(f => REPORT_NAME.test(f)).sort()
+}
+
+async function waitForReports (dir, count = 1, timeoutMs = 15000, child = null) {
+  await until(`${count} report(s) in ${dir}`, () => reportFiles(dir).length >= count, timeoutMs, child)
+  return reportFiles(dir).map(f => path.join(dir, f))
+}
+
+/** The 1-based line of the fixture source that holds `marker`. */
+function lineOf (file, marker) {
+  const lines = fs.readFileSync(file, 'utf8').split('\n')
+  const i = lines.findIndex(l => l.includes(marker))
+  if (i < 0) throw new Error(`${marker} not in ${file}`)
+  return i + 1
+}
+
+/** The text report that ends the child's stderr, once it is complete. */
+function waitForTextReport (child, timeoutMs = 15000) {
+  return until('a text report on stderr', () => {
+    const start = child.stderrText.indexOf('====                        Guru Meditation')
+    if (start < 0) return null
+    const end = child.stderrText.indexOf('End of Guru Meditation Report', start)
+    return end < 0 ? null : child.stderrText.slice(start, end)
+  }, timeoutMs, child)
+}
+
+function isAlive (pid) {
+  try { process.kill(pid, 0); return true } catch { return false }
+}
+
+module.exports = { ROOT, FIXTURES, REPORT_NAME, spawnNode, until, waitForOutput, tmpDir, reportFiles, waitForReports, lineOf, waitForTextReport, isAlive }

@@ -1,0 +1,31 @@
+'use strict'
+// User sections on a service whose main thread can answer.
+const t = require('tap')
+const fs = require('node:fs')
+const path = require('node:path')
+const { FIXTURES, REPORT_NAME, spawnNode, waitForOutput, tmpDir, waitForReports, lineOf, waitForTextReport, isAlive, until } = require('./helpers')
+
+const APP = path.join(FIXTURES, 'app.js')
+const SPIN_LINE = lineOf(APP, 'SPIN-LINE')
+
+function mainThread (report) {
+  return report.threads.find(th => th.kind === 'main')
+}
+
+t.test('a report on an idle service runs the user sections', async t => {
+  const dir = tmpDir(t)
+  const child = spawnNode(t, [APP, 'programmatic', 'idle'], {
+    env: { GMR_TEST_OPTIONS: JSON.stringify({ logDir: dir, format: 'json', sectionTimeout: 300 }) }
+  })
+  await waitForOutput(child, /ready/)
+  process.kill(child.pid, 'SIGUSR2')
+  const [file] = await waitForReports(dir, 1, 15000, child)
+  const report = JSON.parse(fs.readFileSync(file, 'utf8'))
+  const section = name => report.sections.find(s => s.name === name)
+  t.same(section('Good Section').content, { orders: 3, status: 'fine' })
+  t.match(section('Broken Section').error, /section boom/)
+  t.match(section('Slow Section').error, /timed out after 300 ms/)
+  const main = mainThread(report)
+  t.match(main.note, /idle in the event loop/)
+  t.ok(isAlive(child.pid))
+})

@@ -1,0 +1,78 @@
+'use strict'
+// kill -USR2 on a real service, stuck or idle, preloaded or set up in code.
+const t = require('tap')
+const fs = require('node:fs')
+const path = require('node:path')
+const { FIXTURES, REPORT_NAME, spawnNode, waitForOutput, tmpDir, waitForReports, lineOf, waitForTextReport, isAlive, until } = require('./helpers')
+
+const APP = path.join(FIXTURES, 'app.js')
+const SPIN_LINE = lineOf(APP, 'SPIN-LINE')
+
+function mainThread (report) {
+  return report.threads.find(th => th.kind === 'main')
+}
+
+t.test('SIGUSR2 on a preloaded, stuck service writes a JSON report to logDir', async t => {
+  const dir = tmpDir(t)
+  const child = spawnNode(t, ['-r', 'guru-meditation/register', APP, 'preload', 'spin'], {
+    env: { GMR_LOG_DIR: dir, GMR_FORMAT: 'json', GMR_SERVICE_NAME: 'stuck-svc', GMR_SECTION_TIMEOUT: '300' }
+  })
+  await waitForOutput(child, /spinning/)
+  process.kill(child.pid, 'SIGUSR2')
+  const [file] = await waitForReports(dir, 1, 15000, child)
+
+  const name = path.basename(file)
+  t.match(name, REPORT_NAME)
+  t.equal(name.match(REPORT_NAME)[1], 'stuck-svc')
+  t.equal(fs.statSync(file).mode & 0o777, 0o600, 'report is private to its owner')
+  t.same(fs.readdirSync(dir).filter(f => f.endsWith('.tmp')), [], 'no temporary file left')
+
+  const report = JSON.parse(fs.readFileSync(file, 'utf8'))
+  t.equal(report.package.pid, child.pid)
+  t.equal(report.package.trigger.kind, 'signal')
+  t.equal(report.package.trigger.detail, 'SIGUSR2')
+  const main = mainThread(report)
+  t.ok(main, 'the main thread is in the report')
+  t.equal(main.tid, child.pid)
+  t.equal(main.javascript[0].function, 'spinForever', 'the stuck function is the top frame')
+  t.equal(path.basename(main.javascript[0].file), 'app.js')
+  t.equal(main.javascript[0].line, SPIN_LINE, 'exact line of the loop')
+  t.ok(main.javascript[0].column > 0)
+  t.ok(report.threads.some(th => th.kind === 'worker'), 'a worker that never loaded the library is listed')
+  t.ok(report.threads.length >= 5, `all threads listed (${report.threads.length})`)
+
+  // The main thread cannot run user sections: each says why, plainly.
+  const good = report.sections.find(s => s.name === 'Good Section')
+  t.ok(good, 'user section is present although its thread is stuck')
+  t.equal(good.content, null)
+  t.match(good.error, /main thread did not answer/)
+  t.ok(isAlive(child.pid), 'the service keeps running')
+})
+
+t.test('repeated signals while a report is written are coalesced, not queued', async t => {
+  const dir = tmpDir(t)
+  const child = spawnNode(t, [APP, 'programmatic', 'spin'], {
+    env: { GMR_TEST_OPTIONS: JSON.stringify({ logDir: dir, serviceName: 'burst', sectionTimeout: 500 }) }
+  })
+  await waitForOutput(child, /spinning/)
+  for (let i = 0; i < 20; i++) process.kill(child.pid, 'SIGUSR2')
+  await waitForReports(dir, 1, 15000, child)
+  // The main thread is stuck, so the first report waits ~750 ms for it:
+  // the burst folds into it and at most one more.
+  await new Promise(resolve => setTimeout(resolve, 2500))
+  const files = fs.readdirSync(dir).filter(f => REPORT_NAME.test(f))
+  t.ok(files.length >= 1 && files.length <= 2, `${files.length} report(s) for a burst of 20 signals`)
+  t.ok(isAlive(child.pid), 'the service survived the burst')
+})
+
+t.test('an application listener on the same signal runs, and the report still comes', async t => {
+  const dir = tmpDir(t)
+  const child = spawnNode(t, [APP, 'programmatic', 'idle'], {
+    env: { GMR_TEST_APP_LISTENER: '1', GMR_TEST_OPTIONS: JSON.stringify({ logDir: dir }) }
+  })
+  await waitForOutput(child, /ready/)
+  process.kill(child.pid, 'SIGUSR2')
+  await waitForReports(dir, 1, 15000, child)
+  await waitForOutput(child, /app listener ran/)
+  t.ok(isAlive(child.pid))
+})
