@@ -41,7 +41,7 @@ service.on('exit', code => fail(`the service exited (${code}) before reporting`)
 
 function waitForReport () {
   const poll = setInterval(() => {
-    const file = fs.readdirSync(logDir).find(f => f.includes('_gurumeditation_'))
+    const file = fs.readdirSync(logDir).find(f => /^[^.].*_gurumeditation_\d{14}$/.test(f))
     if (!file) return
     clearInterval(poll)
     clearTimeout(timeout)

@@ -71,6 +71,8 @@ export interface ThreadInfo {
   /** JavaScript stack, innermost frame first; null when not a JS thread. */
   javascript: JsFrame[] | null
   native: NativeFrame[]
+  /** How long the capture signal's handler held the thread, in µs; null when not captured. */
+  interruptedUs: number | null
   /** One line saying what the thread is doing, or why a stack is missing. */
   note: string
 }

@@ -418,10 +418,6 @@ bool FindFde(const Module& m, uintptr_t pc, Fde* fde) {
 // ---------------------------------------------------------------------------
 // CFA programs.
 
-struct Block {  // a DWARF expression in a module
-  uintptr_t start = 0, end = 0;
-};
-
 enum class RuleKind : uint8_t {
   kSameValue,
   kUndefined,
@@ -436,14 +432,14 @@ struct RegRule {
   RuleKind kind = RuleKind::kSameValue;
   int64_t offset = 0;
   uint64_t reg = 0;
-  Block expr;
+  Range expr;  // a DWARF expression in the module
 };
 
 struct CfaRule {
   bool is_expression = false;
   uint64_t reg = kNumRegs;  // no CFA until the CIE defines one
   int64_t offset = 0;
-  Block expr;
+  Range expr;
 };
 
 struct Row {
@@ -456,167 +452,160 @@ int64_t Scale(int64_t factor, int64_t align) {
   return static_cast<int64_t>(static_cast<uint64_t>(factor) * static_cast<uint64_t>(align));
 }
 
-void SetRule(Row* row, uint64_t reg, const RegRule& rule) {
-  if (reg < kNumRegs) row->regs[reg] = rule;  // rules for vector registers don't matter here
+// A length-prefixed DWARF expression.
+Range ReadBlock(Reader* r) {
+  const Reader block = r->Split(r->Uleb());
+  return {block.pos(), block.end()};
 }
 
-RegRule ExpressionRule(RuleKind kind, Reader* r) {
-  RegRule rule;
-  rule.kind = kind;
-  const Reader expr = r->Split(r->Uleb());
-  rule.expr = {expr.pos(), expr.end()};
-  return rule;
-}
+// Runs CFA instructions up to the row that applies at one pc.
+class CfaProgram {
+ public:
+  // initial holds the CIE's rules, which DW_CFA_restore goes back to (null
+  // while running the CIE itself).
+  CfaProgram(const Cie& cie, const Row* initial, Row* row)
+      : cie_(cie), initial_(initial), row_(row) {}
 
-// Executes CFA instructions until the row that applies at target. loc is the
-// address the first row applies to; initial holds the CIE's rules, which
-// DW_CFA_restore goes back to (null while running the CIE itself). False on
-// malformed or unsupported instructions.
-bool RunCfaProgram(Reader r, const Cie& cie, uintptr_t loc, uintptr_t target, const Row* initial,
-                   Row* row) {
-  std::vector<Row> remembered;
-  // Moves to a later location; true once past target, as the current row is then the answer.
-  auto advance = [&](uint64_t delta) {
-    loc += delta * cie.code_align;
-    return loc > target;
-  };
-  auto restore = [&](uint64_t reg) {
-    if (reg < kNumRegs) row->regs[reg] = initial ? initial->regs[reg] : RegRule{};
-  };
-  auto offset_rule = [&](RuleKind kind, int64_t factored) {
-    RegRule rule;
-    rule.kind = kind;
-    rule.offset = Scale(factored, cie.data_align);
-    return rule;
-  };
+  // Runs the instructions in r, whose first row applies at loc, until the row
+  // for target. False on malformed or unsupported instructions.
+  bool Run(Reader r, uintptr_t loc, uintptr_t target) {
+    while (!r.AtEnd()) {
+      const uint8_t op = r.U8();
+      uintptr_t next = loc;
+      if (Advance(op, &r, &next)) {
+        if (next > target) return r.ok();  // the current row covers target
+        loc = next;
+      } else if (!Execute(op, &r)) {
+        return false;
+      }
+    }
+    return r.ok();
+  }
 
-  while (!r.AtEnd()) {
-    const uint8_t op = r.U8();
-    const uint8_t operand = op & 0x3f;
+ private:
+  // For the instructions that start a new row: moves *loc to its location.
+  bool Advance(uint8_t op, Reader* r, uintptr_t* loc) const {
+    uint64_t delta;
+    if ((op & 0xc0) == kCfaAdvanceLoc) {
+      delta = op & 0x3f;
+    } else if (op == kCfaAdvanceLoc1) {
+      delta = r->U8();
+    } else if (op == kCfaAdvanceLoc2) {
+      delta = r->Fixed<uint16_t>();
+    } else if (op == kCfaAdvanceLoc4) {
+      delta = r->Fixed<uint32_t>();
+    } else if (op == kCfaSetLoc) {
+      *loc = r->Pointer(cie_.fde_encoding, 0);
+      return true;
+    } else {
+      return false;
+    }
+    *loc += delta * cie_.code_align;
+    return true;
+  }
+
+  void Set(uint64_t reg, const RegRule& rule) {
+    if (reg < kNumRegs) row_->regs[reg] = rule;  // rules for vector registers don't matter here
+  }
+  void Restore(uint64_t reg) {
+    if (reg < kNumRegs) row_->regs[reg] = initial_ ? initial_->regs[reg] : RegRule{};
+  }
+
+  // Applies one instruction that changes the current row.
+  bool Execute(uint8_t op, Reader* r) {
     switch (op & 0xc0) {
-      case kCfaAdvanceLoc:
-        if (advance(operand)) return r.ok();
-        continue;
-      case kCfaOffset:
-        SetRule(row, operand, offset_rule(RuleKind::kOffset, static_cast<int64_t>(r.Uleb())));
-        continue;
+      case kCfaOffset: {
+        const int64_t factored = static_cast<int64_t>(r->Uleb());
+        Set(op & 0x3f, {RuleKind::kOffset, Scale(factored, cie_.data_align), 0, {}});
+        return true;
+      }
       case kCfaRestore:
-        restore(operand);
-        continue;
+        Restore(op & 0x3f);
+        return true;
     }
     switch (op) {
       case kCfaNop:
         break;
       case kCfaGnuArgsSize:  // only matters to exception handling
-        r.Uleb();
+        r->Uleb();
         break;
-      case kCfaSetLoc: {
-        const uintptr_t next = r.Pointer(cie.fde_encoding, 0);
-        if (next > target) return r.ok();
-        loc = next;
-        break;
-      }
-      case kCfaAdvanceLoc1:
-        if (advance(r.U8())) return r.ok();
-        break;
-      case kCfaAdvanceLoc2:
-        if (advance(r.Fixed<uint16_t>())) return r.ok();
-        break;
-      case kCfaAdvanceLoc4:
-        if (advance(r.Fixed<uint32_t>())) return r.ok();
-        break;
-      case kCfaOffsetExtended: {
-        const uint64_t reg = r.Uleb();
-        SetRule(row, reg, offset_rule(RuleKind::kOffset, static_cast<int64_t>(r.Uleb())));
-        break;
-      }
-      case kCfaOffsetExtendedSf: {
-        const uint64_t reg = r.Uleb();
-        SetRule(row, reg, offset_rule(RuleKind::kOffset, r.Sleb()));
-        break;
-      }
-      case kCfaValOffset: {
-        const uint64_t reg = r.Uleb();
-        SetRule(row, reg, offset_rule(RuleKind::kValOffset, static_cast<int64_t>(r.Uleb())));
-        break;
-      }
+      case kCfaOffsetExtended:
+      case kCfaOffsetExtendedSf:
+      case kCfaValOffset:
       case kCfaValOffsetSf: {
-        const uint64_t reg = r.Uleb();
-        SetRule(row, reg, offset_rule(RuleKind::kValOffset, r.Sleb()));
+        const uint64_t reg = r->Uleb();
+        const bool is_signed = op == kCfaOffsetExtendedSf || op == kCfaValOffsetSf;
+        const int64_t factored = is_signed ? r->Sleb() : static_cast<int64_t>(r->Uleb());
+        const bool is_val = op == kCfaValOffset || op == kCfaValOffsetSf;
+        const RuleKind kind = is_val ? RuleKind::kValOffset : RuleKind::kOffset;
+        Set(reg, {kind, Scale(factored, cie_.data_align), 0, {}});
         break;
       }
       case kCfaRestoreExtended:
-        restore(r.Uleb());
+        Restore(r->Uleb());
         break;
-      case kCfaUndefined: {
-        RegRule rule;
-        rule.kind = RuleKind::kUndefined;
-        SetRule(row, r.Uleb(), rule);
+      case kCfaUndefined:
+        Set(r->Uleb(), {RuleKind::kUndefined, 0, 0, {}});
         break;
-      }
       case kCfaSameValue:
-        SetRule(row, r.Uleb(), RegRule{});
+        Set(r->Uleb(), RegRule{});
         break;
       case kCfaRegister: {
-        const uint64_t reg = r.Uleb();
-        RegRule rule;
-        rule.kind = RuleKind::kRegister;
-        rule.reg = r.Uleb();
-        SetRule(row, reg, rule);
+        const uint64_t reg = r->Uleb();
+        Set(reg, {RuleKind::kRegister, 0, r->Uleb(), {}});
         break;
       }
       case kCfaExpression:
       case kCfaValExpression: {
-        const uint64_t reg = r.Uleb();
-        SetRule(row, reg,
-                ExpressionRule(op == kCfaExpression ? RuleKind::kExpression
-                                                    : RuleKind::kValExpression,
-                               &r));
+        const uint64_t reg = r->Uleb();
+        const bool is_val = op == kCfaValExpression;
+        Set(reg, {is_val ? RuleKind::kValExpression : RuleKind::kExpression, 0, 0, ReadBlock(r)});
         break;
       }
       case kCfaRememberState:
         // The row includes the CFA: GCC's epilogues rely on that.
-        if (remembered.size() == kMaxRememberedStates) return false;
-        remembered.push_back(*row);
+        if (remembered_.size() == kMaxRememberedStates) return false;
+        remembered_.push_back(*row_);
         break;
       case kCfaRestoreState:
-        if (remembered.empty()) return false;
-        *row = remembered.back();
-        remembered.pop_back();
+        if (remembered_.empty()) return false;
+        *row_ = remembered_.back();
+        remembered_.pop_back();
         break;
-      case kCfaDefCfa:
-        row->cfa = CfaRule{};
-        row->cfa.reg = r.Uleb();
-        row->cfa.offset = static_cast<int64_t>(r.Uleb());
-        break;
-      case kCfaDefCfaSf:
-        row->cfa = CfaRule{};
-        row->cfa.reg = r.Uleb();
-        row->cfa.offset = Scale(r.Sleb(), cie.data_align);
-        break;
-      case kCfaDefCfaRegister:
-        row->cfa.is_expression = false;
-        row->cfa.reg = r.Uleb();
-        break;
-      case kCfaDefCfaOffset:
-        row->cfa.offset = static_cast<int64_t>(r.Uleb());
-        break;
-      case kCfaDefCfaOffsetSf:
-        row->cfa.offset = Scale(r.Sleb(), cie.data_align);
-        break;
-      case kCfaDefCfaExpression: {
-        const Reader expr = r.Split(r.Uleb());
-        row->cfa = CfaRule{};
-        row->cfa.is_expression = true;
-        row->cfa.expr = {expr.pos(), expr.end()};
+      case kCfaDefCfa: {
+        const uint64_t reg = r->Uleb();
+        row_->cfa = {false, reg, static_cast<int64_t>(r->Uleb()), {}};
         break;
       }
+      case kCfaDefCfaSf: {
+        const uint64_t reg = r->Uleb();
+        row_->cfa = {false, reg, Scale(r->Sleb(), cie_.data_align), {}};
+        break;
+      }
+      case kCfaDefCfaRegister:
+        row_->cfa.is_expression = false;
+        row_->cfa.reg = r->Uleb();
+        break;
+      case kCfaDefCfaOffset:
+        row_->cfa.offset = static_cast<int64_t>(r->Uleb());
+        break;
+      case kCfaDefCfaOffsetSf:
+        row_->cfa.offset = Scale(r->Sleb(), cie_.data_align);
+        break;
+      case kCfaDefCfaExpression:
+        row_->cfa = {true, 0, 0, ReadBlock(r)};
+        break;
       default:
         return false;
     }
+    return true;
   }
-  return r.ok();
-}
+
+  const Cie& cie_;
+  const Row* initial_;
+  Row* row_;
+  std::vector<Row> remembered_;
+};
 
 // ---------------------------------------------------------------------------
 // Register state and steps.
@@ -630,6 +619,7 @@ struct RegState {
     *out = value[reg];
     return true;
   }
+  bool Known(int reg) const { return known & (1u << reg); }
   void Set(int reg, uintptr_t v) {
     value[reg] = v;
     known |= 1u << reg;
@@ -737,28 +727,31 @@ enum class Step { kOk, kOutermost, kFailed };
 bool FindRow(const Module& m, const Fde& fde, uintptr_t pc, Row* row) {
   const Cie& cie = fde.cie;
   Row initial;
-  if (!RunCfaProgram(Reader(m, cie.instructions.start, cie.instructions.end), cie, fde.pc_begin,
-                     pc, nullptr, &initial)) {
+  if (!CfaProgram(cie, nullptr, &initial)
+           .Run(Reader(m, cie.instructions.start, cie.instructions.end), fde.pc_begin, pc)) {
     return false;
   }
   *row = initial;
-  return RunCfaProgram(Reader(m, fde.instructions.start, fde.instructions.end), cie,
-                       fde.pc_begin, pc, &initial, row);
+  return CfaProgram(cie, &initial, row)
+      .Run(Reader(m, fde.instructions.start, fde.instructions.end), fde.pc_begin, pc);
+}
+
+bool ComputeCfa(const Module& m, const CfaRule& rule, const RegState& regs,
+                const StackCopy& stack, uintptr_t* cfa) {
+  if (rule.is_expression) {
+    return Evaluate(Reader(m, rule.expr.start, rule.expr.end), regs, stack, nullptr, cfa);
+  }
+  if (!regs.Get(rule.reg, cfa)) return false;
+  *cfa += rule.offset;
+  return true;
 }
 
 // Replaces *regs, the registers of the frame executing at pc, with its caller's.
 Step CfiStep(const Module& m, const Fde& fde, uintptr_t pc, const StackCopy& stack,
              RegState* regs) {
   Row row;
-  if (!FindRow(m, fde, pc, &row)) return Step::kFailed;
   uintptr_t cfa;
-  if (row.cfa.is_expression) {
-    if (!Evaluate(Reader(m, row.cfa.expr.start, row.cfa.expr.end), *regs, stack, nullptr, &cfa)) {
-      return Step::kFailed;
-    }
-  } else if (regs->Get(row.cfa.reg, &cfa)) {
-    cfa += row.cfa.offset;
-  } else {
+  if (!FindRow(m, fde, pc, &row) || !ComputeCfa(m, row.cfa, *regs, stack, &cfa)) {
     return Step::kFailed;
   }
   // An undefined return address marks the outermost frame (_start, clone).
@@ -769,10 +762,10 @@ Step CfiStep(const Module& m, const Fde& fde, uintptr_t pc, const StackCopy& sta
     uintptr_t value;
     if (Recover(m, row.regs[reg], reg, cfa, *regs, stack, &value)) caller.Set(reg, value);
   }
-  uintptr_t sp, pc_of_caller;
-  if (!caller.Get(kRsp, &sp)) caller.Set(kRsp, cfa);  // the CFA is the caller's rsp by definition
-  if (!caller.Get(fde.cie.ra_column, &pc_of_caller)) return Step::kFailed;
-  caller.Set(kRip, pc_of_caller);
+  if (!caller.Known(kRsp)) caller.Set(kRsp, cfa);  // the CFA is the caller's rsp by definition
+  uintptr_t return_address;
+  if (!caller.Get(fde.cie.ra_column, &return_address)) return Step::kFailed;
+  caller.Set(kRip, return_address);
   *regs = caller;
   return Step::kOk;
 }

@@ -29,6 +29,14 @@
 #include <ucontext.h>
 #include <unistd.h>
 
+#if __has_include(<valgrind/memcheck.h>)
+#include <valgrind/memcheck.h>
+#else
+#define VALGRIND_DISABLE_ADDR_ERROR_REPORTING_IN_RANGE(addr, len)
+#define VALGRIND_ENABLE_ADDR_ERROR_REPORTING_IN_RANGE(addr, len)
+#define VALGRIND_MAKE_MEM_DEFINED(addr, len)
+#endif
+
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
@@ -46,7 +54,7 @@
 
 constexpr size_t kMaxCopy = 128 * 1024;
 constexpr size_t kMaxFrames = 128;
-constexpr uintptr_t kRedZone = 128;
+constexpr uintptr_t kRedZone = 128;  // below rsp, copied with each sample
 
 int failures = 0;
 
@@ -104,12 +112,17 @@ size_t g_sampled_size;
 sem_t g_sampled;
 
 // Word by word rather than memcpy: AddressSanitizer would object to reading
-// the poisoned redzones of other frames.
+// the poisoned redzones of other frames. Valgrind holds memory below rsp
+// and parts of the signal frames it builds unaddressable; copying them
+// anyway is the point.
 __attribute__((no_sanitize_address)) void CopyStack(unsigned char* dst, uintptr_t src, size_t n) {
+  VALGRIND_DISABLE_ADDR_ERROR_REPORTING_IN_RANGE(src, n);
   for (size_t i = 0; i + 8 <= n; i += 8) {
     const uint64_t word = *reinterpret_cast<const volatile uint64_t*>(src + i);
     memcpy(dst + i, &word, 8);
   }
+  VALGRIND_ENABLE_ADDR_ERROR_REPORTING_IN_RANGE(src, n);
+  VALGRIND_MAKE_MEM_DEFINED(dst, n);
 }
 
 void OnSample(int, siginfo_t*, void* context) {

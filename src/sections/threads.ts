@@ -52,6 +52,7 @@ function buildThread (t: RawThread, reporterTid: number | null): ThreadInfo {
     vmState: t.vmState,
     javascript,
     native,
+    interruptedUs: t.captured ? Math.round(t.interruptedUs * 10) / 10 : null,
     note: diagnose(t, kind, javascript, native)
   }
 }
