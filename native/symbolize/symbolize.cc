@@ -4,8 +4,9 @@
 // truncated or rewritten in place while we read it, we want a failed read,
 // not a SIGBUS on the watchdog thread. A table is built the first time an
 // address falls into its object and keeps only function symbols, as
-// (address, size, name offset) entries into one string blob. Names are
-// demangled only when a lookup returns them.
+// (address, size, name offset) entries. Names are read from the file (kept
+// open, so it stays the one whose build ID matched) and demangled only when
+// a lookup returns them.
 //
 // Not thread-safe: one Symbolizer belongs to one thread (the watchdog).
 
@@ -56,6 +57,8 @@ class ElfSource {
     out->resize(count);
     return Read(offset, count * sizeof(T), out->data());
   }
+
+  uint64_t size() const { return size_; }
 
  protected:
   virtual bool ReadAt(uint64_t offset, uint64_t size, char* dst) const = 0;
@@ -175,114 +178,121 @@ std::string FileBuildId(const ElfSource& src, const Elf64_Ehdr& eh) {
 // ---------------------------------------------------------------------------
 // Function symbols of one object.
 
-// A function symbol while a table is being built; name points into a string
-// table that outlives the build.
-struct Candidate {
-  uint64_t addr;  // st_value: link-time address
-  uint64_t size;
-  const char* name;
-  unsigned char bind;
-};
-
-size_t LeadingUnderscores(const char* name) { return strspn(name, "_"); }
-
 int BindRank(unsigned char bind) {
   return bind == STB_GLOBAL ? 0 : bind == STB_WEAK ? 1 : 2;
 }
 
-// Among aliases at one address, prefers the name people know: a sized symbol,
-// then the fewest leading underscores ("read" over "__read"), then global
-// over weak over local, then the shortest; the alphabetical order breaks ties
-// so that results don't depend on table order.
-bool Preferred(const Candidate& a, const Candidate& b) {
-  auto rank = [](const Candidate& c) {
-    return std::make_tuple(c.size == 0, LeadingUnderscores(c.name), BindRank(c.bind),
-                           strlen(c.name));
-  };
-  const auto ra = rank(a), rb = rank(b);
-  if (ra != rb) return ra < rb;
-  return strcmp(a.name, b.name) < 0;
-}
-
+// The function symbols of one object, sorted by address. Names stay in the
+// file and are read when a lookup returns them: node's string table alone is
+// 7 MB, and reading it took most of the time of a first lookup.
 class SymbolTable {
  public:
-  struct Entry {
-    uint64_t addr;  // link-time address
-    uint32_t size;  // 0 for symbols of unknown size (hand-written assembly)
-    uint32_t name;  // offset in names_
-  };
-
-  void Build(std::vector<Candidate> candidates) {
-    std::sort(candidates.begin(), candidates.end(), [](const Candidate& a, const Candidate& b) {
-      return a.addr != b.addr ? a.addr < b.addr : Preferred(a, b);
-    });
-    // .symtab and .dynsym repeat each other, and aliases share addresses:
-    // keep the preferred (first) name at each address.
-    candidates.erase(std::unique(candidates.begin(), candidates.end(),
-                                 [](const Candidate& a, const Candidate& b) {
-                                   return a.addr == b.addr;
-                                 }),
-                     candidates.end());
-    size_t blob_size = 0;
-    for (const Candidate& c : candidates) blob_size += strlen(c.name) + 1;
-    if (blob_size > UINT32_MAX) return;  // name offsets are 32-bit
-
-    entries_.reserve(candidates.size());
-    names_.reserve(blob_size);
-    for (const Candidate& c : candidates) {
-      const uint32_t size = static_cast<uint32_t>(std::min<uint64_t>(c.size, UINT32_MAX));
-      entries_.push_back({c.addr, size, static_cast<uint32_t>(names_.size())});
-      names_.append(c.name, strlen(c.name) + 1);
+  // Reads the defined functions of symtab (SHT_SYMTAB or SHT_DYNSYM) a chunk
+  // at a time, and keeps src to read their names later. On failure the table
+  // stays empty.
+  void Build(std::unique_ptr<ElfSource> src, const std::vector<Elf64_Shdr>& sections,
+             const Elf64_Shdr& symtab) {
+    if (symtab.sh_entsize != sizeof(Elf64_Sym) || symtab.sh_link >= sections.size() ||
+        symtab.sh_size > src->size()) {
+      return;
     }
+    const Elf64_Shdr& strtab = sections[symtab.sh_link];
+    if (strtab.sh_size > kMaxNameOffset) return;
+    constexpr uint64_t kChunk = 4096;
+    const uint64_t count = symtab.sh_size / sizeof(Elf64_Sym);
+    std::vector<Elf64_Sym> chunk;
+    std::vector<Entry> entries;
+    entries.reserve(count);
+    for (uint64_t first = 0; first < count; first += kChunk) {
+      const uint64_t n = std::min(kChunk, count - first);
+      if (!src->ReadArray(symtab.sh_offset + first * sizeof(Elf64_Sym), n, &chunk)) return;
+      for (const Elf64_Sym& sym : chunk) {
+        const unsigned char type = ELF64_ST_TYPE(sym.st_info);
+        // Undefined symbols are imports; in non-PIE executables they may
+        // even carry the address of their PLT stub.
+        if ((type != STT_FUNC && type != STT_GNU_IFUNC) || sym.st_shndx == SHN_UNDEF ||
+            sym.st_name == 0 || sym.st_name >= strtab.sh_size) {
+          continue;
+        }
+        const uint32_t size = static_cast<uint32_t>(std::min<uint64_t>(sym.st_size, UINT32_MAX));
+        entries.push_back({sym.st_value, size, sym.st_name,
+                           static_cast<uint32_t>(BindRank(ELF64_ST_BIND(sym.st_info)))});
+      }
+    }
+    std::sort(entries.begin(), entries.end(),
+              [](const Entry& a, const Entry& b) { return a.addr < b.addr; });
+    entries_ = std::move(entries);
+    src_ = std::move(src);
+    names_offset_ = strtab.sh_offset;
+    names_size_ = strtab.sh_size;
   }
 
-  // The symbol covering addr (link-time), or null. A zero-sized symbol covers
-  // everything up to the next symbol, as its extent is unknown.
-  const Entry* Find(uint64_t addr) const {
-    auto it = std::upper_bound(entries_.begin(), entries_.end(), addr,
-                               [](uint64_t a, const Entry& e) { return a < e.addr; });
-    if (it == entries_.begin()) return nullptr;
-    --it;
-    if (it->size == 0 || addr - it->addr < it->size) return &*it;
-    return nullptr;
+  // The symbol covering addr (link-time): its start and (mangled) name.
+  // A zero-sized symbol covers everything up to the next symbol, as its
+  // extent is unknown.
+  bool Find(uint64_t addr, uint64_t* start, std::string* name) const {
+    auto end = std::upper_bound(entries_.begin(), entries_.end(), addr,
+                                [](uint64_t a, const Entry& e) { return a < e.addr; });
+    if (end == entries_.begin()) return false;
+    auto first = std::prev(end);
+    while (first != entries_.begin() && std::prev(first)->addr == first->addr) --first;
+    // [first, end) are aliases: pick one name among them.
+    const Entry* best = nullptr;
+    std::string best_name;
+    for (auto it = first; it != end; ++it) {
+      std::string candidate = ReadName(it->name);
+      if (!candidate.empty() && (best == nullptr || Preferred(*it, candidate, *best, best_name))) {
+        best = &*it;
+        best_name = std::move(candidate);
+      }
+    }
+    if (best == nullptr || (best->size != 0 && addr - best->addr >= best->size)) return false;
+    *start = best->addr;
+    *name = std::move(best_name);
+    return true;
   }
-
-  const char* Name(const Entry& e) const { return names_.data() + e.name; }
 
  private:
-  std::vector<Entry> entries_;  // sorted by addr, one per address
-  std::string names_;           // NUL-terminated names, back to back
-};
+  static constexpr uint64_t kMaxNameOffset = (1u << 30) - 1;
 
-// Appends the defined function symbols of one SHT_SYMTAB or SHT_DYNSYM
-// section. The section's string table is kept in strings so that candidate
-// names stay valid until the table is built.
-void CollectFunctions(const ElfSource& src, const std::vector<Elf64_Shdr>& sections,
-                      const Elf64_Shdr& symtab, std::vector<std::vector<char>>* strings,
-                      std::vector<Candidate>* out) {
-  if (symtab.sh_entsize != sizeof(Elf64_Sym) || symtab.sh_link >= sections.size()) return;
-  const Elf64_Shdr& strtab = sections[symtab.sh_link];
-  std::vector<Elf64_Sym> syms;
-  std::vector<char> names;
-  if (!src.ReadArray(symtab.sh_offset, symtab.sh_size / sizeof(Elf64_Sym), &syms) ||
-      !src.ReadArray(strtab.sh_offset, strtab.sh_size, &names)) {
-    return;
+  struct Entry {
+    uint64_t addr;       // link-time address
+    uint32_t size;       // 0 for symbols of unknown size (hand-written assembly)
+    uint32_t name : 30;  // offset in the string table
+    uint32_t bind : 2;   // BindRank
+  };
+
+  // Among aliases, prefers the name people know: a sized symbol, then the
+  // fewest leading underscores ("read" over "__read"), then global over weak
+  // over local, then the shortest; the alphabetical order breaks ties so
+  // that results don't depend on table order.
+  static bool Preferred(const Entry& a, const std::string& name_a, const Entry& b,
+                        const std::string& name_b) {
+    auto rank = [](const Entry& e, const std::string& name) {
+      return std::make_tuple(e.size == 0, strspn(name.c_str(), "_"), e.bind, name.size());
+    };
+    const auto ra = rank(a, name_a), rb = rank(b, name_b);
+    return ra != rb ? ra < rb : name_a < name_b;
   }
-  names.push_back('\0');  // every name ends inside the table, even if it is corrupt
 
-  for (const Elf64_Sym& sym : syms) {
-    const unsigned char type = ELF64_ST_TYPE(sym.st_info);
-    if (type != STT_FUNC && type != STT_GNU_IFUNC) continue;
-    // Undefined symbols are imports; in non-PIE executables they may even
-    // carry the address of their PLT stub.
-    if (sym.st_shndx == SHN_UNDEF || sym.st_name >= names.size() || names[sym.st_name] == '\0') {
-      continue;
+  // The NUL-terminated name at offset in the string table; "" if unreadable.
+  std::string ReadName(uint64_t offset) const {
+    std::string name;
+    char buf[256];
+    for (uint64_t pos = offset; pos < names_size_; pos += sizeof buf) {
+      const uint64_t n = std::min<uint64_t>(sizeof buf, names_size_ - pos);
+      if (!src_->Read(names_offset_ + pos, n, buf)) return {};
+      const char* nul = static_cast<const char*>(memchr(buf, '\0', n));
+      name.append(buf, nul != nullptr ? nul - buf : n);
+      if (nul != nullptr) break;
     }
-    out->push_back({sym.st_value, sym.st_size, names.data() + sym.st_name,
-                    static_cast<unsigned char>(ELF64_ST_BIND(sym.st_info))});
+    return name;
   }
-  strings->push_back(std::move(names));  // moving a vector keeps its buffer in place
-}
+
+  std::unique_ptr<ElfSource> src_;  // the file whose build ID matched, kept open
+  uint64_t names_offset_ = 0, names_size_ = 0;
+  std::vector<Entry> entries_;  // sorted by addr; aliases are adjacent
+};
 
 std::string Demangle(const char* name) {
   // Only "_Z" names are C++ symbols; __cxa_demangle would turn a C function
@@ -315,35 +325,38 @@ struct Module {
 
 // Fills m's table; on any failure the table stays empty and lookups still
 // report the module.
-void ReadSymbols(const ElfSource& src, Module* m) {
+void ReadSymbols(std::unique_ptr<ElfSource> src, Module* m) {
   Elf64_Ehdr eh;
-  if (!ReadElfHeader(src, &eh)) return;
+  if (!ReadElfHeader(*src, &eh)) return;
   // A library upgraded on disk while the old version is loaded would give
   // plausible but wrong names.
-  if (!m->build_id.empty() && FileBuildId(src, eh) != m->build_id) return;
+  if (!m->build_id.empty() && FileBuildId(*src, eh) != m->build_id) return;
   std::vector<Elf64_Shdr> sections;
-  if (eh.e_shentsize != sizeof(Elf64_Shdr) || !src.ReadArray(eh.e_shoff, eh.e_shnum, &sections)) {
+  if (eh.e_shentsize != sizeof(Elf64_Shdr) ||
+      !src->ReadArray(eh.e_shoff, eh.e_shnum, &sections)) {
     return;
   }
-  std::vector<std::vector<char>> strings;
-  std::vector<Candidate> candidates;
-  for (const Elf64_Shdr& s : sections) {
-    if (s.sh_type == SHT_SYMTAB || s.sh_type == SHT_DYNSYM) {
-      CollectFunctions(src, sections, s, &strings, &candidates);
-    }
-  }
+  // .symtab holds everything .dynsym does and the static functions too;
+  // stripped objects only have .dynsym.
+  auto of_type = [&](uint32_t type) {
+    return std::find_if(sections.begin(), sections.end(),
+                        [type](const Elf64_Shdr& s) { return s.sh_type == type; });
+  };
+  auto symtab = of_type(SHT_SYMTAB);
+  if (symtab == sections.end()) symtab = of_type(SHT_DYNSYM);
+  if (symtab == sections.end()) return;
   // ET_EXEC symbol values are absolute; glibc reports a zero dlpi_addr for
   // such objects anyway, but don't rely on it.
   m->symbol_bias = eh.e_type == ET_EXEC ? 0 : m->load_bias;
-  m->symbols.Build(std::move(candidates));
+  m->symbols.Build(std::move(src), sections, *symtab);
 }
 
 void LoadSymbols(Module* m) {
   m->parsed = true;
   if (m->vdso != nullptr) {
-    ReadSymbols(MemorySource(m->vdso, m->vdso_size), m);
+    ReadSymbols(std::make_unique<MemorySource>(m->vdso, m->vdso_size), m);
   } else {
-    ReadSymbols(FileSource(m->file), m);
+    ReadSymbols(std::make_unique<FileSource>(m->file), m);
   }
 }
 
@@ -470,9 +483,11 @@ bool Symbolizer::Lookup(uintptr_t pc, Symbol* out) {
   out->module = m->path;
   out->module_offset = pc - m->load_bias;  // the address nm and addr2line use
   const uint64_t link_addr = pc - m->symbol_bias;
-  if (const SymbolTable::Entry* e = m->symbols.Find(link_addr)) {
-    out->name = Demangle(m->symbols.Name(*e));
-    out->symbol_offset = link_addr - e->addr;
+  uint64_t start;
+  std::string name;
+  if (m->symbols.Find(link_addr, &start, &name)) {
+    out->name = Demangle(name.c_str());
+    out->symbol_offset = link_addr - start;
   }
   return true;
 }
