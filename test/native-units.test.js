@@ -18,7 +18,8 @@ for (const [name, args] of programs) {
   t.test(name, t => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gmr-native-'))
     t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }))
-    const exe = path.join(dir, 'test')
+    // Named after its source: the symbolizer test looks for its own name.
+    const exe = path.join(dir, path.basename(args.find(a => a.endsWith('_test.cc')), '.cc'))
     const build = spawnSync('g++', ['-std=c++17', ...args, '-o', exe, '-ldl'], { cwd: ROOT, encoding: 'utf8' })
     t.equal(build.status, 0, `builds: ${build.stderr}`)
     const run = spawnSync(exe, [], { cwd: ROOT, encoding: 'utf8', timeout: 120000 })
