@@ -2,7 +2,7 @@
 // and TextGuruMeditation for those who know oslo.reports.
 import fs from 'node:fs'
 import path from 'node:path'
-import { isMainThread, MessageChannel, Worker, type MessagePort } from 'node:worker_threads'
+import { isMainThread } from 'node:worker_threads'
 import type { Configuration, Report } from './model'
 import { loadAddon, type Addon, type RawCapture } from './native'
 import { OptionError, resolveOptions, type Format, type Options, type ResolvedOptions } from './options'
@@ -11,7 +11,8 @@ import { buildReport, render, type LiveParts } from './report'
 import { flattenConfig, runtimeConfig } from './sections/configuration'
 import { staticPackage, type StaticPackage, type VersionInfo } from './sections/package'
 import { onSectionsChanged, registerSection, runSections, sectionNames, type SectionGenerator } from './sections/user'
-import type { ReporterData, ReporterMessage, MainMessage } from './reporter'
+import type { ReporterData } from './reporter'
+import { safeJsonStringify } from './util/json-safe'
 
 export type { Options, Format, Report, VersionInfo, SectionGenerator }
 export { OptionError, registerSection }
@@ -24,10 +25,6 @@ const CAPTURE_TIMEOUT_MS = 200
 interface State {
   options: ResolvedOptions
   pkg: StaticPackage
-  reporter: Worker
-  port: MessagePort
-  /** The reporter thread's tid, once it has said hello. */
-  reporterTid: number | null
 }
 
 let state: State | null = null
@@ -59,50 +56,19 @@ async function collectLive (options: ResolvedOptions): Promise<LiveParts> {
   return { configuration: conf, sections: await runSections(options.sectionTimeout), errors }
 }
 
-function answerReporter (port: MessagePort): void {
-  port.on('message', (message: ReporterMessage) => {
+// The reporter asks for what only this thread has; a stuck thread simply
+// does not answer, and the report goes on without it.
+function answerReporter (native: Addon): void {
+  native.attachMain(id => {
     if (!state) return
-    if (message.type === 'hello') {
-      state.reporterTid = message.tid
-      return
-    }
-    const ack: MainMessage = { type: 'ack', id: message.id }
-    port.postMessage(ack)
-    collectLive(state.options).then(live => {
-      const answer: MainMessage = { type: 'collected', id: message.id, live }
-      port.postMessage(answer)
-    }, () => {})
+    collectLive(state.options).then(live => native.answerMain(id, safeJsonStringify(live, 0)), () => {})
   })
-  port.unref()
 }
 
-function reporterData (options: ResolvedOptions, pkg: StaticPackage): ReporterData {
+function reporterData (options: ResolvedOptions, pkg: StaticPackage): string {
   const { conf, secretKeys, ...rest } = options
-  return { options: rest, pkg, confSnapshot: configuration(options), sectionNames: sectionNames() }
-}
-
-function startReporter (options: ResolvedOptions, pkg: StaticPackage): { reporter: Worker, port: MessagePort } {
-  const { port1, port2 } = new MessageChannel()
-  const reporter = new Worker(path.join(__dirname, 'reporter.js'), {
-    name: 'guru-meditation reporter',
-    workerData: { ...reporterData(options, pkg), port: port2 },
-    transferList: [port2],
-    // The reporter is small; it must not inherit the application's preloads.
-    execArgv: [],
-    stdout: false,
-    stderr: false,
-    resourceLimits: { maxOldGenerationSizeMb: 64, maxYoungGenerationSizeMb: 16 }
-  })
-  reporter.unref()
-  reporter.on('error', err => {
-    process.stderr.write(`guru-meditation: the reporter thread failed: ${err.message}\n`)
-  })
-  answerReporter(port1)
-  return { reporter, port: port1 }
-}
-
-function send (message: MainMessage): void {
-  state?.port.postMessage(message)
+  const data: ReporterData = { options: rest, pkg, confSnapshot: configuration(options), sectionNames: sectionNames() }
+  return safeJsonStringify(data, 0)
 }
 
 // libuv installs its own handler when the application listens on a signal,
@@ -134,16 +100,7 @@ export function setupAutorun (version?: VersionInfo, options: Options = {}): voi
   if (!isMainThread) throw new Error('guru-meditation: setupAutorun must be called on the main thread')
   if (resolved.fileEventHandler) ensureTriggerFile(resolved.fileEventHandler)
   const pkg = staticPackage(version, resolved.serviceName, resolved.secretKeys)
-  if (!state) {
-    const { reporter, port } = startReporter(resolved, pkg)
-    state = { options: resolved, pkg, reporter, port, reporterTid: null }
-    onSectionsChanged(names => send({ type: 'sections', names }))
-    guardSignal()
-  } else {
-    state.options = resolved
-    state.pkg = pkg
-    send({ type: 'options', data: reporterData(resolved, pkg) })
-  }
+  // The watchdog first: the reporter attaches to it.
   native.configure({
     signal: resolved.signal?.number ?? 0,
     triggerFile: resolved.fileEventHandler ?? '',
@@ -151,6 +108,16 @@ export function setupAutorun (version?: VersionInfo, options: Options = {}): voi
     jsTimeoutMs: JS_TIMEOUT_MS,
     captureTimeoutMs: CAPTURE_TIMEOUT_MS
   })
+  if (!state) {
+    state = { options: resolved, pkg }
+    native.prepareReporter(path.join(__dirname, 'reporter.js'), reporterData(resolved, pkg))
+    answerReporter(native)
+    onSectionsChanged(() => { if (state) native.setReporterData(reporterData(state.options, state.pkg)) })
+    guardSignal()
+  } else {
+    state = { options: resolved, pkg }
+    native.setReporterData(reporterData(resolved, pkg))
+  }
 }
 
 function captureNow (): Promise<RawCapture> {
@@ -166,7 +133,7 @@ async function reportNow (): Promise<{ report: Report, options: ResolvedOptions 
   const options = state?.options ?? resolveOptions({})
   const pkg = state?.pkg ?? staticPackage(undefined, options.serviceName)
   const [capture, live] = await Promise.all([captureNow(), collectLive(options)])
-  return { report: buildReport(capture, pkg, live, state?.reporterTid ?? null), options }
+  return { report: buildReport(capture, pkg, live), options }
 }
 
 /** The report of this process now, as text or JSON. */

@@ -63,7 +63,18 @@ type Callback = (err: Error | null, capture: RawCapture | null) => void
 
 export interface Addon {
   configure (config: NativeConfig): void
-  attachReporter (callback: Callback): void
+  /** Main thread: triggered reports run `script` in an environment of their own. */
+  prepareReporter (script: string, dataJson: string): void
+  setReporterData (dataJson: string): void
+  /** In the reporter environment: the capture it was made for. */
+  takeReporterJob (): { capture: RawCapture, data: string } | null
+  /** In the reporter environment, when done: its loop ends even with handles left open. */
+  endReporter (): void
+  /** Main thread: answers the reporter's requests for live data. */
+  attachMain (onRequest: (id: number) => void): void
+  answerMain (id: number, json: string): void
+  /** In the reporter: blocks until the main thread answers or a deadline passes. */
+  askMain (pickupMs: number, answerMs: number): { json?: string, error?: 'not-picked-up' | 'timed-out' | 'no-channel' }
   reportDone (): void
   capture (options: { jsTimeoutMs: number, captureTimeoutMs: number }, callback: Callback): void
   reclaimSignal (): void

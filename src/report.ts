@@ -19,7 +19,7 @@ export interface LiveParts {
   errors: string[]
 }
 
-export function buildReport (capture: RawCapture, pkg: StaticPackage, live: LiveParts, reporterTid: number | null): Report {
+export function buildReport (capture: RawCapture, pkg: StaticPackage, live: LiveParts): Report {
   const at = new Date(capture.startedUnixMs)
   const errors = [...live.errors]
   const report: Report = {
@@ -40,7 +40,7 @@ export function buildReport (capture: RawCapture, pkg: StaticPackage, live: Live
   }
   // Each generator is fenced: one that fails costs its section only.
   try {
-    report.threads = buildThreads(capture, reporterTid)
+    report.threads = buildThreads(capture)
   } catch (err) {
     errors.push(`threads: ${(err as Error).message}`)
   }

@@ -315,6 +315,8 @@ int InstallCaptureHandler(IsolateKnownFn isolate_known) {
   return -1;
 }
 
+int CaptureSignal() { return g_signal; }
+
 std::vector<ThreadSnapshot> CaptureAllThreads(const CaptureOptions& options,
                                               const FirstContactFn& first_contact) {
   std::vector<ThreadSnapshot> threads;

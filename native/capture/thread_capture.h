@@ -62,6 +62,9 @@ using IsolateKnownFn = bool (*)(v8::Isolate*);
 // nobody handles yet. Returns the signal number, or -1.
 int InstallCaptureHandler(IsolateKnownFn isolate_known);
 
+// The signal InstallCaptureHandler picked, or -1.
+int CaptureSignal();
+
 // Signals every thread but the caller and collects what the handlers copied.
 // Called on the watchdog thread only; not reentrant (one capture at a time).
 std::vector<ThreadSnapshot> CaptureAllThreads(const CaptureOptions& options,

@@ -27,9 +27,9 @@ const KIND_MARKERS: Array<[RegExp, ThreadKind]> = [
 // Frames of this library itself, dropped from an API caller's stack.
 const OWN_DIR = path.join(__dirname, '..')
 
-export function buildThreads (capture: RawCapture, reporterTid: number | null): ThreadInfo[] {
+export function buildThreads (capture: RawCapture): ThreadInfo[] {
   return capture.threads
-    .map(t => buildThread(t, reporterTid))
+    .map(buildThread)
     .sort((a, b) => kindOrder(a) - kindOrder(b) || a.tid - b.tid)
 }
 
@@ -38,9 +38,9 @@ function kindOrder (t: ThreadInfo): number {
   return order.indexOf(t.kind)
 }
 
-function buildThread (t: RawThread, reporterTid: number | null): ThreadInfo {
+function buildThread (t: RawThread): ThreadInfo {
   const native = t.native.map(nativeFrame)
-  const kind = threadKind(t, reporterTid)
+  const kind = threadKind(t)
   const isJsThread = t.hasIsolate || kind === 'main' || kind === 'worker'
   const javascript = isJsThread ? t.javascript.filter(f => !f.file.startsWith(OWN_DIR)).map(jsFrame) : null
   return {
@@ -57,8 +57,11 @@ function buildThread (t: RawThread, reporterTid: number | null): ThreadInfo {
   }
 }
 
-function threadKind (t: RawThread, reporterTid: number | null): ThreadKind {
-  if (t.isWatchdog || t.tid === reporterTid) return 'guru-meditation'
+// The reporter's thread is named natively (native/reporter/reporter_env.cc).
+const REPORTER_THREAD = 'gmr-reporter'
+
+function threadKind (t: RawThread): ThreadKind {
+  if (t.isWatchdog || t.name === REPORTER_THREAD) return 'guru-meditation'
   if (t.isMain) return 'main'
   if (t.hasIsolate) return 'worker'
   for (const f of t.native) {
@@ -88,7 +91,7 @@ const EVENT_LOOP_WAIT = /uv__io_poll|epoll_wait|epoll_pwait/
 const LOCK_WAIT = /pthread_cond_(timed)?wait|__futex_abstimed_wait|futex_wait|sem_(timed)?wait|pthread_mutex_lock/
 
 function diagnose (t: RawThread, kind: ThreadKind, js: JsFrame[] | null, native: NativeFrame[]): string {
-  if (kind === 'guru-meditation') return t.isWatchdog ? 'the guru-meditation watchdog (writing this report)' : 'the guru-meditation reporter'
+  if (kind === 'guru-meditation') return t.isWatchdog ? 'the guru-meditation watchdog (capturing this report)' : 'the guru-meditation reporter (writing this report)'
   if (!t.captured && t.missingReason) return `native stack not captured: ${t.missingReason}`
   const symbols = native.map(f => f.symbol)
   const top = native[0]?.symbol ?? ''

@@ -1,0 +1,115 @@
+// Captures as plain JavaScript objects: all formatting is TypeScript's.
+#include "convert.h"
+
+#include <signal.h>
+#include <unistd.h>
+#include <v8.h>
+
+#include <cstdio>
+
+#include "capture/thread_capture.h"
+
+namespace gmr {
+namespace {
+
+const char* VmStateName(int state) {
+  switch (state) {
+    case v8::JS: return "JS";
+    case v8::GC: return "GC";
+    case v8::PARSER: return "PARSER";
+    case v8::BYTECODE_COMPILER: return "BYTECODE_COMPILER";
+    case v8::COMPILER: return "COMPILER";
+    case v8::OTHER: return "OTHER";
+    case v8::EXTERNAL: return "EXTERNAL";
+    case v8::ATOMICS_WAIT: return "ATOMICS_WAIT";
+    case v8::IDLE: return "IDLE";
+    default: return nullptr;
+  }
+}
+
+std::string Hex(uintptr_t value) {
+  char buf[24];
+  snprintf(buf, sizeof buf, "0x%016zx", static_cast<size_t>(value));
+  return buf;
+}
+
+Napi::Array JsFrames(Napi::Env env, const std::vector<JsFrame>& frames) {
+  Napi::Array out = Napi::Array::New(env, frames.size());
+  for (size_t i = 0; i < frames.size(); i++) {
+    Napi::Object f = Napi::Object::New(env);
+    f.Set("function", frames[i].function);
+    f.Set("file", frames[i].file);
+    f.Set("line", frames[i].line);
+    f.Set("column", frames[i].column);
+    out.Set(i, f);
+  }
+  return out;
+}
+
+Napi::Object ThreadToJs(Napi::Env env, const ThreadCapture& t, int pid) {
+  const ThreadSnapshot& s = t.snapshot;
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("tid", s.tid);
+  o.Set("name", s.name);
+  o.Set("osState", std::string(1, s.os_state));
+  o.Set("cpuUserUs", static_cast<double>(s.cpu_user_us));
+  o.Set("cpuSystemUs", static_cast<double>(s.cpu_system_us));
+  o.Set("isMain", s.tid == pid);
+  o.Set("isWatchdog", s.self);
+  o.Set("captured", s.captured);
+  o.Set("missingReason", s.missing_reason);
+  o.Set("interruptedUs", static_cast<double>(s.interrupted_ns) / 1000.0);
+  o.Set("hasIsolate", s.v8.isolate != nullptr);
+  o.Set("isolate", s.v8.isolate ? Hex(reinterpret_cast<uintptr_t>(s.v8.isolate)) : "");
+  const char* vm = VmStateName(s.v8.vm_state);
+  o.Set("vmState", vm ? Napi::Value(Napi::String::New(env, vm)) : env.Null());
+  o.Set("jsFrameCount", static_cast<double>(s.v8.frame_count));
+  o.Set("jsRequested", t.js_requested);
+  o.Set("jsAnswered", t.js.answered);
+  o.Set("jsAnsweredAfterUs", static_cast<double>(t.js.answered_after_us));
+  o.Set("javascript", JsFrames(env, t.js.frames));
+  Napi::Array native = Napi::Array::New(env, t.native.size());
+  for (size_t i = 0; i < t.native.size(); i++) {
+    const NativeFrame& f = t.native[i];
+    Napi::Object n = Napi::Object::New(env);
+    n.Set("address", Hex(f.pc));
+    n.Set("symbol", f.symbol);
+    n.Set("module", f.module);
+    n.Set("symbolOffset", static_cast<double>(f.symbol_offset));
+    n.Set("moduleOffset", static_cast<double>(f.module_offset));
+    n.Set("method", f.method);
+    native.Set(i, n);
+  }
+  o.Set("native", native);
+  return o;
+}
+
+}  // namespace
+
+std::string SignalName(int sig) {
+  if (sig >= SIGRTMIN && sig <= SIGRTMAX) return "SIGRTMIN+" + std::to_string(sig - SIGRTMIN);
+  return std::to_string(sig);
+}
+
+Napi::Object CaptureToJs(Napi::Env env, const Capture& c, const Trigger& trigger) {
+  int capture_signal = CaptureSignal();
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("startedUnixMs", static_cast<double>(c.started_unix_ms));
+  o.Set("signalPhaseUs", static_cast<double>(c.signal_phase_us));
+  o.Set("jsPhaseUs", static_cast<double>(c.js_phase_us));
+  o.Set("totalUs", static_cast<double>(c.total_us));
+  o.Set("captureSignal", capture_signal > 0 ? Napi::Value(Napi::String::New(env, SignalName(capture_signal)))
+                                            : env.Null());
+  Napi::Object tr = Napi::Object::New(env);
+  tr.Set("kind", trigger.kind);
+  tr.Set("detail", trigger.detail);
+  tr.Set("coalesced", trigger.coalesced);
+  o.Set("trigger", tr);
+  int pid = getpid();
+  Napi::Array threads = Napi::Array::New(env, c.threads.size());
+  for (size_t i = 0; i < c.threads.size(); i++) threads.Set(i, ThreadToJs(env, c.threads[i], pid));
+  o.Set("threads", threads);
+  return o;
+}
+
+}  // namespace gmr
