@@ -2,17 +2,23 @@
 // and TextGuruMeditation for those who know oslo.reports.
 import fs from 'node:fs'
 import path from 'node:path'
-import { isMainThread } from 'node:worker_threads'
 import type { Configuration, Report } from './model'
 import { loadAddon, type Addon, type RawCapture } from './native'
 import { OptionError, resolveOptions, type Format, type Options, type ResolvedOptions } from './options'
-import { writeReportText } from './output'
-import { buildReport, render, type LiveParts } from './report'
-import { flattenConfig, runtimeConfig } from './sections/configuration'
+import type { LiveParts } from './report'
+import { flattenConfig } from './sections/configuration'
 import { staticPackage, type StaticPackage, type VersionInfo } from './sections/package'
 import { onSectionsChanged, registerSection, runSections, sectionNames, type SectionGenerator } from './sections/user'
 import type { ReporterData } from './reporter'
 import { safeJsonStringify } from './util/json-safe'
+
+// What only reports need is loaded when the first report is made, not at
+// require time: set-up stays quick.
+/* eslint-disable @typescript-eslint/no-require-imports */
+const reportModule = (): typeof import('./report') => require('./report')
+const outputModule = (): typeof import('./output') => require('./output')
+const runtimeConfig = (): Record<string, string> => (require('./sections/configuration') as typeof import('./sections/configuration')).runtimeConfig()
+/* eslint-enable @typescript-eslint/no-require-imports */
 
 export type { Options, Format, Report, VersionInfo, SectionGenerator }
 export { OptionError, registerSection }
@@ -44,6 +50,11 @@ function configuration (options: Pick<ResolvedOptions, 'conf' | 'secretKeys'>): 
   return { application: flattenConfig(options.conf, options.secretKeys), runtime: runtimeConfig() }
 }
 
+/** The thread that can set the library up: the process's main thread. */
+function onMainThread (native: Addon): boolean {
+  return native.info().tid === process.pid
+}
+
 /** Runs on the thread that called setupAutorun (or the API caller). */
 async function collectLive (options: ResolvedOptions): Promise<LiveParts> {
   const errors: string[] = []
@@ -67,7 +78,10 @@ function answerReporter (native: Addon): void {
 
 function reporterData (options: ResolvedOptions, pkg: StaticPackage): string {
   const { conf, secretKeys, ...rest } = options
-  const data: ReporterData = { options: rest, pkg, confSnapshot: configuration(options), sectionNames: sectionNames() }
+  // The runtime part is left to the reporter (it is the same process):
+  // computing it here would cost every start-up.
+  const confSnapshot = { application: flattenConfig(conf, secretKeys), runtime: {} }
+  const data: ReporterData = { options: rest, pkg, confSnapshot, sectionNames: sectionNames() }
   return safeJsonStringify(data, 0)
 }
 
@@ -97,7 +111,7 @@ function ensureTriggerFile (file: string): void {
 export function setupAutorun (version?: VersionInfo, options: Options = {}): void {
   const resolved = resolveOptions(options)
   const native = addon()
-  if (!isMainThread) throw new Error('guru-meditation: setupAutorun must be called on the main thread')
+  if (!onMainThread(native)) throw new Error('guru-meditation: setupAutorun must be called on the main thread')
   if (resolved.fileEventHandler) ensureTriggerFile(resolved.fileEventHandler)
   const pkg = staticPackage(version, resolved.serviceName, resolved.secretKeys)
   // The watchdog first: the reporter attaches to it.
@@ -133,13 +147,13 @@ async function reportNow (): Promise<{ report: Report, options: ResolvedOptions 
   const options = state?.options ?? resolveOptions({})
   const pkg = state?.pkg ?? staticPackage(undefined, options.serviceName)
   const [capture, live] = await Promise.all([captureNow(), collectLive(options)])
-  return { report: buildReport(capture, pkg, live), options }
+  return { report: reportModule().buildReport(capture, pkg, live), options }
 }
 
 /** The report of this process now, as text or JSON. */
 export async function generateReport (options: { format?: Format } = {}): Promise<string> {
   const { report, options: resolved } = await reportNow()
-  return render(report, options.format ?? resolved.format)
+  return reportModule().render(report, options.format ?? resolved.format)
 }
 
 /**
@@ -148,8 +162,8 @@ export async function generateReport (options: { format?: Format } = {}): Promis
  */
 export async function writeReport (options: { format?: Format } = {}): Promise<string | null> {
   const { report, options: resolved } = await reportNow()
-  const text = render(report, options.format ?? resolved.format)
-  return writeReportText(text, resolved, new Date(report.package.generatedAt)).path
+  const text = reportModule().render(report, options.format ?? resolved.format)
+  return outputModule().writeReportText(text, resolved, new Date(report.package.generatedAt)).path
 }
 
 export const TextGuruMeditation = { setupAutorun, registerSection, generateReport, writeReport }

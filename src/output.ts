@@ -3,7 +3,6 @@
 // which also makes the name unique without a race).
 import fs from 'node:fs'
 import path from 'node:path'
-import crypto from 'node:crypto'
 
 export interface Destination {
   logDir: string | null
@@ -18,6 +17,7 @@ export interface Written {
 }
 
 const MAX_SAME_SECOND = 1000
+let tmpCounter = 0
 
 /** oslo's timestamp: YYYYMMDDHHMMSS in UTC. */
 export function timestamp (at: Date): string {
@@ -43,7 +43,8 @@ export function writeAllSync (fd: number, text: string): void {
 }
 
 function writeFile (text: string, dir: string, base: string): string {
-  const tmp = path.join(dir, `.${base}.${process.pid}.${crypto.randomBytes(4).toString('hex')}.tmp`)
+  // Unique within the process; O_EXCL settles any clash with another one.
+  const tmp = path.join(dir, `.${base}.${process.pid}.${++tmpCounter}.tmp`)
   const fd = fs.openSync(tmp, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW, 0o600)
   try {
     try {

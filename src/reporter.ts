@@ -9,6 +9,7 @@ import type { ResolvedOptions } from './options'
 import { writeReportText } from './output'
 import { buildReport, render, type LiveParts } from './report'
 import type { StaticPackage } from './sections/package'
+import { runtimeConfig } from './sections/configuration'
 import { unavailableSections } from './sections/user'
 
 /** What the reporter needs from setup, as JSON (kept current by the main thread). */
@@ -36,7 +37,7 @@ function askMain (data: ReporterData): LiveParts {
       ? `the main thread did not finish within ${data.options.sectionTimeout + ANSWER_MARGIN_MS} ms`
       : 'the main thread cannot be asked (it is shutting down)'
   return {
-    configuration: data.confSnapshot,
+    configuration: { application: data.confSnapshot.application, runtime: runtimeConfig(process.env, data.pkg.execArgv) },
     sections: unavailableSections(data.sectionNames, reason),
     errors: [`configuration: as of setup; ${reason}`]
   }

@@ -11,9 +11,12 @@ const REPORT_NAME = /^(.+)_gurumeditation_(\d{14})(_\d+)?$/
 
 /** A child process that the test always kills, with its output collected. */
 function spawnNode (t, args, { env = {}, cwd = ROOT } = {}) {
+  // Without the test runner's NODE_OPTIONS (its loader hooks would be in
+  // every report): the service as a user runs it.
+  const { NODE_OPTIONS, ...inherited } = process.env
   const child = spawn(process.execPath, args, {
     cwd,
-    env: { ...process.env, ...env },
+    env: { ...inherited, ...env },
     stdio: ['ignore', 'pipe', 'pipe']
   })
   child.stdoutText = ''

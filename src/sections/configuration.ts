@@ -17,7 +17,6 @@
 // - when two paths collide (`{ 'a.b': 1, a: { b: 2 } }`) the later one wins.
 import fs from 'node:fs'
 import { types } from 'node:util'
-import v8 from 'node:v8'
 
 const MAX_DEPTH = 12
 const MAX_ENTRIES = 2000
@@ -292,13 +291,19 @@ function threadpoolSize (raw: string | undefined): string {
   return `${n} (from UV_THREADPOOL_SIZE)`
 }
 
-/** Node's runtime configuration: flags, heap limit, threadpool, resource limits, allow-listed environment. */
-export function runtimeConfig (env: NodeJS.ProcessEnv = process.env): Record<string, string> {
+/**
+ * Node's runtime configuration: flags, heap limit, threadpool, resource
+ * limits, allow-listed environment. `execArgv` is the application's, also
+ * when the reporter (which has none) computes it.
+ */
+export function runtimeConfig (env: NodeJS.ProcessEnv = process.env, execArgv: string[] = process.execArgv): Record<string, string> {
   try {
-    const heap = v8.getHeapStatistics().heap_size_limit
+    // Loaded here: set-up should not pay for it.
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const heap = (require('node:v8') as typeof import('node:v8')).getHeapStatistics().heap_size_limit
     const out = flattenConfig({
       execPath: process.execPath,
-      execArgv: process.execArgv,
+      execArgv,
       heapSizeLimit: `${heap} bytes (${Math.round(heap / 1048576)} MiB)`,
       uvThreadpoolSize: threadpoolSize(env.UV_THREADPOOL_SIZE),
       limits: resourceLimits()
