@@ -14,6 +14,7 @@
 #include "capture/capture.h"
 #include "capture/js_stacks.h"
 #include "capture/thread_capture.h"
+#include "codemap/code_map.h"
 #include "convert.h"
 #include "reporter/main_channel.h"
 #include "reporter/reporter_env.h"
@@ -21,6 +22,40 @@
 
 namespace gmr {
 namespace {
+
+Napi::Object JsFrameToJs(Napi::Env env, const JsFrame& frame) {
+  Napi::Object f = Napi::Object::New(env);
+  f.Set("function", frame.function);
+  f.Set("file", frame.file);
+  f.Set("line", frame.line);
+  f.Set("column", frame.column);
+  return f;
+}
+
+// What the code map named, added to each thread of CaptureToJs's object
+// (same order as c.threads): `sampledJavascript` per thread, `javascript`
+// ({ function, file, line, column } or null) per native frame.
+void AddCodeMapNames(Napi::Env env, Napi::Object capture, const Capture& c) {
+  Napi::Array threads = capture.Get("threads").As<Napi::Array>();
+  for (size_t i = 0; i < c.threads.size() && i < threads.Length(); i++) {
+    const ThreadCapture& t = c.threads[i];
+    Napi::Object thread = threads.Get(i).As<Napi::Object>();
+    Napi::Array sampled = Napi::Array::New(env, t.sampled_js.size());
+    for (size_t k = 0; k < t.sampled_js.size(); k++) sampled.Set(k, JsFrameToJs(env, t.sampled_js[k]));
+    thread.Set("sampledJavascript", sampled);
+    Napi::Array native = thread.Get("native").As<Napi::Array>();
+    for (size_t k = 0; k < t.native.size() && k < native.Length(); k++) {
+      const NativeFrame& f = t.native[k];
+      native.Get(k).As<Napi::Object>().Set("javascript", f.has_js ? Napi::Value(JsFrameToJs(env, f.js)) : env.Null());
+    }
+  }
+}
+
+Napi::Object CaptureWithNames(Napi::Env env, const Capture& c, const Trigger& trigger) {
+  Napi::Object o = CaptureToJs(env, c, trigger);
+  AddCodeMapNames(env, o, c);
+  return o;
+}
 
 // What a thread-safe function call carries to JavaScript.
 struct Delivery {
@@ -35,7 +70,7 @@ void CallWithDelivery(Napi::Env env, Napi::Function callback, Delivery* d) {
     callback.Call({Napi::Error::New(env, owned->trigger.detail).Value(), env.Null()});
     return;
   }
-  callback.Call({env.Null(), CaptureToJs(env, *owned->capture, owned->trigger)});
+  callback.Call({env.Null(), CaptureWithNames(env, *owned->capture, owned->trigger)});
 }
 
 Deliver DeliverTo(Napi::ThreadSafeFunction tsfn) {
@@ -114,7 +149,7 @@ Napi::Value TakeReporterJobJs(const Napi::CallbackInfo& info) {
   std::string data;
   if (!TakeReporterJob(&capture, &trigger, &data)) return env.Null();
   Napi::Object job = Napi::Object::New(env);
-  job.Set("capture", CaptureToJs(env, *capture, trigger));
+  job.Set("capture", CaptureWithNames(env, *capture, trigger));
   job.Set("data", data);
   return job;
 }
@@ -186,6 +221,29 @@ Napi::Value Info(const Napi::CallbackInfo& info) {
   return o;
 }
 
+// setCodeMapEnabled(bool): the code map switch (on by default), for the
+// `codeMap` option / GMR_CODE_MAP. Every isolate follows (see js_stacks.h).
+Napi::Value SetCodeMapEnabledJs(const Napi::CallbackInfo& info) {
+  SetCodeMapEverywhere(info[0].ToBoolean().Value());
+  return info.Env().Undefined();
+}
+
+// codeMapStats(): what the code maps hold and cost, summed over isolates.
+Napi::Value CodeMapStatsJs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  CodeMapStats s = GetCodeMapStats();
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("enabled", CodeMapEnabled());
+  o.Set("maps", static_cast<double>(s.maps));
+  o.Set("events", static_cast<double>(s.events));
+  o.Set("pending", static_cast<double>(s.pending));
+  o.Set("indexed", static_cast<double>(s.indexed));
+  o.Set("dropped", static_cast<double>(s.dropped));
+  o.Set("scripts", static_cast<double>(s.scripts));
+  o.Set("bytes", static_cast<double>(s.bytes));
+  return o;
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   static std::once_flag once;
   std::call_once(once, [] { InstallCaptureHandler(IsolateKnown); });
@@ -203,6 +261,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("capture", Napi::Function::New(env, CaptureJs));
   exports.Set("reclaimSignal", Napi::Function::New(env, ReclaimSignal));
   exports.Set("info", Napi::Function::New(env, Info));
+  exports.Set("setCodeMapEnabled", Napi::Function::New(env, SetCodeMapEnabledJs));
+  exports.Set("codeMapStats", Napi::Function::New(env, CodeMapStatsJs));
   return exports;
 }
 

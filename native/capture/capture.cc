@@ -4,10 +4,15 @@
 
 #include <dlfcn.h>
 
+#include <algorithm>
 #include <chrono>
+#include <cstdlib>
+#include <utility>
 
+#include "../codemap/code_map.h"
 #include "../symbolize/symbolize.h"
 #include "../unwind/unwind.h"
+#include "../util/proc.h"
 
 namespace gmr {
 namespace {
@@ -59,6 +64,107 @@ void Symbolize(ThreadCapture* t) {
   }
 }
 
+// Executable mappings: JIT code is in them, bytecode (heap data) is not.
+class ExecRanges {
+ public:
+  void Load() {
+    ranges_.clear();
+    std::string maps = ReadProcFile("/proc/self/maps");
+    size_t pos = 0;
+    while (pos < maps.size()) {
+      size_t eol = maps.find('\n', pos);
+      if (eol == std::string::npos) eol = maps.size();
+      const char* line = maps.c_str() + pos;
+      char* p = nullptr;
+      uintptr_t start = strtoull(line, &p, 16);
+      uintptr_t end = (p && *p == '-') ? strtoull(p + 1, &p, 16) : 0;
+      if (p && p[0] == ' ' && p[1] && p[2] && p[3] == 'x' && end > start) ranges_.emplace_back(start, end);
+      pos = eol + 1;
+    }
+    std::sort(ranges_.begin(), ranges_.end());
+  }
+  bool Contains(uintptr_t addr) const {
+    auto it = std::upper_bound(ranges_.begin(), ranges_.end(), std::make_pair(addr, UINTPTR_MAX));
+    return it != ranges_.begin() && addr < std::prev(it)->second;
+  }
+
+ private:
+  std::vector<std::pair<uintptr_t, uintptr_t>> ranges_;
+};
+
+JsFrame ToJsFrame(const CodeLookup& l) {
+  JsFrame f;
+  f.function = l.function;
+  f.file = l.file;
+  f.line = l.line;
+  f.column = l.column;
+  return f;
+}
+
+// Names the V8 sample's frames and the native frames that run JavaScript,
+// from the isolate's code map as it was when the sample was taken.
+void NameFromCodeMap(ThreadCapture* t, const ExecRanges& exec) {
+  const V8Sample& s = t->snapshot.v8;
+  if (!s.isolate) return;
+  size_t ns = s.frames.size();
+  size_t nn = t->native.size();
+  std::vector<uintptr_t> pcs(s.frames);
+  for (const NativeFrame& f : t->native) pcs.push_back(f.pc);
+  std::vector<CodeLookup> found(pcs.size());
+  if (!ResolveCodeAddresses(s.isolate, s.code_events, pcs.data(), pcs.size(), found.data())) return;
+  for (size_t i = 0; i < ns; i++)
+    if (found[i].kind == CodeKind::kJavaScript) t->sampled_js.push_back(ToJsFrame(found[i]));
+
+  // Native frames in JIT code name themselves.
+  for (size_t i = 0; i < nn; i++) {
+    if (found[ns + i].kind != CodeKind::kJavaScript) continue;
+    t->native[i].has_js = true;
+    t->native[i].js = ToJsFrame(found[ns + i]);
+  }
+  // An interpreted frame shows natively as one frame in the interpreter (a
+  // return address in its entry trampoline, or a bytecode handler at the top)
+  // while the sample has its bytecode address. Sampled JIT frames have the
+  // very pcs of their native frames: they anchor both lists, and between
+  // anchors interpreted frames pair up in order, from the outer end (only
+  // the innermost one can lack a native frame, when a frameless builtin it
+  // called hides it).
+  auto is_bytecode = [&](size_t j) { return found[j].kind == CodeKind::kJavaScript && !exec.Contains(pcs[j]); };
+  auto is_interpreter = [&](size_t i) { return found[ns + i].kind == CodeKind::kInterpreter; };
+  size_t first_matched = nn;  // the innermost native frame the sample also has
+  auto pair_segment = [&](size_t j0, size_t j1, size_t i0, size_t i1) {
+    size_t j = j1, i = i1;
+    for (;;) {
+      while (j > j0 && !is_bytecode(j - 1)) j--;
+      while (i > i0 && !is_interpreter(i - 1)) i--;
+      if (j == j0 || i == i0) return;
+      j--;
+      i--;
+      t->native[i].has_js = true;
+      t->native[i].js = ToJsFrame(found[j]);
+      first_matched = std::min(first_matched, i);
+    }
+  };
+  size_t j0 = 0, i0 = 0;
+  for (size_t j = 0; j < ns; j++) {
+    if (found[j].kind != CodeKind::kJavaScript || is_bytecode(j)) continue;
+    size_t i = i0;
+    while (i < nn && t->native[i].pc != pcs[j]) i++;
+    if (i == nn) continue;  // not in the native stack: no anchor
+    pair_segment(j0, j, i0, i);
+    first_matched = std::min(first_matched, i);
+    j0 = j + 1;
+    i0 = i + 1;
+  }
+  pair_segment(j0, ns, i0, nn);
+
+  // V8's sampler drops a top frame that is not interpreted (the thread is
+  // inside its JIT code): the native stack has it.
+  std::vector<JsFrame> top;
+  for (size_t i = 0; i < first_matched; i++)
+    if (found[ns + i].kind == CodeKind::kJavaScript) top.push_back(t->native[i].js);
+  t->sampled_js.insert(t->sampled_js.begin(), top.begin(), top.end());
+}
+
 }  // namespace
 
 void WarmUpCapture() {
@@ -86,13 +192,17 @@ Capture CaptureProcess(const CaptureSettings& settings) {
     round.Post(s.v8.isolate, true);
     wanted.push_back(s.v8.isolate);
   }
-  // Unwinding and symbolizing overlap with the wait for the interrupts.
+  // Unwinding, symbolizing and naming from the code maps overlap with the
+  // wait for the interrupts.
   out.threads.reserve(snapshots.size());
   SharedSymbolizer().Refresh();
+  ExecRanges exec;
+  exec.Load();
   for (ThreadSnapshot& s : snapshots) {
     ThreadCapture t;
     t.snapshot = std::move(s);
     Symbolize(&t);
+    NameFromCodeMap(&t, exec);
     t.snapshot.stack.clear();
     t.snapshot.stack.shrink_to_fit();
     out.threads.push_back(std::move(t));

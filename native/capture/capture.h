@@ -19,6 +19,10 @@ struct NativeFrame {
   uintptr_t symbol_offset = 0;
   uintptr_t module_offset = 0;
   int method = 0;  // UnwindMethod
+  // The JS function this frame runs, from the isolate's code map: a frame
+  // in JIT code, or in the interpreter (bytecode handlers, trampolines).
+  bool has_js = false;
+  JsFrame js;                     // line/column: the function's start
 };
 
 struct ThreadCapture {
@@ -26,6 +30,10 @@ struct ThreadCapture {
   std::vector<NativeFrame> native;
   bool js_requested = false;      // an interrupt was posted for its JS stack
   JsStack js;
+  // The V8 sample's JS frames named by the code map, innermost first; line
+  // and column are those of each function's start. Works when the thread
+  // cannot answer an interrupt (blocked in native code).
+  std::vector<JsFrame> sampled_js;
 };
 
 struct Capture {

@@ -1,12 +1,22 @@
 #include "js_stacks.h"
 
 #include <node.h>
+#include <sys/prctl.h>
 #include <v8.h>
 
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <cstring>
 #include <mutex>
+
+#include "../codemap/code_map.h"
+
+// Until binding.gyp lists native/codemap/code_map.cc (and defines
+// GMR_CODE_MAP_SEPARATE), it is compiled as part of this file.
+#ifndef GMR_CODE_MAP_SEPARATE
+#include "../codemap/code_map.cc"
+#endif
 
 namespace gmr {
 namespace {
@@ -53,13 +63,33 @@ Entry* FindEntry(v8::Isolate* isolate) {
 // RequestInterrupt the watchdog is making on this isolate.
 void OnEnvironmentCleanup(void* arg) {
   auto* entry = static_cast<Entry*>(arg);
-  std::lock_guard<std::mutex> lock(RegistryMutex());
-  entry->alive = false;
-  for (auto& slot : g_known) {
-    v8::Isolate* expected = entry->isolate;
-    if (slot.compare_exchange_strong(expected, nullptr)) break;
+  {
+    std::lock_guard<std::mutex> lock(RegistryMutex());
+    entry->alive = false;
+    for (auto& slot : g_known) {
+      v8::Isolate* expected = entry->isolate;
+      if (slot.compare_exchange_strong(expected, nullptr)) break;
+    }
   }
+  // The isolate is about to go: its code event handler must go first.
+  StopCodeMap(entry->isolate);
 }
+
+// The reporter's environment (native/reporter/reporter_env.cc names its
+// thread so) lives for one report: it gets no code map.
+bool OnReporterThread() {
+  char name[17] = {0};
+  prctl(PR_GET_NAME, name, 0, 0, 0);
+  return strcmp(name, "gmr-reporter") == 0;
+}
+
+// On the isolate's thread: the code map follows the process-wide switch.
+void FollowCodeMapSwitch(v8::Isolate* isolate) {
+  if (!CodeMapEnabled()) StopCodeMap(isolate);
+  else if (!OnReporterThread()) StartCodeMap(isolate);
+}
+
+void OnCodeMapSwitch(v8::Isolate* isolate, void*) { FollowCodeMapSwitch(isolate); }
 
 // On the isolate's thread, inside a node environment's context.
 void RegisterOnThread(v8::Isolate* isolate) {
@@ -120,12 +150,17 @@ void OnInterrupt(v8::Isolate* isolate, void* data) {
     request->stack.answered_after_us = std::chrono::duration_cast<std::chrono::microseconds>(
         std::chrono::steady_clock::now() - request->posted).count();
   }
-  std::lock_guard<std::mutex> lock(AnswerMutex());
-  if (!request->state.compare_exchange_strong(expected, JsStackRound::Request::kAnswered)) {
-    delete request;  // the round gave up on us
-    return;
+  {
+    std::lock_guard<std::mutex> lock(AnswerMutex());
+    if (!request->state.compare_exchange_strong(expected, JsStackRound::Request::kAnswered)) {
+      delete request;  // the round gave up on us
+    } else {
+      Answered().notify_all();
+    }
   }
-  Answered().notify_all();
+  // A worker that never loaded the library gets its code map now, after it
+  // answered (enabling replays all existing code: not on the report's time).
+  FollowCodeMapSwitch(isolate);
 }
 
 }  // namespace
@@ -137,7 +172,20 @@ bool IsolateKnown(v8::Isolate* isolate) {
 }
 
 void RegisterCurrentIsolate() {
-  if (v8::Isolate* isolate = v8::Isolate::TryGetCurrent()) RegisterOnThread(isolate);
+  v8::Isolate* isolate = v8::Isolate::TryGetCurrent();
+  if (!isolate) return;
+  RegisterOnThread(isolate);
+  if (IsolateKnown(isolate)) FollowCodeMapSwitch(isolate);
+}
+
+void SetCodeMapEverywhere(bool enabled) {
+  SetCodeMapEnabled(enabled);
+  v8::Isolate* self = v8::Isolate::TryGetCurrent();
+  if (self) FollowCodeMapSwitch(self);
+  // Other isolates switch on their own thread, at their next interrupt check.
+  std::lock_guard<std::mutex> lock(RegistryMutex());
+  for (Entry* e : Registry())
+    if (e->alive && e->isolate != self) e->isolate->RequestInterrupt(OnCodeMapSwitch, nullptr);
 }
 
 JsStack CurrentJsStack(v8::Isolate* isolate) {

@@ -36,8 +36,13 @@ struct JsStack {
 // Async-signal-safe: lock-free scan of a fixed table.
 bool IsolateKnown(v8::Isolate* isolate);
 
-// On a JS thread with a node environment: makes the current isolate known.
+// On a JS thread with a node environment: makes the current isolate known
+// and, unless switched off, gives it a code map (native/codemap/).
 void RegisterCurrentIsolate();
+
+// The code map switch (on by default): the calling thread's isolate follows
+// at once, every other known isolate at its next interrupt check.
+void SetCodeMapEverywhere(bool enabled);
 
 // One report's interrupts. Post() may be called from the first-contact hook
 // (thread held) with known=false, or afterwards with known=true; Wait()

@@ -19,6 +19,7 @@
 
 #include <v8.h>
 
+#include "../codemap/code_map.h"
 #include "../util/proc.h"
 
 namespace gmr {
@@ -45,6 +46,7 @@ struct Slot {
   size_t js_frame_count;
   void* js_frames[kMaxJsFrames];
   void* external_callback;
+  uint64_t code_events;
 };
 
 struct Mapping {
@@ -132,6 +134,7 @@ void SampleV8(Slot* slot) {
   slot->vm_state = -1;
   slot->js_frame_count = 0;
   slot->external_callback = nullptr;
+  slot->code_events = 0;
   if (!slot->isolate) return;
   v8::RegisterState state;
   state.pc = reinterpret_cast<void*>(slot->regs.rip);
@@ -142,6 +145,8 @@ void SampleV8(Slot* slot) {
   slot->vm_state = info.vm_state;
   slot->js_frame_count = info.frames_count;
   slot->external_callback = info.external_callback_entry;
+  // Lock-free: the map the sample's pcs will be resolved against, as of now.
+  slot->code_events = CodeMapEventCount(slot->isolate);
 }
 
 // Async-signal-safe: a raw futex wait with a timeout; no libc locking.
@@ -154,8 +159,9 @@ void WaitWhileHeld(Slot* slot) {
 }
 
 // The capture signal's handler. Everything it calls is async-signal-safe:
-// syscalls (gettid, clock_gettime, futex), atomics, memcpy, sem_post, and
-// V8's signal-safe sampler. It allocates nothing and takes no lock.
+// syscalls (gettid, clock_gettime, futex), atomics, memcpy, sem_post,
+// V8's signal-safe sampler and the code map's lock-free event count. It
+// allocates nothing and takes no lock.
 void OnCaptureSignal(int, siginfo_t* info, void* context) {
   int saved_errno = errno;
   // Only our own tgkill: another sender of this signal is not ours to answer.
@@ -276,6 +282,7 @@ void CopyOut(const Slot& slot, ThreadSnapshot* t) {
   for (size_t i = 0; i < t->v8.frame_count; i++)
     t->v8.frames.push_back(reinterpret_cast<uintptr_t>(slot.js_frames[i]));
   t->v8.external_callback = reinterpret_cast<uintptr_t>(slot.external_callback);
+  t->v8.code_events = slot.code_events;
 }
 
 // True when the thread blocks the signal: tgkill would leave it pending.

@@ -28,6 +28,7 @@ struct V8Sample {
   size_t frame_count = 0;           // JavaScript frames seen by the sampler
   std::vector<uintptr_t> frames;    // their pcs
   uintptr_t external_callback = 0;  // native function called from JS, if any
+  uint64_t code_events = 0;         // the isolate's code map as of the sample (CodeMapEventCount)
 };
 
 struct ThreadSnapshot {
