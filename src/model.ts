@@ -57,7 +57,20 @@ export interface NativeFrame {
   module: string
   /** `symbol+0x1c`, or `module+0x1234` when no symbol covers the address. */
   location: string
+  /**
+   * The JavaScript function this frame runs, from the code map: a frame in
+   * JIT code or in the interpreter. `line`/`column` are the function's start.
+   */
+  javascript: JsFrame | null
 }
+
+/**
+ * Where a thread's JavaScript stack comes from: `interrupt` (the thread
+ * answered; exact lines and columns), `code-map` (it did not, being blocked
+ * in native code or busy: V8's stack sample named by the code map, with the
+ * line and column where each function starts), or null (no stack).
+ */
+export type JavaScriptSource = 'interrupt' | 'code-map' | null
 
 export interface ThreadInfo {
   tid: number
@@ -70,6 +83,7 @@ export interface ThreadInfo {
   vmState: string | null
   /** JavaScript stack, innermost frame first; null when not a JS thread. */
   javascript: JsFrame[] | null
+  javascriptSource: JavaScriptSource
   native: NativeFrame[]
   /** How long the capture signal's handler held the thread, in µs; null when not captured. */
   interruptedUs: number | null

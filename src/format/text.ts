@@ -88,12 +88,26 @@ function jsFrame (f: JsFrame): string {
   return `  at ${fn} (${where})`
 }
 
+/** `JS: fn (file:line)` for a native frame running JavaScript (file's basename, the function's start line). */
+function jsName (f: JsFrame): string {
+  const fn = f.function ? str(f.function) : '<anonymous>'
+  const file = f.file ? path.basename(str(f.file)) : '<unknown>'
+  return `JS: ${fn} (${file}${f.line > 0 ? `:${f.line}` : ''})`
+}
+
 function nativeFrames (frames: NativeFrame[]): string[] {
   // Index column as wide as the largest index, so addresses line up.
   const width = String(Math.max(frames.length - 1, 0)).length
   return frames.map((f, i) => {
     const module = f.module ? `  (${path.basename(str(f.module))})` : ''
-    return `  #${String(i).padEnd(width)}  ${str(f.address)}  ${str(f.location || f.symbol)}${module}`
+    const location = str(f.location || f.symbol)
+    // JIT code has no symbol: the JS function takes the place of `??`;
+    // an interpreter frame keeps its builtin and gets the function after it.
+    if (f.javascript) {
+      if (!f.symbol && !f.module) return `  #${String(i).padEnd(width)}  ${str(f.address)}  ${jsName(f.javascript)}`
+      return `  #${String(i).padEnd(width)}  ${str(f.address)}  ${location}${module}  ${jsName(f.javascript)}`
+    }
+    return `  #${String(i).padEnd(width)}  ${str(f.address)}  ${location}${module}`
   })
 }
 
@@ -105,7 +119,7 @@ function threadLines (t: ThreadInfo): string[] {
   if (t.vmState !== null && t.vmState !== undefined) lines.push(...kv('vm state', t.vmState))
   if (t.note) lines.push(...kv('note', t.note))
   if (Array.isArray(t.javascript)) {
-    lines.push('JavaScript stack:')
+    lines.push(t.javascriptSource === 'code-map' ? 'JavaScript stack (from the code map: function start lines):' : 'JavaScript stack:')
     lines.push(...(t.javascript.length > 0 ? t.javascript.map(jsFrame) : ['  (no frames)']))
   }
   const native = list(t.native)

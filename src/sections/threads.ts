@@ -1,8 +1,16 @@
 // Threads: turns the native capture of every thread into the model, naming
 // each thread's kind and saying in one line what it is doing.
 import path from 'node:path'
-import type { JsFrame, NativeFrame, ThreadInfo, ThreadKind } from '../model'
-import type { RawCapture, RawNativeFrame, RawThread } from '../native'
+import type { JavaScriptSource, JsFrame, NativeFrame, ThreadInfo, ThreadKind } from '../model'
+import type { RawCapture, RawJsFrame, RawNativeFrame, RawThread } from '../native'
+
+// What the addon adds from the code map (native/codemap/): V8's stack sample
+// named per thread, and the JS function of native frames in JIT code or in
+// the interpreter. Optional: an addon without a code map leaves them out.
+type CodeMapThread = RawThread & {
+  sampledJavascript?: RawJsFrame[]
+  native: Array<RawNativeFrame & { javascript?: RawJsFrame | null }>
+}
 
 const OS_STATES: Record<string, string> = {
   R: 'running',
@@ -38,11 +46,11 @@ function kindOrder (t: ThreadInfo): number {
   return order.indexOf(t.kind)
 }
 
-function buildThread (t: RawThread): ThreadInfo {
+function buildThread (t: CodeMapThread): ThreadInfo {
   const native = t.native.map(nativeFrame)
   const kind = threadKind(t)
   const isJsThread = t.hasIsolate || kind === 'main' || kind === 'worker'
-  const javascript = isJsThread ? t.javascript.filter(f => !f.file.startsWith(OWN_DIR)).map(jsFrame) : null
+  const { javascript, javascriptSource } = isJsThread ? javascriptOf(t) : { javascript: null, javascriptSource: null }
   return {
     tid: t.tid,
     name: t.name,
@@ -51,10 +59,22 @@ function buildThread (t: RawThread): ThreadInfo {
     cpu: { userMs: Math.round(t.cpuUserUs / 1000), systemMs: Math.round(t.cpuSystemUs / 1000) },
     vmState: t.vmState,
     javascript,
+    javascriptSource,
     native,
     interruptedUs: t.captured ? Math.round(t.interruptedUs * 10) / 10 : null,
-    note: diagnose(t, kind, javascript, native)
+    note: diagnose(t, kind, javascript, javascriptSource, native)
   }
+}
+
+const notOwn = (f: RawJsFrame): boolean => !f.file.startsWith(OWN_DIR)
+
+// The interrupt's answer when there is one (exact positions); else V8's
+// stack sample named by the code map (function start lines).
+function javascriptOf (t: CodeMapThread): { javascript: JsFrame[], javascriptSource: JavaScriptSource } {
+  if (t.jsRequested && t.jsAnswered) return { javascript: t.javascript.filter(notOwn).map(jsFrame), javascriptSource: 'interrupt' }
+  const sampled = (t.sampledJavascript ?? []).filter(notOwn).map(jsFrame)
+  if (sampled.length > 0) return { javascript: sampled, javascriptSource: 'code-map' }
+  return { javascript: t.javascript.filter(notOwn).map(jsFrame), javascriptSource: null }
 }
 
 // The reporter's thread is named natively (native/reporter/reporter_env.cc).
@@ -74,27 +94,44 @@ function jsFrame (f: JsFrame): JsFrame {
   return { function: f.function, file: f.file, line: f.line, column: f.column }
 }
 
-function nativeFrame (f: RawNativeFrame): NativeFrame {
+function nativeFrame (f: RawNativeFrame & { javascript?: RawJsFrame | null }): NativeFrame {
   const module = f.module ? path.basename(f.module) : ''
   let location: string
   if (f.symbol) location = `${f.symbol}+0x${f.symbolOffset.toString(16)}`
   else if (module) location = `${module}+0x${f.moduleOffset.toString(16)}`
   else location = '??'
-  return { address: f.address, symbol: f.symbol, module: f.module, location }
+  const javascript = f.javascript ? jsFrame(f.javascript) : null
+  return { address: f.address, symbol: f.symbol, module: f.module, location, javascript }
 }
 
 function where (f: JsFrame): string {
   return `${f.function || '<anonymous>'} (${f.file ? path.basename(f.file) : '<unknown>'}:${f.line})`
 }
 
+// Where a native call was made from: the innermost frame of the
+// application's own code, not of Node's modules or of packages (a blocked
+// execSync is in node:child_process, maybe under a package's wrapper).
+const NOT_APP = /^node:|[\\/]node_modules[\\/]/
+function callerInApp (js: JsFrame[]): string {
+  return where(js.find(f => f.file !== '' && !NOT_APP.test(f.file)) ??
+    js.find(f => f.file !== '' && !f.file.startsWith('node:')) ?? js[0])
+}
+
 const EVENT_LOOP_WAIT = /uv__io_poll|epoll_wait|epoll_pwait/
 const LOCK_WAIT = /pthread_cond_(timed)?wait|__futex_abstimed_wait|futex_wait|sem_(timed)?wait|pthread_mutex_lock/
 
-function diagnose (t: RawThread, kind: ThreadKind, js: JsFrame[] | null, native: NativeFrame[]): string {
+function diagnose (t: RawThread, kind: ThreadKind, js: JsFrame[] | null, source: JavaScriptSource, native: NativeFrame[]): string {
   if (kind === 'guru-meditation') return t.isWatchdog ? 'the guru-meditation watchdog (capturing this report)' : 'the guru-meditation reporter (writing this report)'
   if (!t.captured && t.missingReason) return `native stack not captured: ${t.missingReason}`
   const symbols = native.map(f => f.symbol)
   const top = native[0]?.symbol ?? ''
+  if (t.jsRequested && !t.jsAnswered && js && js.length > 0 && source === 'code-map') {
+    // The thread could not answer, but the code map names where it is.
+    if (t.vmState === 'EXTERNAL') return `blocked in a native call from ${callerInApp(js)}`
+    if (t.vmState === 'ATOMICS_WAIT') return `waiting in Atomics.wait in ${callerInApp(js)}`
+    if (t.vmState === 'GC') return `in garbage collection, from ${where(js[0])}`
+    return `running JavaScript in ${where(js[0])} (did not answer the request for its JavaScript stack in time)`
+  }
   if (t.jsRequested && !t.jsAnswered) {
     const state = t.vmState ? ` (VM state ${t.vmState})` : ''
     return `did not answer the request for its JavaScript stack in time${state}: ` +
@@ -102,8 +139,8 @@ function diagnose (t: RawThread, kind: ThreadKind, js: JsFrame[] | null, native:
   }
   if (t.vmState === 'GC') return 'in garbage collection'
   if (js && js.length > 0) {
-    if (t.vmState === 'EXTERNAL') return `blocked in a native call from ${where(js[0])}`
-    if (t.vmState === 'ATOMICS_WAIT') return `waiting in Atomics.wait in ${where(js[0])}`
+    if (t.vmState === 'EXTERNAL') return `blocked in a native call from ${callerInApp(js)}`
+    if (t.vmState === 'ATOMICS_WAIT') return `waiting in Atomics.wait in ${callerInApp(js)}`
     return `running JavaScript in ${where(js[0])}`
   }
   if (t.vmState === 'ATOMICS_WAIT') return 'waiting in Atomics.wait'
