@@ -16,46 +16,12 @@
 #include "capture/thread_capture.h"
 #include "codemap/code_map.h"
 #include "convert.h"
-#include "reporter/main_channel.h"
+#include "reporter/dispatch.h"
 #include "reporter/reporter_env.h"
 #include "watchdog/watchdog.h"
 
 namespace gmr {
 namespace {
-
-Napi::Object JsFrameToJs(Napi::Env env, const JsFrame& frame) {
-  Napi::Object f = Napi::Object::New(env);
-  f.Set("function", frame.function);
-  f.Set("file", frame.file);
-  f.Set("line", frame.line);
-  f.Set("column", frame.column);
-  return f;
-}
-
-// What the code map named, added to each thread of CaptureToJs's object
-// (same order as c.threads): `sampledJavascript` per thread, `javascript`
-// ({ function, file, line, column } or null) per native frame.
-void AddCodeMapNames(Napi::Env env, Napi::Object capture, const Capture& c) {
-  Napi::Array threads = capture.Get("threads").As<Napi::Array>();
-  for (size_t i = 0; i < c.threads.size() && i < threads.Length(); i++) {
-    const ThreadCapture& t = c.threads[i];
-    Napi::Object thread = threads.Get(i).As<Napi::Object>();
-    Napi::Array sampled = Napi::Array::New(env, t.sampled_js.size());
-    for (size_t k = 0; k < t.sampled_js.size(); k++) sampled.Set(k, JsFrameToJs(env, t.sampled_js[k]));
-    thread.Set("sampledJavascript", sampled);
-    Napi::Array native = thread.Get("native").As<Napi::Array>();
-    for (size_t k = 0; k < t.native.size() && k < native.Length(); k++) {
-      const NativeFrame& f = t.native[k];
-      native.Get(k).As<Napi::Object>().Set("javascript", f.has_js ? Napi::Value(JsFrameToJs(env, f.js)) : env.Null());
-    }
-  }
-}
-
-Napi::Object CaptureWithNames(Napi::Env env, const Capture& c, const Trigger& trigger) {
-  Napi::Object o = CaptureToJs(env, c, trigger);
-  AddCodeMapNames(env, o, c);
-  return o;
-}
 
 // What a thread-safe function call carries to JavaScript.
 struct Delivery {
@@ -70,7 +36,7 @@ void CallWithDelivery(Napi::Env env, Napi::Function callback, Delivery* d) {
     callback.Call({Napi::Error::New(env, owned->trigger.detail).Value(), env.Null()});
     return;
   }
-  callback.Call({env.Null(), CaptureWithNames(env, *owned->capture, owned->trigger)});
+  callback.Call({env.Null(), CaptureToJs(env, *owned->capture, owned->trigger)});
 }
 
 Deliver DeliverTo(Napi::ThreadSafeFunction tsfn) {
@@ -124,7 +90,7 @@ Napi::Value PrepareReporter(const Napi::CallbackInfo& info) {
     reopen.NonBlockingCall([](Napi::Env, Napi::Function) { ReopenReporterEnv(); });
   });
   SetReporterData(info[1].As<Napi::String>().Utf8Value());
-  SetReporter(LaunchReporterEnv);
+  SetReporter(DispatchReport);
   return env.Undefined();
 }
 
@@ -149,38 +115,17 @@ Napi::Value TakeReporterJobJs(const Napi::CallbackInfo& info) {
   std::string data;
   if (!TakeReporterJob(&capture, &trigger, &data)) return env.Null();
   Napi::Object job = Napi::Object::New(env);
-  job.Set("capture", CaptureWithNames(env, *capture, trigger));
+  job.Set("capture", CaptureToJs(env, *capture, trigger));
   job.Set("data", data);
   return job;
 }
 
-// attachMain(onRequest): on the main thread; onRequest(id) must call
-// answerMain(id, json) with the live configuration and user sections.
-Napi::Value AttachMain(const Napi::CallbackInfo& info) {
-  AttachMainChannel(info.Env(), info[0].As<Napi::Function>());
+// attachMainReporter(onReport, pickupMs): on the main thread. A triggered
+// report it picks up within pickupMs is written there (onReport(capture),
+// then reportDone()); else by a reporter environment.
+Napi::Value AttachMainReporterJs(const Napi::CallbackInfo& info) {
+  AttachMainReporter(info.Env(), info[0].As<Napi::Function>(), info[1].As<Napi::Number>().Int32Value());
   return info.Env().Undefined();
-}
-
-Napi::Value AnswerMain(const Napi::CallbackInfo& info) {
-  AnswerMainRequest(static_cast<uint64_t>(info[0].As<Napi::Number>().Int64Value()),
-                    info[1].As<Napi::String>().Utf8Value());
-  return info.Env().Undefined();
-}
-
-// askMain(pickupMs, answerMs): in the reporter; blocks it (never the main
-// thread) until the main thread answers or a deadline passes.
-Napi::Value AskMainJs(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  std::string json;
-  MainAnswer answer = AskMain(info[0].As<Napi::Number>().Int32Value(), info[1].As<Napi::Number>().Int32Value(), &json);
-  Napi::Object out = Napi::Object::New(env);
-  switch (answer) {
-    case MainAnswer::kAnswered: out.Set("json", json); break;
-    case MainAnswer::kNotPickedUp: out.Set("error", "not-picked-up"); break;
-    case MainAnswer::kTimedOut: out.Set("error", "timed-out"); break;
-    case MainAnswer::kNoChannel: out.Set("error", "no-channel"); break;
-  }
-  return out;
 }
 
 Napi::Value ReportDoneJs(const Napi::CallbackInfo& info) {
@@ -254,9 +199,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("setReporterData", Napi::Function::New(env, SetReporterDataJs));
   exports.Set("takeReporterJob", Napi::Function::New(env, TakeReporterJobJs));
   exports.Set("endReporter", Napi::Function::New(env, EndReporter));
-  exports.Set("attachMain", Napi::Function::New(env, AttachMain));
-  exports.Set("answerMain", Napi::Function::New(env, AnswerMain));
-  exports.Set("askMain", Napi::Function::New(env, AskMainJs));
+  exports.Set("attachMainReporter", Napi::Function::New(env, AttachMainReporterJs));
   exports.Set("reportDone", Napi::Function::New(env, ReportDoneJs));
   exports.Set("capture", Napi::Function::New(env, CaptureJs));
   exports.Set("reclaimSignal", Napi::Function::New(env, ReclaimSignal));

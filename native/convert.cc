@@ -33,16 +33,18 @@ std::string Hex(uintptr_t value) {
   return buf;
 }
 
+Napi::Object JsFrameToJs(Napi::Env env, const JsFrame& frame) {
+  Napi::Object f = Napi::Object::New(env);
+  f.Set("function", frame.function);
+  f.Set("file", frame.file);
+  f.Set("line", frame.line);
+  f.Set("column", frame.column);
+  return f;
+}
+
 Napi::Array JsFrames(Napi::Env env, const std::vector<JsFrame>& frames) {
   Napi::Array out = Napi::Array::New(env, frames.size());
-  for (size_t i = 0; i < frames.size(); i++) {
-    Napi::Object f = Napi::Object::New(env);
-    f.Set("function", frames[i].function);
-    f.Set("file", frames[i].file);
-    f.Set("line", frames[i].line);
-    f.Set("column", frames[i].column);
-    out.Set(i, f);
-  }
+  for (size_t i = 0; i < frames.size(); i++) out.Set(i, JsFrameToJs(env, frames[i]));
   return out;
 }
 
@@ -68,6 +70,8 @@ Napi::Object ThreadToJs(Napi::Env env, const ThreadCapture& t, int pid) {
   o.Set("jsAnswered", t.js.answered);
   o.Set("jsAnsweredAfterUs", static_cast<double>(t.js.answered_after_us));
   o.Set("javascript", JsFrames(env, t.js.frames));
+  // V8's sample named by the code map: for a thread that did not answer.
+  o.Set("sampledJavascript", JsFrames(env, t.sampled_js));
   Napi::Array native = Napi::Array::New(env, t.native.size());
   for (size_t i = 0; i < t.native.size(); i++) {
     const NativeFrame& f = t.native[i];
@@ -78,6 +82,8 @@ Napi::Object ThreadToJs(Napi::Env env, const ThreadCapture& t, int pid) {
     n.Set("symbolOffset", static_cast<double>(f.symbol_offset));
     n.Set("moduleOffset", static_cast<double>(f.module_offset));
     n.Set("method", f.method);
+    // The JavaScript function a frame in JIT code or the interpreter runs.
+    n.Set("javascript", f.has_js ? Napi::Value(JsFrameToJs(env, f.js)) : env.Null());
     native.Set(i, n);
   }
   o.Set("native", native);

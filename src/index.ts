@@ -27,6 +27,8 @@ export { OptionError, registerSection }
 const JS_TIMEOUT_MS = 200
 /** How long a capture waits for all threads to answer the capture signal. */
 const CAPTURE_TIMEOUT_MS = 200
+/** How long a triggered report waits for this thread before a reporter environment writes it. */
+const PICKUP_MS = 100
 
 interface State {
   options: ResolvedOptions
@@ -67,13 +69,18 @@ async function collectLive (options: ResolvedOptions): Promise<LiveParts> {
   return { configuration: conf, sections: await runSections(options.sectionTimeout), errors }
 }
 
-// The reporter asks for what only this thread has; a stuck thread simply
-// does not answer, and the report goes on without it.
-function answerReporter (native: Addon): void {
-  native.attachMain(id => {
-    if (!state) return
-    collectLive(state.options).then(live => native.answerMain(id, safeJsonStringify(live, 0)), () => {})
-  })
+// A triggered report is written here when this thread is free to pick it up
+// within PICKUP_MS: it then has the live configuration and user sections.
+function writeTriggered (native: Addon, capture: RawCapture): void {
+  const current = state
+  if (!current) return native.reportDone()
+  collectLive(current.options).then(live => {
+    const { buildReport, render } = reportModule()
+    const text = render(buildReport(capture, current.pkg, live), current.options.format)
+    outputModule().writeReportText(text, current.options, new Date(capture.startedUnixMs))
+  }).catch(err => {
+    process.stderr.write(`guru-meditation: the report failed: ${(err as Error).stack ?? String(err)}\n`)
+  }).finally(() => native.reportDone())
 }
 
 function reporterData (options: ResolvedOptions, pkg: StaticPackage): string {
@@ -81,7 +88,7 @@ function reporterData (options: ResolvedOptions, pkg: StaticPackage): string {
   // The runtime part is left to the reporter (it is the same process):
   // computing it here would cost every start-up.
   const confSnapshot = { application: flattenConfig(conf, secretKeys), runtime: {} }
-  const data: ReporterData = { options: rest, pkg, confSnapshot, sectionNames: sectionNames() }
+  const data: ReporterData = { options: rest, pkg, confSnapshot, sectionNames: sectionNames(), pickupMs: PICKUP_MS }
   return safeJsonStringify(data, 0)
 }
 
@@ -125,7 +132,7 @@ export function setupAutorun (version?: VersionInfo, options: Options = {}): voi
   if (!state) {
     state = { options: resolved, pkg }
     native.prepareReporter(path.join(__dirname, 'reporter.js'), reporterData(resolved, pkg))
-    answerReporter(native)
+    native.attachMainReporter(capture => writeTriggered(native, capture), PICKUP_MS)
     onSectionsChanged(() => { if (state) native.setReporterData(reporterData(state.options, state.pkg)) })
     guardSignal()
   } else {

@@ -70,11 +70,12 @@ export interface Addon {
   takeReporterJob (): { capture: RawCapture, data: string } | null
   /** In the reporter environment, when done: its loop ends even with handles left open. */
   endReporter (): void
-  /** Main thread: answers the reporter's requests for live data. */
-  attachMain (onRequest: (id: number) => void): void
-  answerMain (id: number, json: string): void
-  /** In the reporter: blocks until the main thread answers or a deadline passes. */
-  askMain (pickupMs: number, answerMs: number): { json?: string, error?: 'not-picked-up' | 'timed-out' | 'no-channel' }
+  /**
+   * Main thread: a triggered report it picks up within pickupMs is handed to
+   * onReport there (which must call reportDone when written); else a reporter
+   * environment writes it.
+   */
+  attachMainReporter (onReport: (capture: RawCapture) => void, pickupMs: number): void
   reportDone (): void
   capture (options: { jsTimeoutMs: number, captureTimeoutMs: number }, callback: Callback): void
   reclaimSignal (): void

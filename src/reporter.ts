@@ -1,8 +1,9 @@
-// The reporter: formats and writes one triggered report. It runs in a Node.js
+// The reporter: formats and writes a triggered report that the main thread
+// did not pick up in time (it is busy or stuck). It runs in a Node.js
 // environment that the native side creates for the report on a thread of its
-// own (native/reporter/), so a report is written even while every application
-// thread is stuck. It asks the main thread for what only that thread has (the
-// live configuration and user sections) and does not wait past a deadline.
+// own (native/reporter/), so the report is written although every application
+// thread is stuck; what only the main thread has (the live configuration,
+// user sections) comes from setup or says why it is missing.
 import type { Configuration } from './model'
 import { loadAddon, type RawCapture } from './native'
 import type { ResolvedOptions } from './options'
@@ -19,23 +20,12 @@ export interface ReporterData {
   /** The configuration as of setup, for when the main thread cannot answer. */
   confSnapshot: Configuration
   sectionNames: string[]
+  /** How long the main thread had to pick the report up. */
+  pickupMs: number
 }
 
-/** How long the main thread has to pick a request up: a stuck one never does. */
-const PICKUP_TIMEOUT_MS = 250
-/** Extra time for the main thread's answer beyond the sections' own deadline. */
-const ANSWER_MARGIN_MS = 250
-
-const addon = loadAddon()
-
-function askMain (data: ReporterData): LiveParts {
-  const answer = addon.askMain(PICKUP_TIMEOUT_MS, data.options.sectionTimeout + ANSWER_MARGIN_MS)
-  if (answer.json !== undefined) return JSON.parse(answer.json) as LiveParts
-  const reason = answer.error === 'not-picked-up'
-    ? `the main thread did not pick up the request within ${PICKUP_TIMEOUT_MS} ms (its event loop is busy or blocked)`
-    : answer.error === 'timed-out'
-      ? `the main thread did not finish within ${data.options.sectionTimeout + ANSWER_MARGIN_MS} ms`
-      : 'the main thread cannot be asked (it is shutting down)'
+function withoutMain (data: ReporterData): LiveParts {
+  const reason = `the main thread did not pick up the report within ${data.pickupMs} ms (its event loop is busy or blocked)`
   return {
     configuration: { application: data.confSnapshot.application, runtime: runtimeConfig(process.env, data.pkg.execArgv) },
     sections: unavailableSections(data.sectionNames, reason),
@@ -44,10 +34,11 @@ function askMain (data: ReporterData): LiveParts {
 }
 
 function report (capture: RawCapture, data: ReporterData): void {
-  const built = buildReport(capture, data.pkg, askMain(data))
+  const built = buildReport(capture, data.pkg, withoutMain(data))
   writeReportText(render(built, data.options.format), data.options, new Date(capture.startedUnixMs))
 }
 
+const addon = loadAddon()
 const job = addon.takeReporterJob()
 if (job) {
   try {

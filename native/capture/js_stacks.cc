@@ -12,12 +12,6 @@
 
 #include "../codemap/code_map.h"
 
-// Until binding.gyp lists native/codemap/code_map.cc (and defines
-// GMR_CODE_MAP_SEPARATE), it is compiled as part of this file.
-#ifndef GMR_CODE_MAP_SEPARATE
-#include "../codemap/code_map.cc"
-#endif
-
 namespace gmr {
 namespace {
 

@@ -259,10 +259,14 @@ void RunTrigger(const Trigger& trigger) {
     settings = s.config.capture;
   }
   auto capture = std::make_unique<Capture>(CaptureProcess(settings));
-  std::lock_guard<std::mutex> lock(s.mu);
-  // The reporter is called under the lock so that it cannot be detached
-  // (and its thread-safe function freed) while we call it.
-  if (!s.reporter || !s.reporter(std::move(capture), go)) s.in_flight = false;
+  Deliver reporter;
+  {
+    std::lock_guard<std::mutex> lock(s.mu);
+    reporter = s.reporter;
+  }
+  // Not under the lock: delivering may wait (for the main thread to pick the
+  // report up), and the main thread may need the lock meanwhile.
+  if (!reporter || !reporter(std::move(capture), go)) ReportDone();
 }
 
 void RunApiRequests() {

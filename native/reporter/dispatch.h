@@ -1,0 +1,23 @@
+// Who writes a triggered report: the main thread when it is free (it answers
+// within a few milliseconds, and has the live configuration and the user
+// sections), else a reporter environment created for the report
+// (reporter_env.h), which needs nothing from the stuck thread.
+#pragma once
+
+#include <napi.h>
+
+#include <memory>
+
+#include "../watchdog/watchdog.h"
+
+namespace gmr {
+
+// On the main thread: `on_report(capture)` is called there for a triggered
+// report it picks up in time; it must call ReportDone when written. The
+// channel does not keep the loop alive.
+void AttachMainReporter(Napi::Env env, Napi::Function on_report, int pickup_ms);
+
+// The watchdog's Deliver for triggered reports.
+bool DispatchReport(std::unique_ptr<Capture> capture, const Trigger& trigger);
+
+}  // namespace gmr
