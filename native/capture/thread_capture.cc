@@ -37,6 +37,7 @@ struct Slot {
   std::atomic<int> tid;
   std::atomic<int> state;
   std::atomic<int> hold;            // futex word: 1 while the watchdog wants the thread held
+  std::atomic<int> held;            // 1 while a held thread is inside WaitWhileHeld (it reads the slot)
   uint64_t interrupted_ns;
   Registers regs;
   unsigned char* stack;             // max_stack_bytes of capture memory
@@ -174,10 +175,15 @@ void OnCaptureSignal(int, siginfo_t* info, void* context) {
       SampleV8(slot);
       bool hold = slot->isolate && g_isolate_known && !g_isolate_known(slot->isolate);
       slot->hold.store(hold ? 1 : 0, std::memory_order_relaxed);
+      slot->held.store(hold ? 1 : 0, std::memory_order_relaxed);
       slot->interrupted_ns = NowNs() - start;
       slot->state.store(kDone, std::memory_order_release);
       sem_post(&g_done);
-      if (hold) WaitWhileHeld(slot);
+      if (hold) {
+        WaitWhileHeld(slot);
+        // The last touch of the slot: the watchdog frees it only after this.
+        slot->held.store(0, std::memory_order_release);
+      }
     }
   }
   errno = saved_errno;
@@ -241,7 +247,8 @@ void CollectAnswers(const std::vector<Slot*>& sent, uint64_t deadline_ns,
 }
 
 // Disarms the slots that never answered. A handler that already claimed its
-// slot is let finish: the capture memory must outlive it.
+// slot is let finish, and a held thread let leave (it rereads its slot once
+// woken): the capture memory must outlive both.
 bool DisarmAll(Slot* slots, size_t n) {
   bool all_quiet = true;
   for (size_t i = 0; i < n; i++) {
@@ -252,7 +259,9 @@ bool DisarmAll(Slot* slots, size_t n) {
   for (int tries = 0; tries < 1000; tries++) {
     all_quiet = true;
     for (size_t i = 0; i < n; i++)
-      if (slots[i].state.load(std::memory_order_acquire) == kBusy) all_quiet = false;
+      if (slots[i].state.load(std::memory_order_acquire) == kBusy ||
+          slots[i].held.load(std::memory_order_acquire))
+        all_quiet = false;
     if (all_quiet) break;
     usleep(1000);
   }
@@ -356,6 +365,7 @@ std::vector<ThreadSnapshot> CaptureAllThreads(const CaptureOptions& options,
     slots[i].tid.store(threads[i].tid, std::memory_order_relaxed);
     slots[i].state.store(kFree, std::memory_order_relaxed);
     slots[i].hold.store(0, std::memory_order_relaxed);
+    slots[i].held.store(0, std::memory_order_relaxed);
     slots[i].stack = static_cast<unsigned char*>(mem) + i * stack_bytes;
     slots[i].stack_size = 0;
     slots[i].isolate = nullptr;
