@@ -4,6 +4,7 @@
       "target_name": "guru_meditation",
       "sources": [
         "native/addon.cc",
+        "native/capture/blocked_thread.cc",
         "native/capture/capture.cc",
         "native/capture/js_stacks.cc",
         "native/capture/thread_capture.cc",

@@ -59,6 +59,7 @@ Napi::Object ThreadToJs(Napi::Env env, const ThreadCapture& t, int pid) {
   o.Set("isMain", s.tid == pid);
   o.Set("isWatchdog", s.self);
   o.Set("captured", s.captured);
+  o.Set("fromProc", s.from_proc);
   o.Set("missingReason", s.missing_reason);
   o.Set("interruptedUs", static_cast<double>(s.interrupted_ns) / 1000.0);
   o.Set("hasIsolate", s.v8.isolate != nullptr);

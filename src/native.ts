@@ -23,6 +23,8 @@ export interface RawThread {
   isMain: boolean
   isWatchdog: boolean
   captured: boolean
+  /** Read from /proc while it waited in a system call: the thread blocks signals. */
+  fromProc: boolean
   missingReason: string
   interruptedUs: number
   hasIsolate: boolean

@@ -32,5 +32,12 @@ t.test('a report on an idle service runs the user sections', async t => {
   const symbols = mainThread(report).native.map(f => f.symbol)
   t.ok(symbols.includes('uv_run'), 'uv_run in the main thread\'s native stack')
   t.ok(symbols.some(s => /^uv__/.test(s)), 'a static libuv function is named')
+  // Every thread has its native stack, also Node's inspector thread, which
+  // blocks all signals (read while it waits in a system call).
+  for (const th of report.threads) {
+    if (th.kind === 'guru-meditation') continue
+    t.ok(th.native.length > 0, `thread ${th.tid} (${th.kind}) has a native stack: ${th.note}`)
+  }
+  t.ok(report.threads.some(th => th.native.some(f => /StartIoThreadMain/.test(f.symbol))), "Node's inspector I/O thread is there")
   t.ok(isAlive(child.pid))
 })

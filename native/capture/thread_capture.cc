@@ -21,6 +21,7 @@
 
 #include "../codemap/code_map.h"
 #include "../util/proc.h"
+#include "blocked_thread.h"
 
 namespace gmr {
 namespace {
@@ -400,6 +401,11 @@ std::vector<ThreadSnapshot> CaptureAllThreads(const CaptureOptions& options,
     if (slots[i].state.load(std::memory_order_acquire) == kDone) CopyOut(slots[i], &t);
     else if (!t.self && t.missing_reason.empty())
       t.missing_reason = "the thread did not answer the capture signal in time";
+    // A thread that blocks the signal may still be read while it waits.
+    if (!t.captured && !t.self && CaptureBlockedThread(&t, stack_bytes)) {
+      t.from_proc = true;
+      t.missing_reason.clear();
+    }
     FillFromProc(&t);
     if (t.missing_reason.empty() && !t.captured && !t.self && t.os_state == '?')
       t.missing_reason = "the thread exited during the capture";

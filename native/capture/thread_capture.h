@@ -38,7 +38,8 @@ struct ThreadSnapshot {
   uint64_t cpu_user_us = 0;
   uint64_t cpu_system_us = 0;
   bool self = false;                // the capturing (watchdog) thread itself
-  bool captured = false;            // the handler ran in time
+  bool captured = false;            // the handler ran in time, or from_proc
+  bool from_proc = false;           // read from /proc while blocked in a syscall (blocked_thread.h)
   std::string missing_reason;       // why not, when !captured
   uint64_t interrupted_ns = 0;      // time the thread spent in the handler
   Registers regs;

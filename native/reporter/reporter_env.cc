@@ -74,7 +74,7 @@ void SkipApplicationPreloads(node::Environment*, v8::Local<v8::Value>, v8::Local
   if (!v8::Script::Compile(context, code).ToLocal(&script) || !script->Run(context).ToLocal(&fn) || !fn->IsFunction())
     return;
   v8::Local<v8::Value> argv[] = {require};
-  (void)fn.As<v8::Function>()->Call(context, v8::Undefined(isolate), 1, argv);
+  if (fn.As<v8::Function>()->Call(context, v8::Undefined(isolate), 1, argv).IsEmpty()) return;  // preloads then run
 }
 
 void RunEnvironment(node::MultiIsolatePlatform* platform, const std::string& script) {

@@ -146,7 +146,9 @@ function diagnose (t: RawThread, kind: ThreadKind, js: JsFrame[] | null, source:
   if (t.vmState === 'ATOMICS_WAIT') return 'waiting in Atomics.wait'
   if (symbols.some(s => EVENT_LOOP_WAIT.test(s))) return js ? 'idle in the event loop' : 'waiting for events'
   if (kind === 'libuv-threadpool' && symbols.some(s => LOCK_WAIT.test(s))) return 'idle, waiting for work'
+  if (kind === 'signal' && symbols.some(s => LOCK_WAIT.test(s))) return 'waiting for a signal to pass on'
   if (kind === 'v8-platform' && symbols.some(s => LOCK_WAIT.test(s))) return 'idle, waiting for tasks'
   if (LOCK_WAIT.test(top)) return 'waiting on a lock or condition'
+  if (t.fromProc) return 'blocks signals: its stack was read while it waits in a system call'
   return ''
 }

@@ -1,0 +1,69 @@
+#include "blocked_thread.h"
+
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <string>
+
+#include "../util/proc.h"
+
+namespace gmr {
+namespace {
+
+struct SyscallSite {
+  uintptr_t sp = 0;
+  uintptr_t pc = 0;
+};
+
+// "nr arg1 ... arg6 sp pc" while in a system call; "running" or "-1 sp pc"
+// (not in a syscall) otherwise.
+bool ReadSyscallSite(int tid, SyscallSite* out) {
+  std::string text = ReadProcFile("/proc/self/task/" + std::to_string(tid) + "/syscall");
+  if (text.empty() || text.compare(0, 7, "running") == 0 || text[0] == '-') return false;
+  const char* p = text.c_str();
+  char* end = nullptr;
+  uintptr_t fields[9];
+  int n = 0;
+  while (n < 9) {
+    fields[n] = strtoull(p, &end, n == 0 ? 10 : 16);
+    if (end == p) break;
+    p = end;
+    n++;
+  }
+  if (n != 9) return false;
+  out->sp = fields[7];
+  out->pc = fields[8];
+  return out->sp != 0 && out->pc != 0;
+}
+
+}  // namespace
+
+bool CaptureBlockedThread(ThreadSnapshot* t, size_t max_stack_bytes) {
+  SyscallSite before, after;
+  if (!ReadSyscallSite(t->tid, &before)) return false;
+  std::vector<unsigned char> stack(max_stack_bytes);
+  // Copy page by page up to the first unreadable one: the stack's mapping
+  // ends somewhere above sp.
+  size_t copied = 0;
+  const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+  while (copied < max_stack_bytes) {
+    uintptr_t at = before.sp + copied;
+    size_t chunk = std::min(max_stack_bytes - copied, page - at % page);
+    struct iovec local = {stack.data() + copied, chunk};
+    struct iovec remote = {reinterpret_cast<void*>(at), chunk};
+    if (process_vm_readv(getpid(), &local, 1, &remote, 1, 0) != static_cast<ssize_t>(chunk)) break;
+    copied += chunk;
+  }
+  // The same syscall site afterwards: the thread did not move while copied.
+  if (copied == 0 || !ReadSyscallSite(t->tid, &after) || after.sp != before.sp || after.pc != before.pc) return false;
+  stack.resize(copied);
+  t->regs = Registers{};
+  t->regs.rip = before.pc;
+  t->regs.rsp = before.sp;
+  t->stack = std::move(stack);
+  t->captured = true;
+  return true;
+}
+
+}  // namespace gmr
