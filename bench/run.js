@@ -1,32 +1,89 @@
 'use strict'
-// npm run bench: the capture figures, each beside its target, as medians of
-// several runs in fresh processes. Ratios are measured side by side in the
-// same run, so a noisy machine moves both sides alike.
-const { spawn, spawnSync } = require('node:child_process')
+// npm run bench: every figure beside its target. Each "with the library"
+// figure is measured side by side with the same thing without it (and with
+// Node's own diagnostic report, the named peer), interleaved in one run so a
+// noisy machine moves both sides alike; values are medians of BENCH_RUNS
+// runs (default 5). Every child process is bounded by a timeout and killed
+// on every path (see procs.js).
+const { spawnSync } = require('node:child_process')
 const fs = require('node:fs')
 const os = require('node:os')
 const path = require('node:path')
+const autocannon = require('autocannon')
+const { ROOT, sleep, withChildren, waitFor, watchFiles, cpuMs, voluntarySwitches, memoryMB } = require('./procs')
 
-const ROOT = path.join(__dirname, '..')
-const RUNS = Number(process.env.BENCH_RUNS || 5)
+const RUNS = Math.max(1, Number(process.env.BENCH_RUNS || 5))
+const TMP = fs.mkdtempSync(path.join(os.tmpdir(), 'gmr-bench-'))
+process.on('exit', () => fs.rmSync(TMP, { recursive: true, force: true }))
+
+const PRELOAD = ['-r', 'guru-meditation/register']
+// Ours are linked into place complete, with _1, _2… when several land in the
+// same second; dot-files are temporary. Node's: report.<date>.<time>.<pid>.<tid>.<seq>.json.
+const OUR_REPORT = /^bench_gurumeditation_\d{14}(_\d+)?$/
+const NODE_REPORT = /^report\.\d{8}\.\d{6}\.\d+\.\d+\.\d+\.json$/
+// Generous: on a loaded 2-core machine a report of the all-busy service takes
+// seconds. Node's report never comes while the main thread is stuck: the
+// peer's busy case waits this long for nothing.
+const REPORT_TIMEOUT_MS = 10000
 
 const median = xs => {
   const s = [...xs].sort((a, b) => a - b)
   return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2
 }
+const fixed = (x, digits = 1) => x.toFixed(digits)
 
-function line (name, value, unit, target, holds) {
-  const mark = holds === null ? '    ' : holds ? 'ok  ' : 'MISS'
-  console.log(`${mark} ${name.padEnd(58)} ${String(value).padStart(9)} ${unit.padEnd(3)} ${target}`)
+// ---- the table ----
+
+const checks = []
+const row = (figure, value, unit, target, status) =>
+  console.log(`${figure.padEnd(78)} ${String(value).padStart(8)} ${unit.padEnd(5)} ${target.padEnd(27)} ${status}`)
+/** A figure with a target; `name` is how the summary calls it. */
+function check (name, figure, value, unit, target, holds) {
+  checks.push({ name, holds })
+  row(figure, value, unit, target, holds ? 'ok' : 'MISS')
 }
+/** A figure without a target: context or a peer. */
+const info = (figure, value, unit, note) => row(figure, value, unit, note, '')
 
-// A child that prints one JSON line of figures.
-function figures (code, env = {}) {
-  const r = spawnSync(process.execPath, ['-e', code], { cwd: ROOT, env: { ...process.env, ...env }, encoding: 'utf8', timeout: 60000 })
+// ---- helpers ----
+
+/** A child that prints one `FIGURES <json>` line. */
+function figures (args, env = {}) {
+  const r = spawnSync(process.execPath, args, { cwd: ROOT, env: { ...process.env, ...env }, encoding: 'utf8', timeout: 60000 })
   const m = /FIGURES (.*)/.exec(r.stdout)
-  if (!m) throw new Error(`bench child failed: ${r.stderr || r.stdout}`)
+  if (!m) throw new Error(`bench child failed: ${r.stderr || r.stdout || r.error}`)
   return JSON.parse(m[1])
 }
+
+/** Wall time of `node ...args` from spawn to exit, in ms. */
+function wallMs (args, env = {}) {
+  const t0 = process.hrtime.bigint()
+  const r = spawnSync(process.execPath, args, { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'pipe'], timeout: 60000 })
+  if (r.status !== 0) throw new Error(`node ${args.join(' ')} failed: ${r.error || r.stderr}`)
+  return Number(process.hrtime.bigint() - t0) / 1e6
+}
+
+/**
+ * Runs each variant RUNS times, interleaved (a, b, a, b…; the order flips
+ * every run so neither side always goes first), after one warm-up round
+ * (file cache). Returns each variant's list of values.
+ */
+async function interleaved (variants, measure, warmUp = true) {
+  const names = Object.keys(variants)
+  const values = Object.fromEntries(names.map(n => [n, []]))
+  for (let i = warmUp ? -1 : 0; i < RUNS; i++) {
+    for (const n of i % 2 ? [...names].reverse() : names) {
+      const v = await measure(variants[n])
+      if (i >= 0) values[n].push(v)
+    }
+  }
+  return values
+}
+
+const ratios = (a, b) => a.map((x, i) => x / b[i])
+const diffs = (a, b) => a.map((x, i) => x - b[i])
+
+// ---- set-up cost ----
 
 function setupCost () {
   const code = withLib => `
@@ -36,71 +93,191 @@ function setupCost () {
     const ms = Number(process.hrtime.bigint() - t0) / 1e6
     setTimeout(() => console.log('FIGURES ' + JSON.stringify({ ms, rss: process.memoryUsage().rss - rss0 })), 1500)
   `
-  const withLib = []
-  const without = []
-  for (let i = 0; i < RUNS; i++) {
-    withLib.push(figures(code(true)))
-    without.push(figures(code(false)))
-  }
-  line('set-up, require to ready', median(withLib.map(f => f.ms)).toFixed(1), 'ms', 'target <= 15 ms', median(withLib.map(f => f.ms)) <= 15)
-  const added = (median(withLib.map(f => f.rss)) - median(without.map(f => f.rss))) / 1e6
-  line('RSS added once set up (idle, 1.5 s after)', added.toFixed(1), 'MB', 'target <= 5 MB', added <= 5)
+  return interleaved({ with: true, without: false }, withLib => figures(['-e', code(withLib)]))
 }
 
-// A service with main + 8 workers + the 4 threadpool threads, all stuck or
-// all idle; the time from kill -USR2 to the report file.
-const SERVICE = busy => `
+// ---- 1. a start-up-heavy script ----
+
+function startupScript () {
+  const file = path.join(TMP, 'startup-heavy.js')
+  const lines = []
+  for (let i = 0; i < 30000; i++) lines.push(`function f${i}(a){return a+${i}}`)
+  lines.push('let s = 0')
+  for (let i = 0; i < 30000; i++) lines.push(`s = f${i}(s)`)
+  lines.push('if (s !== 449985000) throw new Error(String(s))')
+  fs.writeFileSync(file, lines.join('\n') + '\n')
+  return file
+}
+
+// The code map switch, when the options know it (src/options.ts).
+const CODE_MAP_OPTION = fs.readFileSync(path.join(ROOT, 'dist', 'options.js'), 'utf8').includes('GMR_CODE_MAP')
+
+async function startupHeavy () {
+  const script = startupScript()
+  const variants = { without: { args: [script] }, with: { args: [...PRELOAD, script] } }
+  if (CODE_MAP_OPTION) variants.noCodeMap = { args: [...PRELOAD, script], env: { GMR_CODE_MAP: '0' } }
+  return interleaved(variants, v => wallMs(v.args, v.env))
+}
+
+// ---- 2 and 4. an HTTP service: throughput, memory ----
+
+const SERVER = `
+const http = require('node:http')
+http.createServer((req, res) => {
+  // /stall holds the main thread for a second: a report triggered meanwhile
+  // is written by the reporter environment instead of the main thread.
+  if (req.url === '/stall') for (const end = Date.now() + 1000; Date.now() < end;);
+  res.end('ok')
+}).listen(0, '127.0.0.1', function () { console.log('port ' + this.address().port) })
+`
+
+async function requestsPerSecond (port) {
+  const url = `http://127.0.0.1:${port}/`
+  await autocannon({ url, connections: 10, duration: 1 }) // warm-up: JIT, sockets
+  const r = await autocannon({ url, connections: 10, duration: 5 })
+  if (r.errors || r.timeouts || r.non2xx) throw new Error(`load on ${url}: ${r.errors} errors, ${r.timeouts} timeouts, ${r.non2xx} non-2xx`)
+  return r.requests.average
+}
+
+const get = (port, url) => new Promise((resolve, reject) => {
+  require('node:http').get({ host: '127.0.0.1', port, path: url, timeout: 10000 }, res => res.resume().on('end', resolve)).on('error', reject)
+})
+
+// RSS (MB) that stays after one report: one written by the free main thread,
+// then one written by the reporter environment while the main thread stalls.
+async function rssAfterReports (child, port, logDir) {
+  const watch = watchFiles(logDir, OUR_REPORT)
+  const report = async () => {
+    process.kill(child.pid, 'SIGUSR2')
+    if (!await watch.next(REPORT_TIMEOUT_MS)) throw new Error('the HTTP service wrote no report')
+  }
+  try {
+    const before = memoryMB(child.pid).rss
+    await report()
+    await sleep(500)
+    const afterMain = memoryMB(child.pid).rss
+    const stalled = get(port, '/stall')
+    await sleep(200)
+    await report()
+    await stalled
+    await sleep(500)
+    const afterReporter = memoryMB(child.pid).rss
+    return { main: afterMain - before, reporter: afterReporter - afterMain }
+  } finally {
+    watch.close()
+  }
+}
+
+async function httpService () {
+  const file = path.join(TMP, 'server.js')
+  fs.writeFileSync(file, SERVER)
+  const logDir = fs.mkdtempSync(path.join(TMP, 'http-'))
+  const env = { GMR_SERVICE_NAME: 'bench', GMR_LOG_DIR: logDir, GMR_FORMAT: 'json' }
+  const out = { rpsWith: [], rpsWithout: [], peakWith: [], peakWithout: [], keptMain: [], keptReporter: [] }
+  // A fresh pair of services per run; loads interleaved (order flips every run).
+  for (let i = 0; i < RUNS; i++) {
+    await withChildren([{ args: [...PRELOAD, file], env }, { args: [file] }], async ([lib, base]) => {
+      const [libPort, basePort] = await Promise.all([lib, base].map(c => waitFor(c, /port (\d+)/).then(m => Number(m[1]))))
+      const sides = [() => requestsPerSecond(libPort).then(r => out.rpsWith.push(r)), () => requestsPerSecond(basePort).then(r => out.rpsWithout.push(r))]
+      for (const side of i % 2 ? sides.reverse() : sides) await side()
+      out.peakWith.push(memoryMB(lib.pid).peak)
+      out.peakWithout.push(memoryMB(base.pid).peak)
+      const kept = await rssAfterReports(lib, libPort, logDir)
+      out.keptMain.push(kept.main)
+      out.keptReporter.push(kept.reporter)
+    })
+  }
+  return out
+}
+
+// ---- 3. idle CPU and wake-ups ----
+
+const IDLE = "setInterval(() => {}, 10000); console.log('ready')"
+const IDLE_WINDOW_MS = 5000
+
+// All children at once: idle processes do not disturb each other, and the
+// window is only taken after start-up has settled.
+async function idleCost () {
+  const specs = []
+  for (let i = 0; i < RUNS; i++) specs.push({ args: [...PRELOAD, '-e', IDLE] }, { args: ['-e', IDLE] })
+  return withChildren(specs, async children => {
+    await Promise.all(children.map(c => waitFor(c, /ready/)))
+    await sleep(2000)
+    const sample = () => children.map(c => ({ cpu: cpuMs(c.pid), switches: voluntarySwitches(c.pid) }))
+    const a = sample()
+    await sleep(IDLE_WINDOW_MS)
+    const b = sample()
+    const delta = (key, parity) => b.map((s, i) => s[key] - a[i][key]).filter((_, i) => i % 2 === parity)
+    return { cpuWith: delta('cpu', 0), cpuWithout: delta('cpu', 1), switchesWith: delta('switches', 0), switchesWithout: delta('switches', 1) }
+  })
+}
+
+// ---- 5. signal to report file ----
+
+// Main + 8 workers + the 4 threadpool threads. Idle: nothing runs JS. Busy:
+// every JS thread spins, the main thread too (it is stuck).
+const SERVICE = ({ busy, lib }) => `
   const { Worker } = require('node:worker_threads')
-  const fs = require('node:fs')
-  require('.').setupAutorun('1', { logDir: process.env.LOG_DIR, format: 'json', sectionTimeout: 100 })
+  ${lib ? "require('.').setupAutorun('1', { serviceName: 'bench', logDir: process.env.LOG_DIR, format: 'json', sectionTimeout: 100 })" : ''}
   const work = ${busy ? '"for (;;) {}"' : '"setInterval(() => {}, 1000)"'}
   for (let i = 0; i < 8; i++) new Worker(work, { eval: true }).unref()
-  // Fill the threadpool: four fs calls in flight at a time.
-  const pump = () => fs.readFile('/proc/self/status', pump)
-  for (let i = 0; i < 4; i++) pump()
+  // libuv starts all four threadpool threads on the first request; they then wait.
+  require('node:fs').stat('.', () => {})
+  setInterval(() => {}, 10000) // keeps the idle service alive (the workers are unref'd)
   setTimeout(() => {
     console.log('ready')
     ${busy ? 'for (;;) {}' : ''}
   }, 1000)
 `
 
-async function reportLatency (busy) {
-  const times = []
-  const interrupted = []
-  let threads = 0
-  for (let i = 0; i < RUNS; i++) {
-    const logDir = fs.mkdtempSync(path.join(os.tmpdir(), 'gmr-bench-'))
-    const child = spawn(process.execPath, ['-e', SERVICE(busy)], { cwd: ROOT, env: { ...process.env, LOG_DIR: logDir }, stdio: ['ignore', 'pipe', 'inherit'] })
-    try {
-      await new Promise((resolve, reject) => {
-        child.stdout.on('data', d => { if (String(d).includes('ready')) resolve() })
-        child.on('exit', () => reject(new Error('bench service exited')))
-      })
-      await new Promise(resolve => setTimeout(resolve, 200))
-      // Warm: the first report reads symbol tables.
+// One process per case: a warm-up report (it reads symbol tables, loads the
+// report code, meets the workers' isolates), then RUNS timed reports, each
+// signal sent once the previous file is there and things have settled.
+// `lib: false` is the peer: Node's --report-on-signal on the same service.
+async function reportLatency ({ busy, lib }) {
+  const logDir = fs.mkdtempSync(path.join(TMP, 'reports-'))
+  const nodeReport = ['--report-on-signal', '--report-signal=SIGUSR2', `--report-directory=${logDir}`]
+  const args = [...(lib ? [] : nodeReport), '-e', SERVICE({ busy, lib })]
+  return withChildren([{ args, env: { LOG_DIR: logDir } }], async ([child]) => {
+    await waitFor(child, /ready/)
+    await sleep(300)
+    const watch = watchFiles(logDir, lib ? OUR_REPORT : NODE_REPORT)
+    const report = async () => {
       const t0 = process.hrtime.bigint()
       process.kill(child.pid, 'SIGUSR2')
-      let file
-      while (!(file = fs.readdirSync(logDir).find(f => /^[^.].*_gurumeditation_\d{14}$/.test(f)))) await new Promise(resolve => setImmediate(resolve))
-      times.push(Number(process.hrtime.bigint() - t0) / 1e6)
-      const report = JSON.parse(fs.readFileSync(path.join(logDir, file), 'utf8'))
-      threads = report.threads.length
-      for (const t of report.threads) if (t.interruptedUs !== null) interrupted.push(t.interruptedUs)
-    } finally {
-      child.kill('SIGKILL')
-      fs.rmSync(logDir, { recursive: true, force: true })
+      const got = await watch.next(REPORT_TIMEOUT_MS)
+      return got && { ms: Number(process.hrtime.bigint() - t0) / 1e6, json: got.json }
     }
-  }
-  return { ms: median(times), threads, interruptedUs: median(interrupted) }
+    try {
+      if (!await report()) return null // Node's report needs a free main thread
+      const timed = []
+      for (let i = 0; i < RUNS; i++) {
+        await sleep(300) // the reporter environment of the last report is gone
+        const r = await report()
+        if (!r) throw new Error(`no report within ${REPORT_TIMEOUT_MS} ms (busy: ${busy}, lib: ${lib})`)
+        timed.push(r)
+      }
+      const held = lib ? timed.flatMap(r => r.json.threads.map(t => t.interruptedUs).filter(us => us !== null)) : []
+      return {
+        ms: median(timed.map(r => r.ms)),
+        threads: lib ? timed[0].json.threads.length : null,
+        captureMs: lib ? median(timed.map(r => r.json.capture.totalUs)) / 1000 : null,
+        held
+      }
+    } finally {
+      watch.close()
+    }
+  })
 }
 
-// Node's own diagnostic report of the same process shape, for comparison
-// (it cannot run while the main thread is stuck, so the main thread is free).
-function nodeReport () {
-  return figures(`
+// Node's in-process report of the same shape, main thread free (it cannot
+// run otherwise); the first call warms up.
+function nodeGetReport () {
+  return figures(['-e', `
     const { Worker } = require('node:worker_threads')
     for (let i = 0; i < 8; i++) new Worker('for (;;) {}', { eval: true }).unref()
     setTimeout(() => {
+      process.report.getReport()
       const times = []
       for (let i = 0; i < ${RUNS}; i++) {
         const t0 = process.hrtime.bigint()
@@ -111,19 +288,70 @@ function nodeReport () {
       console.log('FIGURES ' + JSON.stringify({ ms: times[Math.floor(times.length / 2)] }))
       process.exit(0)
     }, 1000)
-  `)
+  `])
 }
 
+// ---- main ----
+
 async function main () {
-  console.log(`guru-meditation bench: node ${process.version}, ${os.cpus().length} CPUs, medians of ${RUNS} runs\n`)
-  setupCost()
-  const idle = await reportLatency(false)
-  line(`signal to report file, ${idle.threads} threads, none running JS`, idle.ms.toFixed(1), 'ms', 'target <= 50 ms (report includes 100 ms-capped sections)', null)
-  const busy = await reportLatency(true)
-  line(`signal to report file, ${busy.threads} threads, all running JS (main stuck)`, busy.ms.toFixed(1), 'ms', 'includes the 500 ms wait for the stuck main thread', null)
-  line('time a thread is held by the capture signal (median)', busy.interruptedUs.toFixed(1), 'us', 'target <= 200 us', busy.interruptedUs <= 200)
-  const node = nodeReport()
-  line("Node's process.report.getReport(), 8 busy workers, main free", node.ms.toFixed(1), 'ms', 'for comparison', null)
+  const t0 = Date.now()
+  console.log(`guru-meditation bench: node ${process.version}, ${os.cpus().length} CPUs, load average ${fixed(os.loadavg()[0], 2)} at start, ` +
+    `medians of ${RUNS} runs; "with" = library loaded, "without" = plain node\n`)
+  row('figure', 'value', 'unit', 'target', 'status')
+
+  const setup = await setupCost()
+  const setupMs = median(setup.with.map(f => f.ms))
+  check('set-up time', 'set-up, require to ready', fixed(setupMs), 'ms', '<= 15 ms', setupMs <= 15)
+  const setupRss = (median(setup.with.map(f => f.rss)) - median(setup.without.map(f => f.rss))) / 1e6
+  check('RSS at set-up', 'RSS added once set up (idle script, 1.5 s after)', fixed(setupRss), 'MB', '<= 5 MB', setupRss <= 5)
+
+  const start = await startupHeavy()
+  const startRatio = median(ratios(start.with, start.without))
+  check('start-up', `30,000-function script: without ${fixed(median(start.without), 0)} ms, with -r register ${fixed(median(start.with), 0)} ms; ratio`,
+    fixed(startRatio, 3), 'x', '<= 1.05', startRatio <= 1.05)
+  if (start.noCodeMap) {
+    const r = median(ratios(start.noCodeMap, start.without))
+    check('start-up, code map off', `  same, code map off (GMR_CODE_MAP=0): ${fixed(median(start.noCodeMap), 0)} ms; ratio`, fixed(r, 3), 'x', '<= 1.05', r <= 1.05)
+  } else {
+    info('  same, code map off: skipped (src/options.ts has no GMR_CODE_MAP)', '-', '', 'n/a')
+  }
+
+  const http = await httpService()
+  const rpsRatio = median(ratios(http.rpsWith, http.rpsWithout))
+  check('HTTP throughput', `HTTP 'ok' server, 10 conns: without ${fixed(median(http.rpsWithout), 0)} req/s, with ${fixed(median(http.rpsWith), 0)} req/s; ratio`,
+    fixed(rpsRatio, 3), 'x', '>= 0.99', rpsRatio >= 0.99)
+  const peakAdded = median(diffs(http.peakWith, http.peakWithout))
+  check('peak RSS', `peak RSS added, HTTP server after load (without: ${fixed(median(http.peakWithout))} MB)`, fixed(peakAdded), 'MB', '<= 5 MB', peakAdded <= 5)
+  info('RSS change after a report written by the main thread', fixed(median(http.keptMain)), 'MB', 'what stays')
+  info('RSS change after a report by the reporter environment (main stalled)', fixed(median(http.keptReporter)), 'MB', 'what stays')
+
+  const idle = await idleCost()
+  const cpuAdded = median(idle.cpuWith) - median(idle.cpuWithout)
+  check('idle CPU', `idle 5 s, CPU time: without ${fixed(median(idle.cpuWithout), 0)} ms, with ${fixed(median(idle.cpuWith), 0)} ms; added`,
+    fixed(cpuAdded, 0), 'ms', 'unchanged (10 ms ticks)', cpuAdded <= 0)
+  const wakeAdded = median(idle.switchesWith) - median(idle.switchesWithout)
+  check('idle wake-ups', `idle 5 s, voluntary context switches: without ${median(idle.switchesWithout)}, with ${median(idle.switchesWith)}; added`,
+    wakeAdded, '', 'unchanged', wakeAdded <= 0)
+
+  const idleLat = await reportLatency({ busy: false, lib: true })
+  check('latency, idle', `signal to report, ${idleLat.threads} threads, none running JS (capture ${fixed(idleLat.captureMs)} ms)`,
+    fixed(idleLat.ms), 'ms', '<= 50 ms', idleLat.ms <= 50)
+  const busyLat = await reportLatency({ busy: true, lib: true })
+  check('latency, busy', `signal to report, ${busyLat.threads} threads, all running JS, main stuck (capture ${fixed(busyLat.captureMs)} ms)`,
+    fixed(busyLat.ms), 'ms', '<= 100 ms', busyLat.ms <= 100)
+  const held = median(busyLat.held)
+  check('capture hold', `time a thread is held by the capture signal, all busy (max ${fixed(Math.max(...busyLat.held), 0)} us)`,
+    fixed(held), 'us', '<= 200 us', held <= 200)
+  const peerIdle = await reportLatency({ busy: false, lib: false })
+  info('peer: node --report-on-signal, same service, none running JS', fixed(peerIdle.ms), 'ms', 'comparison')
+  const peerBusy = await reportLatency({ busy: true, lib: false })
+  info('peer: node --report-on-signal, same service, main stuck', peerBusy ? fixed(peerBusy.ms) : 'none', peerBusy ? 'ms' : '',
+    `comparison (waited ${REPORT_TIMEOUT_MS / 1000} s)`)
+  info('peer: process.report.getReport() in-process, 8 busy workers, main free', fixed(nodeGetReport().ms), 'ms', 'comparison')
+
+  const missed = checks.filter(c => !c.holds).map(c => c.name)
+  console.log(`\n${checks.length - missed.length} of ${checks.length} targets hold` + (missed.length ? `; MISS: ${missed.join(', ')}` : '') +
+    `. Bench took ${fixed((Date.now() - t0) / 1000, 0)} s, load average ${fixed(os.loadavg()[0], 2)} at the end.`)
 }
 
 main().catch(err => {
