@@ -3,14 +3,7 @@
 const t = require('tap')
 const fs = require('node:fs')
 const path = require('node:path')
-const { FIXTURES, REPORT_NAME, spawnNode, waitForOutput, tmpDir, waitForReports, lineOf, waitForTextReport, isAlive, until } = require('./helpers')
-
-const APP = path.join(FIXTURES, 'app.js')
-const SPIN_LINE = lineOf(APP, 'SPIN-LINE')
-
-function mainThread (report) {
-  return report.threads.find(th => th.kind === 'main')
-}
+const { APP, SPIN_LINE, spawnNode, waitForOutput, tmpDir, waitForTextReport, isAlive } = require('./helpers')
 
 t.test('touching the trigger file of a stuck service writes a text report to stderr', async t => {
   const dir = tmpDir(t)

@@ -78,8 +78,16 @@ function waitForTextReport (child, timeoutMs = 15000) {
   }, timeoutMs, child)
 }
 
+/** The test service (test/fixtures/app.js) and the line its stuck loop is on. */
+const APP = path.join(FIXTURES, 'app.js')
+const SPIN_LINE = lineOf(APP, 'SPIN-LINE')
+
+function mainThread (report) {
+  return report.threads.find(th => th.kind === 'main')
+}
+
 function isAlive (pid) {
   try { process.kill(pid, 0); return true } catch { return false }
 }
 
-module.exports = { ROOT, FIXTURES, REPORT_NAME, spawnNode, until, waitForOutput, tmpDir, reportFiles, waitForReports, lineOf, waitForTextReport, isAlive }
+module.exports = { ROOT, FIXTURES, APP, SPIN_LINE, mainThread, REPORT_NAME, spawnNode, until, waitForOutput, tmpDir, reportFiles, waitForReports, lineOf, waitForTextReport, isAlive }

@@ -3,14 +3,7 @@
 const t = require('tap')
 const fs = require('node:fs')
 const path = require('node:path')
-const { FIXTURES, REPORT_NAME, spawnNode, waitForOutput, tmpDir, waitForReports, lineOf, waitForTextReport, isAlive, until } = require('./helpers')
-
-const APP = path.join(FIXTURES, 'app.js')
-const SPIN_LINE = lineOf(APP, 'SPIN-LINE')
-
-function mainThread (report) {
-  return report.threads.find(th => th.kind === 'main')
-}
+const { APP, mainThread, spawnNode, waitForOutput, tmpDir, waitForReports, isAlive } = require('./helpers')
 
 t.test('a report on an idle service runs the user sections', async t => {
   const dir = tmpDir(t)

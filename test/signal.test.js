@@ -3,14 +3,7 @@
 const t = require('tap')
 const fs = require('node:fs')
 const path = require('node:path')
-const { FIXTURES, REPORT_NAME, spawnNode, waitForOutput, tmpDir, waitForReports, lineOf, waitForTextReport, isAlive, until } = require('./helpers')
-
-const APP = path.join(FIXTURES, 'app.js')
-const SPIN_LINE = lineOf(APP, 'SPIN-LINE')
-
-function mainThread (report) {
-  return report.threads.find(th => th.kind === 'main')
-}
+const { APP, SPIN_LINE, mainThread, REPORT_NAME, spawnNode, waitForOutput, tmpDir, waitForReports, isAlive } = require('./helpers')
 
 t.test('SIGUSR2 on a preloaded, stuck service writes a JSON report to logDir', async t => {
   const dir = tmpDir(t)

@@ -69,19 +69,8 @@ class ExecRanges {
  public:
   void Load() {
     ranges_.clear();
-    std::string maps = ReadProcFile("/proc/self/maps");
-    size_t pos = 0;
-    while (pos < maps.size()) {
-      size_t eol = maps.find('\n', pos);
-      if (eol == std::string::npos) eol = maps.size();
-      const char* line = maps.c_str() + pos;
-      char* p = nullptr;
-      uintptr_t start = strtoull(line, &p, 16);
-      uintptr_t end = (p && *p == '-') ? strtoull(p + 1, &p, 16) : 0;
-      if (p && p[0] == ' ' && p[1] && p[2] && p[3] == 'x' && end > start) ranges_.emplace_back(start, end);
-      pos = eol + 1;
-    }
-    std::sort(ranges_.begin(), ranges_.end());
+    for (const Mapping& m : ReadMappings())
+      if (m.executable()) ranges_.emplace_back(m.start, m.end);
   }
   bool Contains(uintptr_t addr) const {
     auto it = std::upper_bound(ranges_.begin(), ranges_.end(), std::make_pair(addr, UINTPTR_MAX));

@@ -51,7 +51,7 @@ struct Slot {
   uint64_t code_events;
 };
 
-struct Mapping {
+struct Readable {  // a readable range of memory, adjacent mappings merged
   uintptr_t start, end;
 };
 
@@ -61,7 +61,7 @@ struct Mapping {
 std::atomic<Slot*> g_slots{nullptr};
 std::atomic<size_t> g_slot_count{0};
 size_t g_max_stack_bytes = 0;
-Mapping* g_mappings = nullptr;      // readable mappings, sorted, from /proc/self/maps
+Readable* g_mappings = nullptr;      // readable mappings, sorted, from /proc/self/maps
 std::atomic<size_t> g_mapping_count{0};
 sem_t g_done;                       // posted by each handler when its slot is kDone
 int g_signal = -1;
@@ -75,7 +75,7 @@ uint64_t NowNs() {
 }
 
 // Async-signal-safe: binary search in the preallocated table.
-const Mapping* FindMapping(uintptr_t addr) {
+const Readable* FindMapping(uintptr_t addr) {
   size_t lo = 0, hi = g_mapping_count.load(std::memory_order_acquire);
   while (lo < hi) {
     size_t mid = (lo + hi) / 2;
@@ -121,7 +121,7 @@ void CopyRegisters(const ucontext_t* uc, Registers* r) {
 // so a stack pointer near the top of its stack never reads past the mapping.
 void CopyStack(Slot* slot) {
   slot->stack_size = 0;
-  const Mapping* m = FindMapping(slot->regs.rsp);
+  const Readable* m = FindMapping(slot->regs.rsp);
   if (!m) return;
   size_t n = std::min<size_t>(g_max_stack_bytes, m->end - slot->regs.rsp);
   memcpy(slot->stack, reinterpret_cast<const void*>(slot->regs.rsp), n);
@@ -198,23 +198,12 @@ void ReleaseHold(Slot* slot) {
 // Fills the mapping table the handler clamps stack copies with.
 void LoadMappings() {
   g_mapping_count.store(0, std::memory_order_release);
-  std::string maps = ReadProcFile("/proc/self/maps");
   size_t count = 0;
-  size_t pos = 0;
-  while (pos < maps.size() && count < kMaxMappings) {
-    size_t eol = maps.find('\n', pos);
-    if (eol == std::string::npos) eol = maps.size();
-    const char* line = maps.c_str() + pos;
-    char* p = nullptr;
-    uintptr_t start = strtoull(line, &p, 16);
-    uintptr_t end = (p && *p == '-') ? strtoull(p + 1, &p, 16) : 0;
-    bool readable = p && p[0] == ' ' && p[1] == 'r';
-    if (readable && end > start) {
-      // Adjacent readable mappings (a stack split by mprotect) merge into one.
-      if (count > 0 && g_mappings[count - 1].end == start) g_mappings[count - 1].end = end;
-      else g_mappings[count++] = {start, end};
-    }
-    pos = eol + 1;
+  for (const Mapping& m : ReadMappings()) {
+    if (!m.readable()) continue;
+    // Adjacent readable mappings (a stack split by mprotect) merge into one.
+    if (count > 0 && g_mappings[count - 1].end == m.start) g_mappings[count - 1].end = m.end;
+    else if (count < kMaxMappings) g_mappings[count++] = {m.start, m.end};
   }
   g_mapping_count.store(count, std::memory_order_release);
 }
@@ -311,7 +300,7 @@ int InstallCaptureHandler(IsolateKnownFn isolate_known) {
   g_pid = getpid();
   g_isolate_known = isolate_known;
   sem_init(&g_done, 0, 0);
-  g_mappings = new Mapping[kMaxMappings];
+  g_mappings = new Readable[kMaxMappings];
   // From the top of the real-time range down: the bottom ones are the
   // likeliest to be used by applications and libraries.
   for (int sig = SIGRTMAX - 1; sig >= SIGRTMIN + 4; sig--) {

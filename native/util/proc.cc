@@ -56,4 +56,25 @@ bool ParseProcStat(const std::string& text, ProcStat* out) {
   return true;
 }
 
+std::vector<Mapping> ReadMappings() {
+  std::vector<Mapping> out;
+  std::string maps = ReadProcFile("/proc/self/maps");
+  size_t pos = 0;
+  while (pos < maps.size()) {
+    size_t eol = maps.find('\n', pos);
+    if (eol == std::string::npos) eol = maps.size();
+    const char* line = maps.c_str() + pos;
+    char* p = nullptr;
+    Mapping m;
+    m.start = strtoull(line, &p, 16);
+    m.end = (p && *p == '-') ? strtoull(p + 1, &p, 16) : 0;
+    if (p && p[0] == ' ' && eol - (p + 1 - maps.c_str()) >= 4 && m.end > m.start) {
+      memcpy(m.perms, p + 1, 4);
+      out.push_back(m);
+    }
+    pos = eol + 1;
+  }
+  return out;
+}
+
 }  // namespace gmr

@@ -15,6 +15,18 @@ std::string ReadProcFile(const std::string& path);
 // Thread ids of this process, from /proc/self/task.
 std::vector<int> ListThreads();
 
+// One line of /proc/self/maps: the range and its permissions ("r-xp").
+struct Mapping {
+  uintptr_t start = 0;
+  uintptr_t end = 0;
+  char perms[5] = {0};
+  bool readable() const { return perms[0] == 'r'; }
+  bool executable() const { return perms[2] == 'x'; }
+};
+
+// This process's mappings, in address order.
+std::vector<Mapping> ReadMappings();
+
 struct ProcStat {
   char state = '?';
   uint64_t utime_us = 0;
