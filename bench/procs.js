@@ -132,10 +132,12 @@ function voluntarySwitches (pid) {
   return sum
 }
 
+const threadCount = pid => fs.readdirSync(`/proc/${pid}/task`).length
+
 /** Resident set now and at its peak, in MB. */
 function memoryMB (pid) {
   const file = `/proc/${pid}/status`
   return { rss: statusField(file, 'VmRSS') / 1024, peak: statusField(file, 'VmHWM') / 1024 }
 }
 
-module.exports = { ROOT, sleep, start, stop, withChildren, waitFor, watchFiles, cpuMs, voluntarySwitches, memoryMB }
+module.exports = { ROOT, sleep, start, stop, withChildren, waitFor, watchFiles, cpuMs, voluntarySwitches, threadCount, memoryMB }
