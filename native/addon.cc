@@ -8,6 +8,8 @@
 #include <unistd.h>
 #include <v8.h>
 
+#include <cstdlib>
+#include <cstring>
 #include <memory>
 #include <mutex>
 
@@ -193,6 +195,10 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   static std::once_flag once;
   std::call_once(once, [] { InstallCaptureHandler(IsolateKnown); });
   // Every thread that loads us becomes known, so its stack can be asked for.
+  // GMR_CODE_MAP=0 takes effect before the first isolate's map is built
+  // (options.ts checks the value and names it if it is bad).
+  const char* code_map = getenv("GMR_CODE_MAP");
+  if (code_map && (strcmp(code_map, "0") == 0 || strcmp(code_map, "false") == 0)) SetCodeMapEverywhere(false);
   RegisterCurrentIsolate();
   exports.Set("configure", Napi::Function::New(env, Configure));
   exports.Set("prepareReporter", Napi::Function::New(env, PrepareReporter));

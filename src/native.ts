@@ -81,6 +81,8 @@ export interface Addon {
   reportDone (): void
   capture (options: { jsTimeoutMs: number, captureTimeoutMs: number }, callback: Callback): void
   reclaimSignal (): void
+  /** The code map switch; every isolate follows. */
+  setCodeMapEnabled (enabled: boolean): void
   info (): { captureSignal: string | null, reportSignal: number, tid: number }
 }
 

@@ -16,6 +16,7 @@ export interface Options {
   conf?: unknown
   secretKeys?: Array<string | RegExp>
   sectionTimeout?: number
+  codeMap?: boolean
 }
 
 export interface ResolvedOptions {
@@ -29,6 +30,8 @@ export interface ResolvedOptions {
   conf: unknown
   secretKeys: Array<string | RegExp>
   sectionTimeout: number
+  /** Name JavaScript frames of threads that cannot answer (V8 code events). */
+  codeMap: boolean
 }
 
 export class OptionError extends Error {
@@ -47,11 +50,12 @@ const ENV: Record<string, string> = {
   fileEventHandlerInterval: 'GMR_FILE_TRIGGER_INTERVAL',
   signal: 'GMR_SIGNAL',
   format: 'GMR_FORMAT',
-  sectionTimeout: 'GMR_SECTION_TIMEOUT'
+  sectionTimeout: 'GMR_SECTION_TIMEOUT',
+  codeMap: 'GMR_CODE_MAP'
 }
 
 const KNOWN = new Set(['serviceName', 'logDir', 'fileEventHandler', 'fileEventHandlerInterval',
-  'signal', 'format', 'conf', 'secretKeys', 'sectionTimeout'])
+  'signal', 'format', 'conf', 'secretKeys', 'sectionTimeout', 'codeMap'])
 
 // Signals that cannot be caught, or whose default meaning (a fault) must not
 // be taken over by a report.
@@ -95,6 +99,13 @@ function number (s: Source, min: number, max: number, integer: boolean): number 
     throw new OptionError(s.name, `must be ${integer ? 'an integer' : 'a number'} from ${min} to ${max}, got ${describe(s.value)}`)
   }
   return n
+}
+
+function boolean (s: Source): boolean {
+  if (typeof s.value === 'boolean') return s.value
+  if (s.value === '1' || s.value === 'true') return true
+  if (s.value === '0' || s.value === 'false') return false
+  throw new OptionError(s.name, `must be true or false (1 or 0 in the environment), got ${describe(s.value)}`)
 }
 
 function parseSignal (s: Source): ResolvedOptions['signal'] {
@@ -188,6 +199,7 @@ export function resolveOptions (options: Options = {}, env: NodeJS.ProcessEnv = 
   const timeoutSrc = get('sectionTimeout')
   const logDirSrc = get('logDir')
   const triggerSrc = get('fileEventHandler')
+  const codeMapSrc = get('codeMap')
   const keysSrc = options.secretKeys !== undefined ? { name: 'option secretKeys', value: options.secretKeys } : null
 
   return {
@@ -199,7 +211,8 @@ export function resolveOptions (options: Options = {}, env: NodeJS.ProcessEnv = 
     format,
     conf: options.conf,
     secretKeys: keysSrc ? secretKeys(keysSrc) : [],
-    sectionTimeout: timeoutSrc ? number(timeoutSrc, 1, MAX_SECTION_TIMEOUT, true) : DEFAULT_SECTION_TIMEOUT
+    sectionTimeout: timeoutSrc ? number(timeoutSrc, 1, MAX_SECTION_TIMEOUT, true) : DEFAULT_SECTION_TIMEOUT,
+    codeMap: codeMapSrc ? boolean(codeMapSrc) : true
   }
 }
 

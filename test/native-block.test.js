@@ -141,7 +141,7 @@ t.test('with the code map switched off, a blocked thread is not named', async t 
   const dir = tmpDir(t)
   const child = spawnService(t, ['exec'], {
     GMR_TEST_OPTIONS: JSON.stringify({ logDir: dir, format: 'json' }),
-    GMR_TEST_CODE_MAP: '0'
+    GMR_CODE_MAP: '0'
   })
   await waitForOutput(child, /blocking/)
   await sleep(300)

@@ -43,7 +43,9 @@ const cases = [
   ['section timeout of zero', '{ sectionTimeout: 0 }', {}, 'option sectionTimeout', /from 1 to 60000/],
   ['section timeout from the environment', '{}', { GMR_SECTION_TIMEOUT: '1.5' }, 'environment variable GMR_SECTION_TIMEOUT', /integer/],
   ['secretKeys not an array', "{ secretKeys: 'password' }", {}, 'option secretKeys', /array/],
-  ['a misspelt option', "{ logdir: '/tmp' }", {}, 'option logdir', /unknown option/]
+  ['a misspelt option', "{ logdir: '/tmp' }", {}, 'option logdir', /unknown option/],
+  ['codeMap not a boolean', "{ codeMap: 'yes' }", {}, 'option codeMap', /true or false/],
+  ['GMR_CODE_MAP not a boolean', '{}', { GMR_CODE_MAP: 'maybe' }, 'environment variable GMR_CODE_MAP', /true or false/]
 ]
 
 for (const [title, options, env, option, message] of cases) {
