@@ -115,11 +115,15 @@ class CodeMap : public v8::CodeEventHandler {
  public:
   CodeMap(v8::Isolate* isolate, MapSlot* slot) : v8::CodeEventHandler(isolate), isolate_(isolate), slot_(slot) {}
 
-  ~CodeMap() override { last_script_.Reset(); }
+  ~CodeMap() override;
 
   void Handle(v8::CodeEvent* event) override;
 
   void Stop() { stopped_.store(true, std::memory_order_relaxed); }
+
+  // On the isolate's thread, outside any code event: reads the names of the
+  // scripts met since the last time (see InternScript).
+  void NameScripts();
 
   // Watchdog side, under mu_.
   bool Resolve(uint64_t events, const uintptr_t* pcs, size_t count, CodeLookup* out);
@@ -141,10 +145,18 @@ class CodeMap : public v8::CodeEventHandler {
   MapSlot* const slot_;
   std::atomic<bool> stopped_{false};
 
-  // The isolate's thread only (creation events come on it).
+  // The isolate's thread only (creation events come on it): every script
+  // name met, by string hash, and those whose text is still to be read.
+  struct KnownScript {
+    v8::Global<v8::String> name;
+    uint32_t id;
+  };
   v8::Global<v8::String> last_script_;
   uint32_t last_script_id_ = 0;
-  std::unordered_map<std::string, uint32_t> script_ids_;
+  std::unordered_map<uint32_t, std::vector<KnownScript>> known_scripts_;
+  size_t script_count_ = 0;
+  std::vector<std::pair<uint32_t, v8::Global<v8::String>>> unnamed_scripts_;
+  bool naming_requested_ = false;
 
   std::timed_mutex mu_;  // timed: a stopped thread holding it must not stall a report
   // Under mu_: pending records, oldest first, in chunks.
@@ -154,7 +166,7 @@ class CodeMap : public v8::CodeEventHandler {
   uint64_t total_ = 0;     // events recorded
   uint64_t applied_ = 0;   // events indexed
   Arena names_;
-  std::vector<std::string> scripts_;
+  std::vector<std::string> scripts_;  // by id - 1; "" until NameScripts read it
   std::map<uintptr_t, IndexEntry> index_;
   size_t live_name_bytes_ = 0;
   size_t dropped_ = 0;
@@ -202,17 +214,17 @@ void CodeMap::Handle(v8::CodeEvent* event) {
   }
   const char* comment = event->GetComment();
   r.kind = KindOf(type, comment);
-  // V8 calls creation events on the isolate's thread; the names are read
-  // there, before the lock is taken (reading a string may allocate, and an
-  // allocation may move code, which calls us again).
-  if (v8::Isolate::TryGetCurrent() == isolate_) {
+  // V8 calls creation events on the isolate's thread, holding its logger's
+  // lock: nothing here may allocate on the JS heap (a GC could dispatch an
+  // event under that lock again). A JS function's name is its
+  // SharedFunctionInfo's, an internalized (flat) string, which is copied
+  // without allocating; script names may not be flat: see InternScript.
+  if (r.kind == static_cast<uint8_t>(CodeKind::kJavaScript) && v8::Isolate::TryGetCurrent() == isolate_) {
     v8::HandleScope scope(isolate_);
     name_len = WriteName(isolate_, event->GetFunctionName(), name, kMaxName);
-    if (r.kind == static_cast<uint8_t>(CodeKind::kJavaScript)) {
-      r.script = InternScript(event->GetScriptName());
-      r.line = event->GetScriptLine();
-      r.column = event->GetScriptColumn();
-    }
+    r.script = InternScript(event->GetScriptName());
+    r.line = event->GetScriptLine();
+    r.column = event->GetScriptColumn();
   }
   if (name_len == 0 && comment && *comment) {
     // Builtins and handlers are named by their comment.
@@ -222,29 +234,66 @@ void CodeMap::Handle(v8::CodeEvent* event) {
   Append(r, name, static_cast<size_t>(name_len));
 }
 
+CodeMap::~CodeMap() {
+  last_script_.Reset();
+  for (auto& [hash, scripts] : known_scripts_)
+    for (KnownScript& k : scripts) k.name.Reset();
+  for (auto& [id, name] : unnamed_scripts_) name.Reset();
+}
+
+void NameScriptsInterrupt(v8::Isolate* isolate, void*);
+
+// Same script name, same id. Without allocating (see Handle): a name is
+// matched by its hash and V8's comparison, which read strings as they are;
+// its text is read later by NameScripts, at the isolate's next interrupt
+// check, where flattening a string is allowed.
 uint32_t CodeMap::InternScript(v8::Local<v8::String> name) {
   if (name.IsEmpty() || name->Length() == 0) return 0;
   // Consecutive events mostly come from one script: the same string.
   if (!last_script_.IsEmpty() && last_script_ == name) return last_script_id_;
-  char buf[kMaxScriptName];
-  int n = WriteName(isolate_, name, buf, kMaxScriptName);
-  std::string key(buf, static_cast<size_t>(n));
+  uint32_t hash = static_cast<uint32_t>(name->GetIdentityHash());
+  std::vector<KnownScript>& same_hash = known_scripts_[hash];
   uint32_t id = 0;
-  auto it = script_ids_.find(key);
-  if (it != script_ids_.end()) {
-    id = it->second;
-  } else {
-    if (script_ids_.size() >= kMaxScripts) return 0;
+  for (KnownScript& k : same_hash) {
+    if (k.name == name || k.name.Get(isolate_)->StringEquals(name)) {
+      id = k.id;
+      break;
+    }
+  }
+  if (id == 0) {
+    if (script_count_ >= kMaxScripts) return 0;
     {
       std::lock_guard<std::timed_mutex> lock(mu_);
-      scripts_.push_back(key);
+      scripts_.emplace_back();
       id = static_cast<uint32_t>(scripts_.size());
     }
-    script_ids_.emplace(std::move(key), id);
+    script_count_++;
+    same_hash.push_back(KnownScript{v8::Global<v8::String>(isolate_, name), id});
+    unnamed_scripts_.emplace_back(id, v8::Global<v8::String>(isolate_, name));
+    if (!naming_requested_) {
+      naming_requested_ = true;
+      isolate_->RequestInterrupt(NameScriptsInterrupt, nullptr);
+    }
   }
   last_script_.Reset(isolate_, name);
   last_script_id_ = id;
   return id;
+}
+
+void CodeMap::NameScripts() {
+  naming_requested_ = false;
+  if (unnamed_scripts_.empty()) return;
+  v8::HandleScope scope(isolate_);
+  std::vector<std::pair<uint32_t, std::string>> named;
+  for (auto& [id, global] : unnamed_scripts_) {
+    char buf[kMaxScriptName];
+    int n = WriteName(isolate_, global.Get(isolate_), buf, kMaxScriptName);
+    named.emplace_back(id, std::string(buf, static_cast<size_t>(n)));
+    global.Reset();
+  }
+  unnamed_scripts_.clear();
+  std::lock_guard<std::timed_mutex> lock(mu_);
+  for (auto& [id, text] : named) scripts_[id - 1] = std::move(text);
 }
 
 void CodeMap::Append(Record r, const char* name, size_t name_len) {
@@ -406,7 +455,8 @@ void CodeMap::AddStats(CodeMapStats* stats) {
   stats->dropped += dropped_;
   stats->scripts += scripts_.size();
   size_t script_bytes = 0;
-  for (const std::string& s : scripts_) script_bytes += s.capacity() + sizeof(std::string) + 48;  // + the intern table
+  // Each also has an entry of the intern table (a hash, a global handle).
+  for (const std::string& s : scripts_) script_bytes += s.capacity() + sizeof(std::string) + 64;
   // A std::map node: the entry, the key and about 32 bytes of tree links.
   stats->bytes += chunks_.size() * kRecordsPerChunk * sizeof(Record) + names_.reserved() +
                   index_.size() * (sizeof(IndexEntry) + sizeof(uintptr_t) + 32) + script_bytes;
@@ -417,14 +467,45 @@ void IgnoreJitCodeEvent(const v8::JitCodeEvent*) {}
 // The GC reports moved code and moved BytecodeArrays to code event
 // listeners only while the isolate's "log object relocation" bit is set.
 // V8 11.3 sets it for a JIT code event handler, a CPU or heap profiler or
-// file logging, not for a CodeEventHandler: without a JIT code event handler
-// a compacting GC would move code behind the map's back, and a sampled pc
-// could then fall on what was recorded for a dead function at the new
-// address. So a JIT code event handler that ignores its events is set while
-// the map listens. The side effect: one set on this isolate before by
-// someone else is replaced (there is one per isolate).
+// file logging, not for a CodeEventHandler: a compacting GC would move code
+// behind the map's back, and a sampled pc could then fall on what was
+// recorded for a dead function at the new address. A JIT code event handler
+// set for good costs about as much as the map itself (V8 formats a name and
+// line tables for it at every compilation), so one that ignores its events
+// is set only during full GCs, the only ones that move code and bytecode
+// (both live in old spaces; scavenges move young objects only). Setting and
+// clearing it makes V8 compute the bit again. The side effect: a JIT code
+// event handler someone else set on this isolate is cleared by the first
+// full GC (there is one per isolate).
+void OnFullGcStart(v8::Isolate* isolate, v8::GCType, v8::GCCallbackFlags, void*) {
+  isolate->SetJitCodeEventHandler(v8::kJitCodeEventDefault, IgnoreJitCodeEvent);
+}
+
+void OnFullGcEnd(v8::Isolate* isolate, v8::GCType, v8::GCCallbackFlags, void*) {
+  isolate->SetJitCodeEventHandler(v8::kJitCodeEventDefault, nullptr);
+}
+
 void LogCodeMoves(v8::Isolate* isolate, bool on) {
-  isolate->SetJitCodeEventHandler(v8::kJitCodeEventDefault, on ? IgnoreJitCodeEvent : nullptr);
+  if (on) {
+    isolate->AddGCPrologueCallback(OnFullGcStart, nullptr, v8::kGCTypeMarkSweepCompact);
+    isolate->AddGCEpilogueCallback(OnFullGcEnd, nullptr, v8::kGCTypeMarkSweepCompact);
+  } else {
+    isolate->RemoveGCPrologueCallback(OnFullGcStart, nullptr);
+    isolate->RemoveGCEpilogueCallback(OnFullGcEnd, nullptr);
+  }
+}
+
+CodeMap* FindMap(v8::Isolate* isolate) {
+  std::lock_guard<std::mutex> lock(MapsMutex());
+  for (MapSlot& s : g_map_slots)
+    if (s.map && s.isolate.load(std::memory_order_relaxed) == isolate) return s.map;
+  return nullptr;
+}
+
+// On the isolate's thread; its map, if it still has one, cannot go away
+// meanwhile (maps are freed on their isolate's thread).
+void NameScriptsInterrupt(v8::Isolate* isolate, void*) {
+  if (CodeMap* map = FindMap(isolate)) map->NameScripts();
 }
 
 }  // namespace

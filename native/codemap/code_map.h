@@ -16,8 +16,8 @@
 // - Relocation events (GC moving code or a BytecodeArray) carry the old and
 //   new start, but V8 11.3 only sends them while the isolate "logs object
 //   relocation", which a CodeEventHandler alone does not turn on: a JIT code
-//   event handler that ignores its events is set while the map listens (it
-//   replaces one that someone else may have set on the isolate).
+//   event handler that ignores its events is set for the length of each full
+//   GC (it clears one that someone else may have set on the isolate).
 // - There are no deletion events: a creation or move over an address range
 //   supersedes whatever was recorded there. A pc in live code therefore
 //   always finds the latest event for its object.
