@@ -12,6 +12,8 @@ export interface RawNativeFrame {
   moduleOffset: number
   /** 0: from the interrupted context, 1: CFI, 2: frame pointer. */
   method: number
+  /** The JavaScript function a frame in JIT code or the interpreter runs (code map). */
+  javascript: RawJsFrame | null
 }
 
 export interface RawThread {
@@ -35,6 +37,8 @@ export interface RawThread {
   jsAnswered: boolean
   jsAnsweredAfterUs: number
   javascript: RawJsFrame[]
+  /** V8's stack sample named by the code map, for a thread that did not answer. */
+  sampledJavascript: RawJsFrame[]
   native: RawNativeFrame[]
 }
 
@@ -83,6 +87,7 @@ export interface Addon {
   reclaimSignal (): void
   /** The code map switch; every isolate follows. */
   setCodeMapEnabled (enabled: boolean): void
+  codeMapStats (): { enabled: boolean, maps: number, events: number, pending: number, indexed: number, dropped: number, scripts: number, bytes: number }
   info (): { captureSignal: string | null, reportSignal: number, tid: number }
 }
 

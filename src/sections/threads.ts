@@ -4,14 +4,6 @@ import path from 'node:path'
 import type { JavaScriptSource, JsFrame, NativeFrame, ThreadInfo, ThreadKind } from '../model'
 import type { RawCapture, RawJsFrame, RawNativeFrame, RawThread } from '../native'
 
-// What the addon adds from the code map (native/codemap/): V8's stack sample
-// named per thread, and the JS function of native frames in JIT code or in
-// the interpreter. Optional: an addon without a code map leaves them out.
-type CodeMapThread = RawThread & {
-  sampledJavascript?: RawJsFrame[]
-  native: Array<RawNativeFrame & { javascript?: RawJsFrame | null }>
-}
-
 const OS_STATES: Record<string, string> = {
   R: 'running',
   S: 'sleeping',
@@ -46,7 +38,7 @@ function kindOrder (t: ThreadInfo): number {
   return order.indexOf(t.kind)
 }
 
-function buildThread (t: CodeMapThread): ThreadInfo {
+function buildThread (t: RawThread): ThreadInfo {
   const native = t.native.map(nativeFrame)
   const kind = threadKind(t)
   const isJsThread = t.hasIsolate || kind === 'main' || kind === 'worker'
@@ -70,9 +62,9 @@ const notOwn = (f: RawJsFrame): boolean => !f.file.startsWith(OWN_DIR)
 
 // The interrupt's answer when there is one (exact positions); else V8's
 // stack sample named by the code map (function start lines).
-function javascriptOf (t: CodeMapThread): { javascript: JsFrame[], javascriptSource: JavaScriptSource } {
+function javascriptOf (t: RawThread): { javascript: JsFrame[], javascriptSource: JavaScriptSource } {
   if (t.jsRequested && t.jsAnswered) return { javascript: t.javascript.filter(notOwn).map(jsFrame), javascriptSource: 'interrupt' }
-  const sampled = (t.sampledJavascript ?? []).filter(notOwn).map(jsFrame)
+  const sampled = t.sampledJavascript.filter(notOwn).map(jsFrame)
   if (sampled.length > 0) return { javascript: sampled, javascriptSource: 'code-map' }
   return { javascript: t.javascript.filter(notOwn).map(jsFrame), javascriptSource: null }
 }
@@ -94,7 +86,7 @@ function jsFrame (f: JsFrame): JsFrame {
   return { function: f.function, file: f.file, line: f.line, column: f.column }
 }
 
-function nativeFrame (f: RawNativeFrame & { javascript?: RawJsFrame | null }): NativeFrame {
+function nativeFrame (f: RawNativeFrame): NativeFrame {
   const module = f.module ? path.basename(f.module) : ''
   let location: string
   if (f.symbol) location = `${f.symbol}+0x${f.symbolOffset.toString(16)}`
