@@ -1,6 +1,5 @@
 #include "code_map.h"
 
-#include <cxxabi.h>
 #include <v8-profiler.h>
 #include <v8.h>
 
@@ -16,14 +15,6 @@
 #include <unordered_map>
 #include <vector>
 
-#if defined(__GXX_RTTI)
-// Node's V8 is built without RTTI, so it exports no type_info for
-// v8::CodeEventHandler, which a subclass compiled with RTTI refers to (the
-// addon is built with -fno-rtti removed). This weak definition stands in for
-// it; nothing here uses RTTI. Built with -fno-rtti, as Node is, it is unused.
-__attribute__((weak)) __cxxabiv1::__class_type_info gmr_v8_code_event_handler_type_info
-    __asm__("_ZTIN2v816CodeEventHandlerE")("N2v816CodeEventHandlerE");
-#endif
 
 namespace gmr {
 namespace {
