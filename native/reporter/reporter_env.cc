@@ -130,7 +130,14 @@ void* ReporterThread(void*) {
     script = s.script;
   }
   RunEnvironment(platform, script);
-  ReportDone();  // also when the script failed before it could say so
+  bool untaken;
+  {
+    std::lock_guard<std::mutex> lock(s.mu);
+    untaken = s.job != nullptr;
+  }
+  // The script says when it is done (reporter.ts); one that failed before
+  // taking its job cannot, and the next trigger must not wait for it.
+  if (untaken) ReportDone();
   malloc_trim(0);  // give the environment's memory back: nothing idles between reports
   std::lock_guard<std::mutex> lock(s.mu);
   s.job.reset();
