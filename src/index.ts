@@ -33,6 +33,8 @@ const PICKUP_MS = 100
 interface State {
   options: ResolvedOptions
   pkg: StaticPackage
+  /** The configuration flattened once at setup, for reports the main thread cannot help with. */
+  confSnapshot: Record<string, string>
 }
 
 let state: State | null = null
@@ -83,12 +85,17 @@ function writeTriggered (native: Addon, capture: RawCapture): void {
   }).finally(() => native.reportDone())
 }
 
-function reporterData (options: ResolvedOptions, pkg: StaticPackage): string {
+function reporterData ({ options, pkg, confSnapshot }: State): string {
   const { conf, secretKeys, ...rest } = options
   // The runtime part is left to the reporter (it is the same process):
   // computing it here would cost every start-up.
-  const confSnapshot = { application: flattenConfig(conf, secretKeys), runtime: {} }
-  const data: ReporterData = { options: rest, pkg, confSnapshot, sectionNames: sectionNames(), pickupMs: PICKUP_MS }
+  const data: ReporterData = {
+    options: rest,
+    pkg,
+    confSnapshot: { application: confSnapshot, runtime: {} },
+    sectionNames: sectionNames(),
+    pickupMs: PICKUP_MS
+  }
   return safeJsonStringify(data, 0)
 }
 
@@ -130,15 +137,16 @@ export function setupAutorun (version?: VersionInfo, options: Options = {}): voi
     jsTimeoutMs: JS_TIMEOUT_MS,
     captureTimeoutMs: CAPTURE_TIMEOUT_MS
   })
-  if (!state) {
-    state = { options: resolved, pkg }
-    native.prepareReporter(path.join(__dirname, 'reporter.js'), reporterData(resolved, pkg))
+  const first = !state
+  state = { options: resolved, pkg, confSnapshot: flattenConfig(resolved.conf, resolved.secretKeys) }
+  if (first) {
+    native.prepareReporter(path.join(__dirname, 'reporter.js'), reporterData(state))
     native.attachMainReporter(capture => writeTriggered(native, capture), PICKUP_MS)
-    onSectionsChanged(() => { if (state) native.setReporterData(reporterData(state.options, state.pkg)) })
+    // A new section only changes the names: the snapshot is not flattened again.
+    onSectionsChanged(() => { if (state) native.setReporterData(reporterData(state)) })
     guardSignal()
   } else {
-    state = { options: resolved, pkg }
-    native.setReporterData(reporterData(resolved, pkg))
+    native.setReporterData(reporterData(state))
   }
 }
 
