@@ -41,17 +41,6 @@ void CallWithDelivery(Napi::Env env, Napi::Function callback, Delivery* d) {
   callback.Call({env.Null(), CaptureToJs(env, *owned->capture, owned->trigger)});
 }
 
-Deliver DeliverTo(Napi::ThreadSafeFunction tsfn) {
-  return [tsfn](std::unique_ptr<Capture> capture, const Trigger& trigger) mutable {
-    auto* d = new Delivery{std::move(capture), trigger};
-    if (tsfn.NonBlockingCall(d, CallWithDelivery) != napi_ok) {
-      delete d;
-      return false;
-    }
-    return true;
-  };
-}
-
 CaptureSettings SettingsFrom(const Napi::Object& o) {
   CaptureSettings s;
   if (o.Has("jsTimeoutMs")) s.js_timeout_ms = o.Get("jsTimeoutMs").As<Napi::Number>().Int32Value();
@@ -145,7 +134,9 @@ Napi::Value CaptureJs(const Napi::CallbackInfo& info) {
   // Referenced: the caller awaits this capture, so its loop stays alive.
   auto tsfn = Napi::ThreadSafeFunction::New(env, info[1].As<Napi::Function>(), "guru-meditation capture", 0, 1);
   RequestCapture(std::move(settings), [tsfn](std::unique_ptr<Capture> capture, const Trigger& trigger) mutable {
-    bool ok = DeliverTo(tsfn)(std::move(capture), trigger);
+    auto* d = new Delivery{std::move(capture), trigger};
+    bool ok = tsfn.NonBlockingCall(d, CallWithDelivery) == napi_ok;
+    if (!ok) delete d;
     tsfn.Release();
     return ok;
   });
