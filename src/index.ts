@@ -8,7 +8,7 @@ import { OptionError, resolveOptions, type Format, type Options, type ResolvedOp
 import type { LiveParts } from './report'
 import { flattenConfig } from './sections/configuration'
 import { staticPackage, type StaticPackage, type VersionInfo } from './sections/package'
-import { onSectionsChanged, registerSection, runSections, sectionNames, type SectionGenerator } from './sections/user'
+import { onSectionsChanged, registerSection, runSections, runSectionsSync, sectionNames, type SectionGenerator } from './sections/user'
 import type { ReporterData } from './reporter'
 import { safeJsonStringify } from './util/json-safe'
 
@@ -60,7 +60,7 @@ function onMainThread (native: Addon): boolean {
 }
 
 /** Runs on the thread that called setupAutorun (or the API caller). */
-async function collectLive (options: ResolvedOptions): Promise<LiveParts> {
+async function collectLive (options: ResolvedOptions, writtenBy: string): Promise<LiveParts> {
   const errors: string[] = []
   let conf: Configuration = { application: {}, runtime: {} }
   try {
@@ -68,21 +68,54 @@ async function collectLive (options: ResolvedOptions): Promise<LiveParts> {
   } catch (err) {
     errors.push(`configuration: ${(err as Error).message}`)
   }
-  return { configuration: conf, sections: await runSections(options.sectionTimeout), errors }
+  return { configuration: conf, sections: await runSections(options.sectionTimeout), errors, writtenBy }
 }
 
-// A triggered report is written here when this thread is free to pick it up
-// within PICKUP_MS: it then has the live configuration and user sections.
-function writeTriggered (native: Addon, capture: RawCapture): void {
+/** The live parts without waiting: for a report written from an interrupt. */
+function collectLiveSync (options: ResolvedOptions): LiveParts {
+  const errors: string[] = []
+  let conf: Configuration = { application: {}, runtime: {} }
+  try {
+    conf = configuration(options)
+  } catch (err) {
+    errors.push(`configuration: ${(err as Error).message}`)
+  }
+  const reason = 'the main thread was busy running JavaScript: the report was written between two of its operations, where a promise cannot be waited for'
+  return { configuration: conf, sections: runSectionsSync(reason), errors, writtenBy: 'main thread (interrupt: it was busy running JavaScript)' }
+}
+
+function writeLive (capture: RawCapture, current: State, live: LiveParts): void {
+  const { buildReport, render } = reportModule()
+  const text = render(buildReport(capture, current.pkg, live), current.options.format)
+  outputModule().writeReportText(text, current.options, new Date(capture.startedUnixMs))
+}
+
+const reportFailed = (err: unknown): void => {
+  process.stderr.write(`guru-meditation: the report failed: ${(err as Error)?.stack ?? String(err)}\n`)
+}
+
+// A triggered report is written here when this thread picks it up within
+// PICKUP_MS: from its event loop when it is free (live configuration and
+// user sections), or, when it is busy running JavaScript, from an interrupt
+// between two of its operations: then synchronously, and nothing may throw
+// into the interrupted code.
+function writeTriggered (native: Addon, capture: RawCapture, fromInterrupt: boolean): void {
   const current = state
   if (!current) return native.reportDone()
-  collectLive(current.options).then(live => {
-    const { buildReport, render } = reportModule()
-    const text = render(buildReport(capture, current.pkg, live), current.options.format)
-    outputModule().writeReportText(text, current.options, new Date(capture.startedUnixMs))
-  }).catch(err => {
-    process.stderr.write(`guru-meditation: the report failed: ${(err as Error).stack ?? String(err)}\n`)
-  }).finally(() => native.reportDone())
+  if (fromInterrupt) {
+    try {
+      writeLive(capture, current, collectLiveSync(current.options))
+    } catch (err) {
+      try { reportFailed(err) } catch {}
+    } finally {
+      native.reportDone()
+    }
+    return
+  }
+  collectLive(current.options, 'main thread (event loop)')
+    .then(live => writeLive(capture, current, live))
+    .catch(reportFailed)
+    .finally(() => native.reportDone())
 }
 
 function reporterData ({ options, pkg, confSnapshot }: State): string {
@@ -141,7 +174,7 @@ export function setupAutorun (version?: VersionInfo, options: Options = {}): voi
   state = { options: resolved, pkg, confSnapshot: flattenConfig(resolved.conf, resolved.secretKeys) }
   if (first) {
     native.prepareReporter(path.join(__dirname, 'reporter.js'), reporterData(state))
-    native.attachMainReporter(capture => writeTriggered(native, capture), PICKUP_MS)
+    native.attachMainReporter((capture, fromInterrupt) => writeTriggered(native, capture, fromInterrupt), PICKUP_MS)
     // A new section only changes the names: the snapshot is not flattened again.
     onSectionsChanged(() => { if (state) native.setReporterData(reporterData(state)) })
     guardSignal()
@@ -162,7 +195,7 @@ function captureNow (): Promise<RawCapture> {
 async function reportNow (): Promise<{ report: Report, options: ResolvedOptions }> {
   const options = state?.options ?? resolveOptions({})
   const pkg = state?.pkg ?? staticPackage(undefined, options.serviceName)
-  const [capture, live] = await Promise.all([captureNow(), collectLive(options)])
+  const [capture, live] = await Promise.all([captureNow(), collectLive(options, 'caller')])
   return { report: reportModule().buildReport(capture, pkg, live), options }
 }
 

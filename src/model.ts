@@ -38,6 +38,12 @@ export interface PackageInfo {
   generatedAt: string
   /** What asked for the report: `signal`, `file` or `api`, with its detail. */
   trigger: { kind: string, detail: string, coalesced: number }
+  /**
+   * Who wrote the report: `main thread (event loop)`, `main thread
+   * (interrupt: it was busy running JavaScript)`, `reporter environment
+   * (the main thread was blocked)`, or `caller` for the API.
+   */
+  writtenBy: string
 }
 
 export type ThreadKind =

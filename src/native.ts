@@ -78,10 +78,12 @@ export interface Addon {
   endReporter (): void
   /**
    * Main thread: a triggered report it picks up within pickupMs is handed to
-   * onReport there (which must call reportDone when written); else a reporter
-   * environment writes it.
+   * onReport there (which must call reportDone when written), from its event
+   * loop or, while it runs JavaScript, from an interrupt (fromInterrupt: the
+   * report must be written synchronously); else a reporter environment
+   * writes it.
    */
-  attachMainReporter (onReport: (capture: RawCapture) => void, pickupMs: number): void
+  attachMainReporter (onReport: (capture: RawCapture, fromInterrupt: boolean) => void, pickupMs: number): void
   reportDone (): void
   capture (options: { jsTimeoutMs: number, captureTimeoutMs: number }, callback: Callback): void
   reclaimSignal (): void

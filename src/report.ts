@@ -17,6 +17,8 @@ export interface LiveParts {
   configuration: Configuration
   sections: UserSection[]
   errors: string[]
+  /** PackageInfo.writtenBy */
+  writtenBy: string
 }
 
 export function buildReport (capture: RawCapture, pkg: StaticPackage, live: LiveParts): Report {
@@ -24,7 +26,7 @@ export function buildReport (capture: RawCapture, pkg: StaticPackage, live: Live
   const errors = [...live.errors]
   const report: Report = {
     schema: SCHEMA_VERSION,
-    package: buildPackage(pkg, capture.trigger, at),
+    package: buildPackage(pkg, capture.trigger, live.writtenBy, at),
     threads: [],
     capture: {
       signalPhaseUs: capture.signalPhaseUs,

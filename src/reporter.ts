@@ -25,11 +25,12 @@ export interface ReporterData {
 }
 
 function withoutMain (data: ReporterData): LiveParts {
-  const reason = `the main thread did not pick up the report within ${data.pickupMs} ms (its event loop is busy or blocked)`
+  const reason = `the main thread did not pick up the report within ${data.pickupMs} ms (it is blocked in a native or system call, or its JavaScript reached no interrupt check)`
   return {
     configuration: { application: data.confSnapshot.application, runtime: runtimeConfig(process.env, data.pkg.execArgv) },
     sections: unavailableSections(data.sectionNames, reason),
-    errors: [`configuration: as of setup; ${reason}`]
+    errors: [`configuration: as of setup; ${reason}`],
+    writtenBy: 'reporter environment (the main thread was blocked)'
   }
 }
 

@@ -55,7 +55,9 @@ t.test('a main thread blocked in execSync is named from the code map', async t =
   await sleep(300) // inside execSync by now
   child.kill('SIGUSR2')
   const [file] = await waitForReports(dir, 1, 15000, child)
-  const main = thread(readJson(file), 'main')
+  const report = readJson(file)
+  t.equal(report.package.writtenBy, 'reporter environment (the main thread was blocked)')
+  const main = thread(report, 'main')
   t.equal(main.vmState, 'EXTERNAL')
   t.equal(main.javascriptSource, 'code-map', 'the JS stack comes from the code map')
   const frame = main.javascript.find(f => f.function === 'waitForExternalTool')

@@ -17,6 +17,7 @@ t.test('a report on an idle service runs the user sections', async t => {
   const [file] = await waitForReports(dir, 1, 15000, child)
   const report = JSON.parse(fs.readFileSync(file, 'utf8'))
   const section = name => report.sections.find(s => s.name === name)
+  t.equal(report.package.writtenBy, 'main thread (event loop)')
   t.same(section('Good Section').content, { orders: 3, status: 'fine' })
   t.match(section('Broken Section').error, /section boom/)
   t.match(section('Slow Section').error, /timed out after 300 ms/)

@@ -172,6 +172,13 @@ void RegisterCurrentIsolate() {
   if (IsolateKnown(isolate)) FollowCodeMapSwitch(isolate);
 }
 
+bool InterruptIfAlive(v8::Isolate* isolate, void (*callback)(v8::Isolate*, void*), void* data) {
+  std::lock_guard<std::mutex> lock(RegistryMutex());
+  if (!FindEntry(isolate)) return false;
+  isolate->RequestInterrupt(callback, data);
+  return true;
+}
+
 void SetCodeMapEverywhere(bool enabled) {
   SetCodeMapEnabled(enabled);
   v8::Isolate* self = v8::Isolate::TryGetCurrent();

@@ -40,6 +40,10 @@ bool IsolateKnown(v8::Isolate* isolate);
 // and, unless switched off, gives it a code map (native/codemap/).
 void RegisterCurrentIsolate();
 
+// Requests `callback` on `isolate` only while the isolate is known and alive
+// (under the registry lock its cleanup hook also takes). False otherwise.
+bool InterruptIfAlive(v8::Isolate* isolate, void (*callback)(v8::Isolate*, void*), void* data);
+
 // The code map switch (on by default): the calling thread's isolate follows
 // at once, every other known isolate at its next interrupt check.
 void SetCodeMapEverywhere(bool enabled);

@@ -1,15 +1,23 @@
 #include "dispatch.h"
 
+#include <v8.h>
+
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <cstdio>
 #include <mutex>
 
+#include "../capture/js_stacks.h"
 #include "../convert.h"
 #include "reporter_env.h"
 
 namespace gmr {
 namespace {
+
+// A free event loop answers the thread-safe call within a few milliseconds;
+// past this, a main thread busy in JavaScript is interrupted instead.
+constexpr auto kLoopGrace = std::chrono::milliseconds(10);
 
 // One report offered to the main thread; whoever claims it first writes it.
 struct Job {
@@ -26,6 +34,12 @@ struct Main {
   bool attached = false;
   int pickup_ms = 100;
   Napi::ThreadSafeFunction tsfn;
+  // The interrupt path: used on the main thread only, but for `isolate`.
+  napi_env env = nullptr;
+  Napi::FunctionReference on_report;
+  v8::Isolate* isolate = nullptr;
+  std::shared_ptr<Job> offered;       // the report being offered, while it is
+  bool interrupt_outstanding = false;  // at most one interrupt pending
 };
 
 Main& M() {
@@ -49,7 +63,35 @@ void CallOnMain(Napi::Env env, Napi::Function on_report, std::shared_ptr<Job>* d
     if (!job->owner.compare_exchange_strong(expected, Job::kMain)) return;  // too late: written elsewhere
     M().claimed.notify_all();
   }
-  on_report.Call({CaptureToJs(env, *job->capture, job->trigger)});
+  on_report.Call({CaptureToJs(env, *job->capture, job->trigger), Napi::Boolean::New(env, false)});
+}
+
+// On the main thread, between two JavaScript operations of whatever it is
+// busy with (V8 runs interrupts at stack checks: function entries, loop back
+// edges, Atomics.wait). The report is written here synchronously, as oslo's
+// Python signal handler does between two bytecodes; nothing may escape into
+// the interrupted code.
+void OnMainInterrupt(v8::Isolate*, void*) {
+  Main& m = M();
+  std::shared_ptr<Job> job;
+  {
+    std::lock_guard<std::mutex> lock(m.mu);
+    m.interrupt_outstanding = false;
+    job = m.offered;
+    int expected = Job::kNobody;
+    if (!job || !m.attached || !job->owner.compare_exchange_strong(expected, Job::kMain)) return;
+    m.claimed.notify_all();
+  }
+  Napi::Env env(m.env);
+  Napi::HandleScope scope(env);
+  Napi::Value capture = CaptureToJs(env, *job->capture, job->trigger);
+  if (!env.IsExceptionPending()) m.on_report.Call({capture, Napi::Boolean::New(env, true)});
+  if (env.IsExceptionPending()) {
+    // The script catches its own errors: this is the call itself failing.
+    env.GetAndClearPendingException();
+    fputs("guru-meditation: the report could not be written on the busy main thread\n", stderr);
+    ReportDone();
+  }
 }
 
 }  // namespace
@@ -63,6 +105,9 @@ void AttachMainReporter(Napi::Env env, Napi::Function on_report, int pickup_ms) 
   m.tsfn.Unref(env);
   m.attached = true;
   m.pickup_ms = pickup_ms;
+  m.env = env;
+  m.on_report = Napi::Persistent(on_report);
+  m.isolate = v8::Isolate::GetCurrent();
 }
 
 bool DispatchReport(std::unique_ptr<Capture> capture, const Trigger& trigger) {
@@ -73,13 +118,21 @@ bool DispatchReport(std::unique_ptr<Capture> capture, const Trigger& trigger) {
   {
     std::unique_lock<std::mutex> lock(m.mu);
     if (m.attached) {
+      auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(m.pickup_ms);
+      auto claimed = [&] { return job->owner.load() != Job::kNobody; };
+      m.offered = job;
       auto* data = new std::shared_ptr<Job>(job);
-      if (m.tsfn.NonBlockingCall(data, CallOnMain) == napi_ok) {
-        m.claimed.wait_for(lock, std::chrono::milliseconds(m.pickup_ms),
-                           [&] { return job->owner.load() != Job::kNobody; });
-      } else {
-        delete data;
+      if (m.tsfn.NonBlockingCall(data, CallOnMain) != napi_ok) delete data;
+      if (!m.claimed.wait_for(lock, kLoopGrace, claimed) && !m.interrupt_outstanding) {
+        // Not under m.mu: the interrupt may run at once, and it takes m.mu.
+        m.interrupt_outstanding = true;
+        lock.unlock();
+        bool posted = InterruptIfAlive(m.isolate, OnMainInterrupt, nullptr);
+        lock.lock();
+        if (!posted) m.interrupt_outstanding = false;
       }
+      m.claimed.wait_until(lock, deadline, claimed);
+      m.offered.reset();
     }
   }
   int expected = Job::kNobody;

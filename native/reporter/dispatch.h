@@ -1,7 +1,8 @@
 // Who writes a triggered report: the main thread when it is free (it answers
 // within a few milliseconds, and has the live configuration and the user
-// sections), else a reporter environment created for the report
-// (reporter_env.h), which needs nothing from the stuck thread.
+// sections) or busy in JavaScript (interrupted, it writes the report between
+// two of its operations), else a reporter environment created for the report
+// (reporter_env.h), which needs nothing from the blocked thread.
 #pragma once
 
 #include <napi.h>
@@ -12,9 +13,11 @@
 
 namespace gmr {
 
-// On the main thread: `on_report(capture)` is called there for a triggered
-// report it picks up in time; it must call ReportDone when written. The
-// channel does not keep the loop alive.
+// On the main thread: `on_report(capture, fromInterrupt)` is called there for
+// a triggered report it picks up in time, from its event loop
+// (fromInterrupt false) or, when it is busy running JavaScript, from an
+// interrupt (true: the report must be written synchronously). It must call
+// ReportDone when written. The channel does not keep the loop alive.
 void AttachMainReporter(Napi::Env env, Napi::Function on_report, int pickup_ms);
 
 // The watchdog's Deliver for triggered reports.

@@ -77,7 +77,8 @@ function packageLines (r: Report): string[] {
     ...kv('execArgv', list(p.execArgv)),
     ...kv('uptime', `${str(p.uptimeSeconds)} s`),
     ...kv('generated at', p.generatedAt),
-    ...kv('trigger', t ? `${str(t.kind)} ${str(t.detail)}`.trim() + coalesced : '(unknown)')
+    ...kv('trigger', t ? `${str(t.kind)} ${str(t.detail)}`.trim() + coalesced : '(unknown)'),
+    ...kv('written by', p.writtenBy)
   ]
 }
 

@@ -67,7 +67,7 @@ export function staticPackage (version: VersionInfo, serviceName: string, secret
   }
 }
 
-export function buildPackage (s: StaticPackage, trigger: PackageInfo['trigger'], at: Date): PackageInfo {
+export function buildPackage (s: StaticPackage, trigger: PackageInfo['trigger'], writtenBy: string, at: Date): PackageInfo {
   return {
     serviceName: s.serviceName,
     product: s.product,
@@ -87,6 +87,7 @@ export function buildPackage (s: StaticPackage, trigger: PackageInfo['trigger'],
     execArgv: s.execArgv,
     uptimeSeconds: Math.round((at.getTime() - s.startedAtMs) / 100) / 10,
     generatedAt: at.toISOString(),
-    trigger
+    trigger,
+    writtenBy
   }
 }

@@ -53,6 +53,26 @@ async function runOne (name: string, generator: SectionGenerator, timeoutMs: num
   }
 }
 
+/**
+ * The sections run synchronously, for a report written from an interrupt of
+ * a thread busy in JavaScript: a generator that returns a promise cannot be
+ * waited for there, and its section says why.
+ */
+export function runSectionsSync (asyncReason: string): UserSection[] {
+  return [...generators].map(([name, generator]) => {
+    try {
+      const value = generator()
+      if (value !== null && typeof (value as PromiseLike<unknown>)?.then === 'function') {
+        Promise.resolve(value).catch(() => {}) // settles whenever the loop turns; nobody waits
+        return { name, content: null, error: asyncReason }
+      }
+      return { name, content: content(value), error: null }
+    } catch (err) {
+      return { name, content: null, error: `the generator threw: ${err instanceof Error ? err.message : String(err)}` }
+    }
+  })
+}
+
 export async function runSections (timeoutMs: number): Promise<UserSection[]> {
   return Promise.all([...generators].map(([name, generator]) => runOne(name, generator, timeoutMs)))
 }
