@@ -13,6 +13,11 @@ const autocannon = require('autocannon')
 const { ROOT, sleep, withChildren, waitFor, watchFiles, cpuMs, voluntarySwitches, threadCount, memoryMB } = require('./procs')
 
 const RUNS = Math.max(1, Number(process.env.BENCH_RUNS || 5))
+// BENCH_ONLY=latency,startup runs only those groups (setup, startup, http, idle, latency).
+const GROUPS = ['setup', 'startup', 'http', 'idle', 'latency']
+const ONLY = (process.env.BENCH_ONLY || '').split(',').filter(Boolean)
+for (const g of ONLY) if (!GROUPS.includes(g)) throw new Error(`BENCH_ONLY: unknown group '${g}' (one of ${GROUPS.join(', ')})`)
+const want = group => ONLY.length === 0 || ONLY.includes(group)
 const TMP = fs.mkdtempSync(path.join(os.tmpdir(), 'gmr-bench-'))
 process.on('exit', () => fs.rmSync(TMP, { recursive: true, force: true }))
 
@@ -311,12 +316,15 @@ async function main () {
     `medians of ${RUNS} runs; "with" = library loaded, "without" = plain node\n`)
   row('figure', 'value', 'unit', 'target', 'status')
 
+  if (want('setup')) {
   const setup = await setupCost()
   const setupMs = median(setup.with.map(f => f.ms))
   check('set-up time', 'set-up, require to ready', fixed(setupMs), 'ms', '<= 15 ms', setupMs <= 15)
   const setupRss = (median(setup.with.map(f => f.rss)) - median(setup.without.map(f => f.rss))) / 1e6
   check('RSS at set-up', 'RSS added once set up (idle script, 1.5 s after)', fixed(setupRss), 'MB', '<= 5 MB', setupRss <= 5)
 
+  }
+  if (want('startup')) {
   const start = await startupHeavy()
   const startRatio = ratioOf(start.with, start.without)
   check('start-up', `30,000 functions, -r register: without ${fixed(median(start.without), 0)} ms, with ${fixed(median(start.with), 0)} ms (${startRatio.range})`,
@@ -328,6 +336,8 @@ async function main () {
     info('  same, code map off: skipped (src/options.ts has no GMR_CODE_MAP)', '-', '', 'n/a')
   }
 
+  }
+  if (want('http')) {
   const http = await httpService()
   const rps = ratioOf(http.rpsWith, http.rpsWithout)
   check('HTTP throughput', `HTTP 'ok', 10 conns: without ${fixed(median(http.rpsWithout), 0)}/s, with ${fixed(median(http.rpsWith), 0)}/s (${rps.range})`,
@@ -337,6 +347,8 @@ async function main () {
   info('RSS change after a report written by the main thread', fixed(median(http.keptMain)), 'MB', 'what stays')
   info('RSS change after a report by the reporter environment (main stalled)', fixed(median(http.keptReporter)), 'MB', 'what stays')
 
+  }
+  if (want('idle')) {
   const idle = await idleCost()
   const cpuAdded = median(idle.cpuWith) - median(idle.cpuWithout)
   check('idle CPU', `idle 5 s, CPU time: without ${fixed(median(idle.cpuWithout), 0)} ms, with ${fixed(median(idle.cpuWith), 0)} ms; added`,
@@ -345,6 +357,8 @@ async function main () {
   check('idle wake-ups', `idle 5 s, voluntary context switches: without ${median(idle.switchesWithout)}, with ${median(idle.switchesWith)}; added`,
     wakeAdded, '', 'unchanged', wakeAdded <= 0)
 
+  }
+  if (want('latency')) {
   const idleLat = await reportLatency({ busy: false, lib: true })
   check('idle latency', `signal to report, ${idleLat.threads} threads, none running JS (capture ${fixed(idleLat.captureMs)} ms)`,
     fixed(idleLat.ms), 'ms', '<= 50 ms', idleLat.ms <= 50)
@@ -360,6 +374,7 @@ async function main () {
   info('peer: node --report-on-signal, same service, main stuck', peerBusy ? fixed(peerBusy.ms) : 'none', peerBusy ? 'ms' : '',
     `comparison (waited ${REPORT_TIMEOUT_MS / 1000} s)`)
   info('peer: process.report.getReport() in-process, 8 busy workers, main free', fixed(nodeGetReport().ms), 'ms', 'comparison')
+  }
 
   const missed = checks.filter(c => !c.holds).map(c => c.name)
   console.log(`\n${checks.length - missed.length} of ${checks.length} targets hold` + (missed.length ? `; MISS: ${missed.join(', ')}` : '') +

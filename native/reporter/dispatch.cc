@@ -1,5 +1,6 @@
 #include "dispatch.h"
 
+#include <unistd.h>
 #include <v8.h>
 
 #include <atomic>
@@ -16,8 +17,16 @@ namespace gmr {
 namespace {
 
 // A free event loop answers the thread-safe call within a few milliseconds;
-// past this, a main thread busy in JavaScript is interrupted instead.
+// past this, the main thread is interrupted, in case it runs JavaScript. One
+// that just answered the capture's interrupt is running JavaScript: it is
+// interrupted at once.
 constexpr auto kLoopGrace = std::chrono::milliseconds(10);
+
+bool MainRanJavaScript(const Capture& capture) {
+  for (const ThreadCapture& t : capture.threads)
+    if (t.snapshot.tid == getpid()) return t.js_requested && t.js.answered;
+  return false;
+}
 
 // One report offered to the main thread; whoever claims it first writes it.
 struct Job {
@@ -123,7 +132,8 @@ bool DispatchReport(std::unique_ptr<Capture> capture, const Trigger& trigger) {
       m.offered = job;
       auto* data = new std::shared_ptr<Job>(job);
       if (m.tsfn.NonBlockingCall(data, CallOnMain) != napi_ok) delete data;
-      if (!m.claimed.wait_for(lock, kLoopGrace, claimed) && !m.interrupt_outstanding) {
+      auto grace = MainRanJavaScript(*job->capture) ? std::chrono::milliseconds(0) : kLoopGrace;
+      if (!m.claimed.wait_for(lock, grace, claimed) && !m.interrupt_outstanding) {
         // Not under m.mu: the interrupt may run at once, and it takes m.mu.
         m.interrupt_outstanding = true;
         lock.unlock();
