@@ -8,6 +8,7 @@
         "native/capture/capture.cc",
         "native/capture/js_stacks.cc",
         "native/capture/thread_capture.cc",
+        "native/capture/thread_identity.cc",
         "native/codemap/code_map.cc",
         "native/convert.cc",
         "native/reporter/dispatch.cc",

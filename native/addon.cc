@@ -143,6 +143,12 @@ Napi::Value CaptureJs(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+// meetNewThreads(): a worker came online; its isolate is met while it runs.
+Napi::Value MeetNewThreadsJs(const Napi::CallbackInfo& info) {
+  RequestMeetNewIsolates();
+  return info.Env().Undefined();
+}
+
 Napi::Value ReclaimSignal(const Napi::CallbackInfo& info) {
   ReclaimReportSignal();
   return info.Env().Undefined();
@@ -199,6 +205,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("attachMainReporter", Napi::Function::New(env, AttachMainReporterJs));
   exports.Set("reportDone", Napi::Function::New(env, ReportDoneJs));
   exports.Set("capture", Napi::Function::New(env, CaptureJs));
+  exports.Set("meetNewThreads", Napi::Function::New(env, MeetNewThreadsJs));
   exports.Set("reclaimSignal", Napi::Function::New(env, ReclaimSignal));
   exports.Set("info", Napi::Function::New(env, Info));
   exports.Set("setCodeMapEnabled", Napi::Function::New(env, SetCodeMapEnabledJs));

@@ -142,6 +142,16 @@ function guardSignal (): void {
   process.on('removeListener', reclaim)
 }
 
+// A worker that never loads the library is met as soon as it runs (its
+// threadId, name and code map), not at the first report, when it may be
+// blocked in a native call. Workers started by workers are met at the first
+// report.
+function meetWorkers (native: Addon): void {
+  process.on('worker', (worker: import('node:worker_threads').Worker) => {
+    worker.once('online', () => native.meetNewThreads())
+  })
+}
+
 function ensureTriggerFile (file: string): void {
   try {
     fs.closeSync(fs.openSync(file, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_NOFOLLOW, 0o600))
@@ -178,6 +188,7 @@ export function setupAutorun (version?: VersionInfo, options: Options = {}): voi
     // A new section only changes the names: the snapshot is not flattened again.
     onSectionsChanged(() => { if (state) native.setReporterData(reporterData(state)) })
     guardSignal()
+    meetWorkers(native)
   } else {
     native.setReporterData(reporterData(state))
   }

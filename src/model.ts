@@ -80,8 +80,13 @@ export type JavaScriptSource = 'interrupt' | 'code-map' | null
 
 export interface ThreadInfo {
   tid: number
+  /** The OS thread's name (/proc/self/task/TID/comm). */
   name: string
   kind: ThreadKind
+  /** worker_threads' threadId (0: the main thread); null when not a JS thread or not known yet. */
+  threadId: number | null
+  /** The `name` option of its Worker, where Node knows it (22 and later); else null. */
+  workerName: string | null
   /** OS scheduler state: running, sleeping, disk wait, stopped, zombie. */
   state: string
   cpu: { userMs: number, systemMs: number }

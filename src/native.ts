@@ -30,6 +30,9 @@ export interface RawThread {
   missingReason: string
   interruptedUs: number
   hasIsolate: boolean
+  /** worker_threads' threadId; null until the thread's isolate was met on its thread. */
+  threadId: number | null
+  workerName: string
   isolate: string
   vmState: string | null
   jsFrameCount: number
@@ -86,6 +89,8 @@ export interface Addon {
   attachMainReporter (onReport: (capture: RawCapture, fromInterrupt: boolean) => void, pickupMs: number): void
   reportDone (): void
   capture (options: { jsTimeoutMs: number, captureTimeoutMs: number }, callback: Callback): void
+  /** A worker came online: the watchdog meets its isolate while it runs. */
+  meetNewThreads (): void
   reclaimSignal (): void
   /** The code map switch; every isolate follows. */
   setCodeMapEnabled (enabled: boolean): void

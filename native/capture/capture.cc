@@ -164,6 +164,15 @@ void WarmUpCapture() {
   if (void* uv_run = dlsym(RTLD_DEFAULT, "uv_run")) symbolizer.Lookup(reinterpret_cast<uintptr_t>(uv_run), &ignored);
 }
 
+void MeetNewIsolates(const CaptureOptions& options) {
+  CaptureOptions light = options;
+  light.max_stack_bytes = 256;  // the handler's copy is not used
+  // The round's destructor leaves the posted interrupts to their callbacks,
+  // which register the isolate on its own thread.
+  JsStackRound round;
+  CaptureAllThreads(light, [&](v8::Isolate* isolate, int) { round.Post(isolate, false); });
+}
+
 Capture CaptureProcess(const CaptureSettings& settings) {
   Capture out;
   auto start = std::chrono::steady_clock::now();
@@ -208,6 +217,7 @@ Capture CaptureProcess(const CaptureSettings& settings) {
       t.js_requested = true;
       if (const JsStack* js = round.Result(isolate)) t.js = *js;
     }
+    if (isolate) t.identity = IdentityOf(isolate, t.snapshot.tid);
   }
   out.total_us = SinceUs(start);
   return out;

@@ -34,6 +34,7 @@ struct ThreadCapture {
   // and column are those of each function's start. Works when the thread
   // cannot answer an interrupt (blocked in native code).
   std::vector<JsFrame> sampled_js;
+  ThreadIdentity identity;        // worker threadId and name, once known
 };
 
 struct Capture {
@@ -52,6 +53,12 @@ struct CaptureSettings {
 };
 
 Capture CaptureProcess(const CaptureSettings& settings);
+
+// Meets the isolates of threads that never loaded the library (workers) now,
+// while they run, rather than at the first report, when they may be blocked:
+// each is made known, tells its threadId and name, and gets its code map.
+// A signal per thread, no stack copied, nothing waited for. Watchdog only.
+void MeetNewIsolates(const CaptureOptions& options);
 
 // Reads the symbol tables ahead of the first capture, so that the first
 // report, often the one that matters, is as quick as the next. Watchdog only.

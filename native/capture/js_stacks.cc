@@ -2,6 +2,8 @@
 
 #include <node.h>
 #include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 #include <v8.h>
 
 #include <atomic>
@@ -11,6 +13,7 @@
 #include <mutex>
 
 #include "../codemap/code_map.h"
+#include "thread_identity.h"
 
 namespace gmr {
 namespace {
@@ -23,8 +26,11 @@ std::atomic<v8::Isolate*> g_known[kMaxKnown];
 
 struct Entry {
   v8::Isolate* isolate;
+  int tid;                     // the thread the isolate runs on
   bool alive;
   bool interrupt_outstanding;  // one pending interrupt per isolate, at most
+  ThreadIdentity identity;     // read on its thread; thread_id -1 until then
+  int identity_attempts;       // kIdentityAttempts once known, or given up
 };
 
 // Heap-allocated and never destroyed: the watchdog may still run while the
@@ -85,25 +91,45 @@ void FollowCodeMapSwitch(v8::Isolate* isolate) {
 
 void OnCodeMapSwitch(v8::Isolate* isolate, void*) { FollowCodeMapSwitch(isolate); }
 
-// On the isolate's thread, inside a node environment's context.
-void RegisterOnThread(v8::Isolate* isolate) {
-  {
-    std::lock_guard<std::mutex> lock(RegistryMutex());
-    if (FindEntry(isolate)) return;
+// A worker met while it still bootstraps cannot tell its identity yet
+// (process.getBuiltinModule comes later): it stays unknown to the capture
+// handler, which holds it at its next contact so that it is asked again, up
+// to this many times.
+constexpr int kIdentityAttempts = 3;
+
+void PublishKnown(v8::Isolate* isolate) {
+  for (auto& slot : g_known) {
+    v8::Isolate* expected = nullptr;
+    if (slot.compare_exchange_strong(expected, isolate)) break;
   }
-  if (!isolate->InContext()) return;
-  if (!node::GetCurrentEnvironment(isolate->GetCurrentContext())) return;
-  auto* entry = new Entry{isolate, true, false};
+}
+
+// On the isolate's thread, inside a node environment's context. False when
+// the thread has none (no entry).
+bool RegisterOnThread(v8::Isolate* isolate) {
   {
     std::lock_guard<std::mutex> lock(RegistryMutex());
-    // Dead entries stay allocated: a cleanup hook may still point at them.
-    Registry().push_back(entry);
-    for (auto& slot : g_known) {
-      v8::Isolate* expected = nullptr;
-      if (slot.compare_exchange_strong(expected, isolate)) break;
+    Entry* e = FindEntry(isolate);
+    if (e && e->identity_attempts >= kIdentityAttempts) return true;
+  }
+  if (!isolate->InContext()) return false;
+  if (!node::GetCurrentEnvironment(isolate->GetCurrentContext())) return false;
+  ThreadIdentity identity = ReadThreadIdentity(isolate);
+  Entry* created = nullptr;
+  {
+    std::lock_guard<std::mutex> lock(RegistryMutex());
+    Entry* e = FindEntry(isolate);
+    if (!e) {
+      // Dead entries stay allocated: a cleanup hook may still point at them.
+      e = created = new Entry{isolate, static_cast<int>(syscall(SYS_gettid)), true, false, {}, 0};
+      Registry().push_back(e);
     }
+    e->identity = identity;
+    e->identity_attempts = identity.thread_id >= 0 ? kIdentityAttempts : e->identity_attempts + 1;
+    if (e->identity_attempts >= kIdentityAttempts) PublishKnown(isolate);
   }
-  node::AddEnvironmentCleanupHook(isolate, OnEnvironmentCleanup, entry);
+  if (created) node::AddEnvironmentCleanupHook(isolate, OnEnvironmentCleanup, created);
+  return true;
 }
 
 JsFrame ToFrame(v8::Isolate* isolate, v8::Local<v8::StackFrame> frame) {
@@ -168,8 +194,13 @@ bool IsolateKnown(v8::Isolate* isolate) {
 void RegisterCurrentIsolate() {
   v8::Isolate* isolate = v8::Isolate::TryGetCurrent();
   if (!isolate) return;
-  RegisterOnThread(isolate);
-  if (IsolateKnown(isolate)) FollowCodeMapSwitch(isolate);
+  if (RegisterOnThread(isolate)) FollowCodeMapSwitch(isolate);
+}
+
+ThreadIdentity IdentityOf(v8::Isolate* isolate, int tid) {
+  std::lock_guard<std::mutex> lock(RegistryMutex());
+  Entry* e = FindEntry(isolate);
+  return e && e->tid == tid ? e->identity : ThreadIdentity{};
 }
 
 bool InterruptIfAlive(v8::Isolate* isolate, void (*callback)(v8::Isolate*, void*), void* data) {

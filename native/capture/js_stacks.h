@@ -14,6 +14,8 @@
 #include <string>
 #include <vector>
 
+#include "thread_identity.h"
+
 namespace v8 {
 class Isolate;
 }
@@ -39,6 +41,9 @@ bool IsolateKnown(v8::Isolate* isolate);
 // On a JS thread with a node environment: makes the current isolate known
 // and, unless switched off, gives it a code map (native/codemap/).
 void RegisterCurrentIsolate();
+
+// The worker identity of the known isolate running on thread `tid`.
+ThreadIdentity IdentityOf(v8::Isolate* isolate, int tid);
 
 // Requests `callback` on `isolate` only while the isolate is known and alive
 // (under the registry lock its cleanup hook also takes). False otherwise.

@@ -43,6 +43,7 @@ struct Shared {
   Trigger pending;
   int coalesced = 0;
   std::deque<ApiRequest> api_requests;
+  bool meet_requested = false;  // a worker came online: meet its isolate
 };
 
 Shared* g_shared = nullptr;
@@ -284,6 +285,19 @@ void RunApiRequests() {
   }
 }
 
+// Several workers coming online together are met in one round.
+void RunMeetRequest() {
+  Shared& s = *g_shared;
+  CaptureOptions options;
+  {
+    std::lock_guard<std::mutex> lock(s.mu);
+    if (!s.meet_requested) return;
+    s.meet_requested = false;
+    options = s.config.capture.threads;
+  }
+  MeetNewIsolates(options);
+}
+
 void* WatchdogMain(void*) {
   prctl(PR_SET_NAME, "gmr-watchdog", 0, 0, 0);
   WarmUpCapture();
@@ -330,6 +344,7 @@ void* WatchdogMain(void*) {
     if (fds[1].revents & POLLIN) {
       Drain(g_control_fd);
       RunApiRequests();
+      RunMeetRequest();
     }
   }
   return nullptr;
@@ -428,6 +443,15 @@ void RequestCapture(CaptureSettings settings, Deliver deliver) {
   {
     std::lock_guard<std::mutex> lock(g_shared->mu);
     g_shared->api_requests.push_back({std::move(settings), std::move(deliver)});
+  }
+  Wake();
+}
+
+void RequestMeetNewIsolates() {
+  if (!g_started) return;
+  {
+    std::lock_guard<std::mutex> lock(g_shared->mu);
+    g_shared->meet_requested = true;
   }
   Wake();
 }

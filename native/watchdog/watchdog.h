@@ -46,6 +46,10 @@ void ReportDone();
 // An API report: captured on the watchdog, delivered to `deliver`.
 void RequestCapture(CaptureSettings settings, Deliver deliver);
 
+// A worker thread came online: the watchdog meets its isolate soon
+// (MeetNewIsolates), coalescing several requests into one round.
+void RequestMeetNewIsolates();
+
 int ReportSignal();
 
 }  // namespace gmr

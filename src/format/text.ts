@@ -114,7 +114,10 @@ function nativeFrames (frames: NativeFrame[]): string[] {
 
 function threadLines (t: ThreadInfo): string[] {
   const name = t.name ? ` ${str(t.name)}` : ''
-  const lines = [subHeading(`Thread #${str(t.tid)}${name} (${str(t.kind)})`)]
+  const worker = typeof t.threadId === 'number' && t.kind === 'worker'
+    ? ` ${str(t.threadId)}${t.workerName ? ` "${str(t.workerName)}"` : ''}`
+    : ''
+  const lines = [subHeading(`Thread #${str(t.tid)}${name} (${str(t.kind)}${worker})`)]
   lines.push(...kv('state', t.state))
   if (t.cpu) lines.push(...kv('cpu', `user ${str(t.cpu.userMs)} ms, system ${str(t.cpu.systemMs)} ms`))
   if (t.vmState !== null && t.vmState !== undefined) lines.push(...kv('vm state', t.vmState))

@@ -47,6 +47,8 @@ function buildThread (t: RawThread): ThreadInfo {
     tid: t.tid,
     name: t.name,
     kind,
+    threadId: t.threadId,
+    workerName: t.workerName || null,
     state: OS_STATES[t.osState] ?? t.osState,
     cpu: { userMs: Math.round(t.cpuUserUs / 1000), systemMs: Math.round(t.cpuSystemUs / 1000) },
     vmState: t.vmState,
