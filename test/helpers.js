@@ -12,9 +12,11 @@ const REPORT_NAME = /^(.+)_gurumeditation_(\d{14})(_\d+)?$/
 /** A child process that the test always kills, with its output collected. */
 function spawnNode (t, args, { env = {}, cwd = ROOT } = {}) {
   // Without the test runner's NODE_OPTIONS (its loader hooks would be in
-  // every report): the service as a user runs it.
+  // every report, and in every worker): the service as a user runs it. The
+  // runner's spawn wrapper puts NODE_OPTIONS back into any env it is given,
+  // so env(1) takes it out again and execs node (same pid).
   const { NODE_OPTIONS, ...inherited } = process.env
-  const child = spawn(process.execPath, args, {
+  const child = spawn('/usr/bin/env', ['-u', 'NODE_OPTIONS', process.execPath, ...args], {
     cwd,
     env: { ...inherited, ...env },
     stdio: ['ignore', 'pipe', 'pipe']
@@ -25,6 +27,33 @@ function spawnNode (t, args, { env = {}, cwd = ROOT } = {}) {
   child.stderr.on('data', d => { child.stderrText += d })
   child.exited = new Promise(resolve => child.on('exit', (code, signal) => resolve({ code, signal })))
   t.teardown(() => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL') })
+  return child
+}
+
+/** Every process under pid, from /proc/PID/task/TID/children. */
+function descendants (pid) {
+  const out = []
+  let tasks = []
+  try { tasks = fs.readdirSync(`/proc/${pid}/task`) } catch { return out }
+  for (const tid of tasks) {
+    let children = ''
+    try { children = fs.readFileSync(`/proc/${pid}/task/${tid}/children`, 'utf8') } catch {}
+    for (const c of children.split(' ').filter(Boolean).map(Number)) out.push(c, ...descendants(c))
+  }
+  return out
+}
+
+/** A service whose own children (execSync's shell and sleep) are killed too, by pid. */
+function spawnWithChildren (t, args, env) {
+  const child = spawnNode(t, args, { env })
+  const seen = new Set()
+  const note = () => { for (const pid of descendants(child.pid)) seen.add(pid) }
+  const timer = setInterval(note, 100)
+  t.teardown(() => {
+    clearInterval(timer)
+    note()
+    for (const pid of seen) { try { process.kill(pid, 'SIGKILL') } catch {} }
+  })
   return child
 }
 
@@ -90,4 +119,4 @@ function isAlive (pid) {
   try { process.kill(pid, 0); return true } catch { return false }
 }
 
-module.exports = { ROOT, FIXTURES, APP, SPIN_LINE, mainThread, REPORT_NAME, spawnNode, until, waitForOutput, tmpDir, reportFiles, waitForReports, lineOf, waitForTextReport, isAlive }
+module.exports = { ROOT, FIXTURES, APP, SPIN_LINE, mainThread, REPORT_NAME, spawnNode, spawnWithChildren, until, waitForOutput, tmpDir, reportFiles, waitForReports, lineOf, waitForTextReport, isAlive }

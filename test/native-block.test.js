@@ -6,7 +6,7 @@ const t = require('tap')
 const fs = require('node:fs')
 const path = require('node:path')
 const { execFileSync } = require('node:child_process')
-const { FIXTURES, spawnNode, waitForOutput, tmpDir, waitForReports, lineOf, isAlive, until } = require('./helpers')
+const { FIXTURES, spawnWithChildren, waitForOutput, tmpDir, waitForReports, lineOf, isAlive, until } = require('./helpers')
 
 const APP = path.join(FIXTURES, 'native-block.js')
 const WORKER = path.join(FIXTURES, 'native-block-worker.js')
@@ -17,32 +17,7 @@ const HOT_LINE = lineOf(APP, 'HOT-LINE')
 const sleep = ms => new Promise(resolve => setTimeout(resolve, ms))
 const readJson = file => JSON.parse(fs.readFileSync(file, 'utf8'))
 
-/** Every process under pid, from /proc/PID/task/TID/children. */
-function descendants (pid) {
-  const out = []
-  let tasks = []
-  try { tasks = fs.readdirSync(`/proc/${pid}/task`) } catch { return out }
-  for (const tid of tasks) {
-    let children = ''
-    try { children = fs.readFileSync(`/proc/${pid}/task/${tid}/children`, 'utf8') } catch {}
-    for (const c of children.split(' ').filter(Boolean).map(Number)) out.push(c, ...descendants(c))
-  }
-  return out
-}
-
-/** A service whose own children (execSync's shell and sleep) are killed too, by pid. */
-function spawnService (t, args, env) {
-  const child = spawnNode(t, [APP, ...args], { env })
-  const seen = new Set()
-  const note = () => { for (const pid of descendants(child.pid)) seen.add(pid) }
-  const timer = setInterval(note, 100)
-  t.teardown(() => {
-    clearInterval(timer)
-    note()
-    for (const pid of seen) { try { process.kill(pid, 'SIGKILL') } catch {} }
-  })
-  return child
-}
+const spawnService = (t, args, env) => spawnWithChildren(t, [APP, ...args], env)
 
 function thread (report, kind) {
   return report.threads.find(th => th.kind === kind)

@@ -111,6 +111,21 @@ function callerInApp (js: JsFrame[]): string {
     js.find(f => f.file !== '' && !f.file.startsWith('node:')) ?? js[0])
 }
 
+// What a busy threadpool thread works on, from the function libuv runs.
+const THREADPOOL_TASKS: Array<[RegExp, string]> = [
+  [/^uv__fs_work$/, 'an fs request'],
+  [/^uv__(getaddrinfo|getnameinfo)_work$/, 'a DNS lookup'],
+  [/crypto/i, 'a crypto job'],
+  [/zlib|Compression/i, 'a zlib job']
+]
+
+function threadpoolWork (t: RawThread, symbols: string[]): string {
+  const task = THREADPOOL_TASKS.find(([re]) => symbols.some(s => re.test(s)))?.[1] ?? 'a task'
+  const top = symbols.find(s => s !== '')
+  const inKernel = t.osState === 'S' || t.osState === 'D' ? ', waiting in the kernel' : ''
+  return `working on ${task}${top ? `, in ${top}` : ''}${inKernel}`
+}
+
 const EVENT_LOOP_WAIT = /uv__io_poll|epoll_wait|epoll_pwait/
 const LOCK_WAIT = /pthread_cond_(timed)?wait|__futex_abstimed_wait|futex_wait|sem_(timed)?wait|pthread_mutex_lock/
 
@@ -140,6 +155,7 @@ function diagnose (t: RawThread, kind: ThreadKind, js: JsFrame[] | null, source:
   if (t.vmState === 'ATOMICS_WAIT') return 'waiting in Atomics.wait'
   if (symbols.some(s => EVENT_LOOP_WAIT.test(s))) return js ? 'idle in the event loop' : 'waiting for events'
   if (kind === 'libuv-threadpool' && symbols.some(s => LOCK_WAIT.test(s))) return 'idle, waiting for work'
+  if (kind === 'libuv-threadpool') return threadpoolWork(t, symbols)
   if (kind === 'signal' && symbols.some(s => LOCK_WAIT.test(s))) return 'waiting for a signal to pass on'
   if (kind === 'v8-platform' && symbols.some(s => LOCK_WAIT.test(s))) return 'idle, waiting for tasks'
   if (LOCK_WAIT.test(top)) return 'waiting on a lock or condition'

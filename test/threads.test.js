@@ -1,0 +1,166 @@
+'use strict'
+// Every thread of a real process, captured on a real signal: workers that
+// never load the library (busy, parked, idle, started late, in GC, coming
+// and going), the libuv threadpool blocked in open(), a main thread blocked
+// in a child process or backtracking in a regular expression.
+const t = require('tap')
+const fs = require('node:fs')
+const path = require('node:path')
+const { FIXTURES, spawnWithChildren, waitForOutput, tmpDir, waitForReports, reportFiles, lineOf, isAlive, until } = require('./helpers')
+
+const APP = path.join(FIXTURES, 'threads.js')
+const WORKER = path.join(FIXTURES, 'threads-worker.js')
+const NAMES_KNOWN = Number(process.versions.node.split('.')[0]) >= 22 // Worker's name option reaches the worker from Node 22
+
+const sleep = ms => new Promise(resolve => setTimeout(resolve, ms))
+const readJson = file => JSON.parse(fs.readFileSync(file, 'utf8'))
+const mainOf = report => report.threads.find(th => th.kind === 'main')
+
+function service (t, scene, { env = {}, nodeArgs = [] } = {}) {
+  const dir = tmpDir(t)
+  const child = spawnWithChildren(t, [...nodeArgs, APP, scene], {
+    GMR_TEST_OPTIONS: JSON.stringify({ logDir: dir, format: 'json' }),
+    GMR_TEST_DIR: dir,
+    ...env
+  })
+  return { child, dir }
+}
+
+/** Sends the signal and reads the report it brings (the n-th in dir). */
+async function report (child, dir, n = 1) {
+  child.kill('SIGUSR2')
+  const files = await waitForReports(dir, n, 15000, child)
+  return readJson(files[n - 1])
+}
+
+t.test('workers that never loaded the library: busy, parked and idle, each with its threadId and name', async t => {
+  const late = path.join(tmpDir(t), 'late')
+  const { child, dir } = service(t, 'workers', { env: { GMR_TEST_LATE: late } })
+  await waitForOutput(child, /^ready/m)
+  await sleep(500) // the crunching worker is in its loop, the parked one in Atomics.wait
+  const first = await report(child, dir)
+  const workers = first.threads.filter(th => th.kind === 'worker')
+  t.equal(workers.length, 3, 'three workers', { workers: workers.map(w => `${w.tid} ${w.threadId} ${w.note}`) })
+  t.same(workers.map(w => w.threadId).sort(), [1, 2, 3], 'each with its threadId')
+  const byName = name => workers.find(w => w.workerName === name)
+  const byId = id => workers.find(w => w.threadId === id)
+  if (NAMES_KNOWN) {
+    t.same(workers.map(w => w.workerName).sort(), ['cruncher', 'idler', 'parked'], "each with its Worker's name")
+  } else {
+    t.ok(workers.every(w => w.workerName === null), 'Node 20 does not tell a worker its name')
+  }
+  t.equal(mainOf(first).threadId, 0, 'the main thread is threadId 0')
+
+  const cruncher = NAMES_KNOWN ? byName('cruncher') : byId(1)
+  t.equal(cruncher.vmState, 'JS')
+  t.equal(cruncher.javascriptSource, 'interrupt', 'a busy worker answers its interrupt')
+  t.same(cruncher.javascript[0], { ...cruncher.javascript[0], function: 'crunchNumbers', file: WORKER, line: lineOf(WORKER, 'CRUNCH-LINE') })
+  t.equal(cruncher.note, `running JavaScript in crunchNumbers (threads-worker.js:${lineOf(WORKER, 'CRUNCH-LINE')})`)
+
+  const parked = NAMES_KNOWN ? byName('parked') : byId(2)
+  t.equal(parked.vmState, 'ATOMICS_WAIT')
+  t.ok(parked.javascript.some(f => f.function === 'parkForever' && f.file === WORKER), 'parkForever in its stack')
+  t.match(parked.note, /^waiting in Atomics\.wait in parkForever \(threads-worker\.js:\d+\)$/)
+
+  const idler = NAMES_KNOWN ? byName('idler') : byId(3)
+  t.equal(idler.note, 'idle in the event loop')
+  t.ok(idler.native.some(f => f.symbol === 'uv_run'), 'uv_run in its native stack')
+  for (const w of workers) {
+    t.ok(w.native.some(f => /node::worker::Worker::Run/.test(f.symbol)), `worker ${w.threadId} runs under Worker::Run`)
+  }
+
+  // A worker started after set-up and after the first report is there too.
+  fs.writeFileSync(late, '')
+  await waitForOutput(child, /late worker online/)
+  await sleep(200)
+  const second = await report(child, dir, 2)
+  const latecomer = second.threads.find(th => th.kind === 'worker' && th.threadId === 4)
+  t.ok(latecomer, 'the late worker is listed with its threadId')
+  if (NAMES_KNOWN) t.equal(latecomer.workerName, 'latecomer')
+  t.ok(isAlive(child.pid), 'the process survives every report')
+})
+
+t.test('the threadpool saturated by opens of FIFOs nobody writes: four threads blocked in open', async t => {
+  const { child, dir } = service(t, 'threadpool')
+  await waitForOutput(child, /^ready/m)
+  const r = await report(child, dir)
+  const pool = r.threads.filter(th => th.kind === 'libuv-threadpool')
+  t.equal(pool.length, 4, 'the four threadpool threads')
+  for (const th of pool) {
+    const symbols = th.native.map(f => f.symbol)
+    t.match(symbols[0], /^(__libc_)?open(64)?$/, `thread ${th.tid} is in open`)
+    t.ok(symbols.includes('uv__fs_work'), 'for an fs request')
+    t.match(th.note, /^working on an fs request, in (__libc_)?open(64)?/)
+  }
+  t.equal(mainOf(r).note, 'idle in the event loop', 'the main thread is free')
+  t.ok(isAlive(child.pid))
+})
+
+t.test('a main thread blocked in execFileSync: its JavaScript named from the code map, its native frames from the binary', async t => {
+  const { child, dir } = service(t, 'exec')
+  await waitForOutput(child, /blocking/)
+  await sleep(300)
+  const r = await report(child, dir)
+  const main = mainOf(r)
+  t.equal(main.vmState, 'EXTERNAL')
+  t.equal(main.javascriptSource, 'code-map')
+  const tool = main.javascript.find(f => f.function === 'waitForTool')
+  t.ok(tool, 'waitForTool is named')
+  t.equal(tool.file, APP)
+  t.ok(main.javascript.some(f => f.function === 'execFileSync' && f.file === 'node:child_process'), 'under execFileSync')
+  const symbols = main.native.map(f => f.symbol)
+  t.ok(symbols.includes('uv_run'), "the child's loop: uv_run")
+  t.ok(symbols.some(s => /SyncProcessRunner/.test(s)), 'node::SyncProcessRunner')
+  t.match(main.note, /^blocked in a native call from waitForTool \(threads\.js:\d+\)$/)
+  t.equal(r.package.writtenBy, 'reporter environment (the main thread was blocked)')
+  t.ok(isAlive(child.pid))
+})
+
+t.test('a regular expression backtracking catastrophically: the report names it, and the match still ends right', async t => {
+  const { child, dir } = service(t, 'regex')
+  await waitForOutput(child, /matching/)
+  await sleep(300)
+  const r = await report(child, dir)
+  const main = mainOf(r)
+  t.equal(main.vmState, 'JS')
+  t.equal(main.javascript[0].function, 'matchEvil')
+  t.equal(main.javascript[0].line, lineOf(APP, 'REGEX-LINE'), 'the exact line')
+  t.equal(r.package.writtenBy, 'main thread (interrupt: it was busy running JavaScript)')
+  // Written between two steps of the match: the match goes on undisturbed.
+  await waitForOutput(child, /regex done (\w+)/, 'stdoutText', 60000)
+  t.match(child.stdoutText, /regex done false/, 'the match gives its right answer')
+  t.ok(isAlive(child.pid))
+})
+
+t.test('a worker in heavy garbage collection: the report says so', async t => {
+  const { child, dir } = service(t, 'gc', { nodeArgs: ['--expose-gc'] })
+  await waitForOutput(child, /^ready/m)
+  // The worker spends nearly all its time collecting: a report or two
+  // catches it inside a collection.
+  let collector
+  for (let n = 1; n <= 5 && !(collector && collector.vmState === 'GC'); n++) {
+    collector = (await report(child, dir, n)).threads.find(th => th.kind === 'worker')
+    await sleep(200)
+  }
+  t.equal(collector.vmState, 'GC')
+  t.match(collector.note, /^in garbage collection(, from collectForever \(threads-worker\.js:\d+\))?$/)
+  t.ok(isAlive(child.pid))
+})
+
+t.test('workers starting and exiting during captures: every report complete, the process alive', async t => {
+  const { child, dir } = service(t, 'churn')
+  await waitForOutput(child, /^ready/m)
+  const REPORTS = 12
+  for (let n = 1; n <= REPORTS; n++) {
+    const r = await report(child, dir, n)
+    t.ok(mainOf(r), `report ${n} has the main thread`)
+    t.ok(r.threads.length >= 5, `report ${n} lists ${r.threads.length} threads`)
+    // A thread that ended between the listing and its signal is said to have.
+    for (const th of r.threads.filter(th => th.note.startsWith('native stack not captured'))) {
+      t.match(th.note, /the thread exited during the capture|did not answer the capture signal in time/, `thread ${th.tid}: ${th.note}`)
+    }
+  }
+  t.equal(reportFiles(dir).length, REPORTS, 'one report per signal')
+  t.ok(isAlive(child.pid), 'no crash, no deadlock')
+  await until('the churn going on', () => /./.test(child.stdoutText), 1000)
+})
