@@ -114,7 +114,10 @@ bool RegisterOnThread(v8::Isolate* isolate) {
   }
   if (!isolate->InContext()) return false;
   if (!node::GetCurrentEnvironment(isolate->GetCurrentContext())) return false;
-  ThreadIdentity identity = ReadThreadIdentity(isolate);
+  // The main thread is threadId 0: no script (and no module load) on the
+  // application's start-up path.
+  bool main_thread = syscall(SYS_gettid) == getpid();
+  ThreadIdentity identity = main_thread ? ThreadIdentity{0, ""} : ReadThreadIdentity(isolate);
   Entry* created = nullptr;
   {
     std::lock_guard<std::mutex> lock(RegistryMutex());
