@@ -2,8 +2,6 @@
 
 #include <v8.h>
 
-#include <dlfcn.h>
-
 #include <algorithm>
 #include <chrono>
 #include <cstdlib>
@@ -156,13 +154,6 @@ void NameFromCodeMap(ThreadCapture* t, const ExecRanges& exec) {
 
 }  // namespace
 
-void WarmUpCapture() {
-  Symbolizer& symbolizer = SharedSymbolizer();
-  symbolizer.Refresh();
-  Symbol ignored;
-  // Node's own symbol table is the big one; every JS thread's stack is in it.
-  if (void* uv_run = dlsym(RTLD_DEFAULT, "uv_run")) symbolizer.Lookup(reinterpret_cast<uintptr_t>(uv_run), &ignored);
-}
 
 void MeetNewIsolates(const CaptureOptions& options) {
   CaptureOptions light = options;

@@ -60,8 +60,5 @@ Capture CaptureProcess(const CaptureSettings& settings);
 // A signal per thread, no stack copied, nothing waited for. Watchdog only.
 void MeetNewIsolates(const CaptureOptions& options);
 
-// Reads the symbol tables ahead of the first capture, so that the first
-// report, often the one that matters, is as quick as the next. Watchdog only.
-void WarmUpCapture();
 
 }  // namespace gmr

@@ -300,7 +300,6 @@ void RunMeetRequest() {
 
 void* WatchdogMain(void*) {
   prctl(PR_SET_NAME, "gmr-watchdog", 0, 0, 0);
-  WarmUpCapture();
   Shared& s = *g_shared;
   FileWatch file;
   for (;;) {
