@@ -10,7 +10,6 @@ import { flattenConfig } from './sections/configuration'
 import { staticPackage, type StaticPackage, type VersionInfo } from './sections/package'
 import { onSectionsChanged, registerSection, runSections, runSectionsSync, sectionNames, type SectionGenerator } from './sections/user'
 import type { ReporterData } from './reporter'
-import { safeJsonStringify } from './util/json-safe'
 
 // What only reports need is loaded when the first report is made, not at
 // require time: set-up stays quick.
@@ -129,7 +128,7 @@ function reporterData ({ options, pkg, confSnapshot }: State): string {
     sectionNames: sectionNames(),
     pickupMs: PICKUP_MS
   }
-  return safeJsonStringify(data, 0)
+  return JSON.stringify(data) // plain data: options without conf, strings
 }
 
 // libuv installs its own handler when the application listens on a signal,
