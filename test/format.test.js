@@ -360,3 +360,15 @@ t.test('processTree: this process and a spawned child, rendered', async (t) => {
 
   t.same(processTree(2 ** 22 + 12345), [], 'a process that does not exist gives an empty tree')
 })
+
+t.test('text: a worker heading carries its threadId and name; Package says who wrote it', async (t) => {
+  const r = fixture()
+  r.package.writtenBy = 'main thread (interrupt: it was busy running JavaScript)'
+  r.threads.push({ ...r.threads[0], tid: 4260, kind: 'worker', threadId: 3, workerName: 'resizer' },
+    { ...r.threads[0], tid: 4261, kind: 'worker', threadId: 4, workerName: null })
+  const text = renderText(r)
+  t.match(text, /^-+ +Thread #4260 node \(worker 3 "resizer"\) +-+$/m)
+  t.match(text, /^-+ +Thread #4261 node \(worker 4\) +-+$/m)
+  t.match(text, /^written by = main thread \(interrupt: it was busy running JavaScript\)$/m)
+  t.equal(JSON.parse(renderJson(r)).threads.find(th => th.tid === 4260).workerName, 'resizer')
+})
