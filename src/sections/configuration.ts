@@ -84,9 +84,15 @@ const KEY_VALUE = new RegExp(
   String.raw`("[^"\n]*"|'[^'\n]*'|(?:(?:bearer|basic|token|digest)\s+)?[^\s&;,"'{}[\]()<>]+)`,
   'gi')
 
+// Every pattern above needs one of these: text without any is left as it is
+// without running (and compiling) them, which is most text, and set-up's
+// masking of argv.
+const MAY_HOLD_SECRET = /-----|:\/\/|bearer|akia|asia|pass|pwd|secret|token|key|credential|cookie|session|auth/i
+
 /** Masks secrets inside free text: URL credentials, PEM private keys, bearer tokens, AWS access keys, `password=…` pairs. */
 export function maskSecretsInText (s: string): string {
   try {
+    if (!MAY_HOLD_SECRET.test(s)) return s
     return s
       .replace(PEM_PRIVATE_KEY, MASK)
       .replace(URL_USERINFO, `$1${MASK}@`)
