@@ -16,6 +16,7 @@
         "native/symbolize/symbolize.cc",
         "native/unwind/unwind.cc",
         "native/util/proc.cc",
+        "native/watchdog/attach.cc",
         "native/watchdog/watchdog.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],

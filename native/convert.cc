@@ -113,6 +113,10 @@ Napi::Object CaptureToJs(Napi::Env env, const Capture& c, const Trigger& trigger
   tr.Set("kind", trigger.kind);
   tr.Set("detail", trigger.detail);
   tr.Set("coalesced", trigger.coalesced);
+  if (!trigger.out_path.empty()) {
+    tr.Set("outPath", trigger.out_path);
+    tr.Set("format", trigger.format);
+  }
   o.Set("trigger", tr);
   int pid = getpid();
   Napi::Array threads = Napi::Array::New(env, c.threads.size());

@@ -84,9 +84,8 @@ function collectLiveSync (options: ResolvedOptions): LiveParts {
 }
 
 function writeLive (capture: RawCapture, current: State, live: LiveParts): void {
-  const { buildReport, render } = reportModule()
-  const text = render(buildReport(capture, current.pkg, live), current.options.format)
-  outputModule().writeReportText(text, current.options, new Date(capture.startedUnixMs))
+  const { buildReport, writeTriggeredReport } = reportModule()
+  writeTriggeredReport(buildReport(capture, current.pkg, live), capture.trigger, current.options)
 }
 
 const reportFailed = (err: unknown): void => {

@@ -46,7 +46,14 @@ export interface RawThread {
   native: RawNativeFrame[]
 }
 
-export interface RawTrigger { kind: string, detail: string, coalesced: number }
+export interface RawTrigger {
+  kind: string
+  detail: string
+  coalesced: number
+  /** `cli` (gmr <pid>): the file the report goes to instead, and its format ('' for the configured one). */
+  outPath?: string
+  format?: string
+}
 
 export interface RawCapture {
   startedUnixMs: number

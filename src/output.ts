@@ -67,6 +67,32 @@ function writeFile (text: string, dir: string, base: string): string {
   }
 }
 
+/**
+ * A report asked for by `gmr <pid>`: to the file it named in its private
+ * directory (native/watchdog/attach.h checked the name), created exclusively
+ * and without following links, complete once it appears. Falls back as
+ * writeReportText does, so the report is never lost.
+ */
+export function writeRequestedText (text: string, outPath: string, fallback: Destination, at: Date): Written {
+  const tmp = `${outPath}.${process.pid}.tmp`
+  try {
+    const fd = fs.openSync(tmp, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW, 0o600)
+    try {
+      writeAllSync(fd, text)
+    } finally {
+      fs.closeSync(fd)
+    }
+    fs.linkSync(tmp, outPath)
+    return { path: outPath, warning: null }
+  } catch (err) {
+    const written = writeReportText(text, fallback, at)
+    try { writeAllSync(2, `guru-meditation: cannot write the report gmr asked for to ${outPath} (${(err as Error).message})\n`) } catch {}
+    return written
+  } finally {
+    try { fs.unlinkSync(tmp) } catch {}
+  }
+}
+
 /** Never throws: a report that cannot go to logDir goes to stderr. */
 export function writeReportText (text: string, dest: Destination, at: Date): Written {
   if (dest.logDir) {

@@ -11,6 +11,7 @@ import { buildPackage, type StaticPackage } from './sections/package'
 import { processTree } from './sections/processes'
 import { buildThreads } from './sections/threads'
 import type { Format } from './options'
+import { writeReportText, writeRequestedText, type Destination } from './output'
 
 /** What the thread that set the library up contributes. */
 export interface LiveParts {
@@ -56,4 +57,13 @@ export function buildReport (capture: RawCapture, pkg: StaticPackage, live: Live
 
 export function render (report: Report, format: Format): string {
   return format === 'json' ? renderJson(report) + '\n' : renderText(report)
+}
+
+/** Renders a triggered report and writes it where its trigger says: the file gmr asked for, or as configured. */
+export function writeTriggeredReport (report: Report, trigger: RawCapture['trigger'], options: Destination & { format: Format }): void {
+  const format = trigger.format === 'json' || trigger.format === 'text' ? trigger.format : options.format
+  const text = render(report, format)
+  const at = new Date(report.package.generatedAt)
+  if (trigger.outPath) writeRequestedText(text, trigger.outPath, options, at)
+  else writeReportText(text, options, at)
 }

@@ -8,7 +8,7 @@ import type { Configuration } from './model'
 import { loadAddon, type RawCapture } from './native'
 import type { ResolvedOptions } from './options'
 import { writeReportText } from './output'
-import { buildReport, render, type LiveParts } from './report'
+import { buildReport, writeTriggeredReport, type LiveParts } from './report'
 import type { StaticPackage } from './sections/package'
 import { runtimeConfig } from './sections/configuration'
 import { unavailableSections } from './sections/user'
@@ -35,8 +35,7 @@ function withoutMain (data: ReporterData): LiveParts {
 }
 
 function report (capture: RawCapture, data: ReporterData): void {
-  const built = buildReport(capture, data.pkg, withoutMain(data))
-  writeReportText(render(built, data.options.format), data.options, new Date(capture.startedUnixMs))
+  writeTriggeredReport(buildReport(capture, data.pkg, withoutMain(data)), capture.trigger, data.options)
 }
 
 const addon = loadAddon()

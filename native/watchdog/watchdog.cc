@@ -16,6 +16,8 @@
 #include <deque>
 #include <mutex>
 
+#include "attach.h"
+
 namespace gmr {
 namespace {
 
@@ -233,7 +235,14 @@ bool TakeTrigger(Shared& s, const Trigger& trigger, Trigger* out) {
   auto now = std::chrono::steady_clock::now();
   if (s.in_flight && now - s.in_flight_since > kInFlightTimeout) s.in_flight = false;
   if (s.in_flight) {
-    s.coalesced++;
+    // A CLI request waits for the report in flight (its caller waits for
+    // its own file); any other trigger is folded into the next report.
+    if (!trigger.out_path.empty()) {
+      s.has_pending = true;
+      s.pending = trigger;
+    } else {
+      s.coalesced++;
+    }
     return false;
   }
   if (!s.reporter) {
@@ -280,7 +289,7 @@ void RunApiRequests() {
       request = std::move(s.api_requests.front());
       s.api_requests.pop_front();
     }
-    Trigger trigger{"api", "", 0};
+    Trigger trigger{"api", "", 0, "", ""};
     request.deliver(std::make_unique<Capture>(CaptureProcess(request.settings)), trigger);
   }
 }
@@ -315,7 +324,7 @@ void* WatchdogMain(void*) {
           file_reset = true;
         }
       }
-      if (s.has_pending && s.reporter) {
+      if (s.has_pending && s.reporter && !s.in_flight) {
         s.has_pending = false;
         pending = true;
         pending_trigger = s.pending;
@@ -323,7 +332,7 @@ void* WatchdogMain(void*) {
     }
     if (pending) RunTrigger(pending_trigger);
     // A touch before the watch was in place left no event to see.
-    if (file_reset && file.Changed()) RunTrigger({"file", file.path(), 0});
+    if (file_reset && file.Changed()) RunTrigger({"file", file.path(), 0, "", ""});
 
     struct pollfd fds[3] = {{g_signal_fd, POLLIN, 0}, {g_control_fd, POLLIN, 0}, {file.fd(), POLLIN, 0}};
     int nfds = file.fd() >= 0 ? 3 : 2;
@@ -331,15 +340,22 @@ void* WatchdogMain(void*) {
     int rc = poll(fds, nfds, timeout);
     if (rc < 0) continue;  // EINTR: our signals are blocked here, but be safe
     if (rc == 0) {
-      if (file.Changed()) RunTrigger({"file", file.path(), 0});
+      if (file.Changed()) RunTrigger({"file", file.path(), 0, "", ""});
       continue;
     }
     if (fds[0].revents & POLLIN) {
       Drain(g_signal_fd);  // several signals before we woke are one request
-      RunTrigger({"signal", SignalName(g_report_signal), 0});
+      Trigger trigger{"signal", SignalName(g_report_signal), 0, "", ""};
+      AttachRequest request;
+      if (TakeAttachRequest(&request)) {
+        trigger.kind = "cli";
+        trigger.out_path = request.out_path;
+        trigger.format = request.format;
+      }
+      RunTrigger(trigger);
     }
     if (nfds == 3 && (fds[2].revents & POLLIN) && file.OnEvents())
-      RunTrigger({"file", file.path(), 0});
+      RunTrigger({"file", file.path(), 0, "", ""});
     if (fds[1].revents & POLLIN) {
       Drain(g_control_fd);
       RunApiRequests();
@@ -423,8 +439,13 @@ void SetReporter(Deliver deliver) {
 
 void ReportDone() {
   if (!g_started) return;
-  std::lock_guard<std::mutex> lock(g_shared->mu);
-  g_shared->in_flight = false;
+  bool waiting;
+  {
+    std::lock_guard<std::mutex> lock(g_shared->mu);
+    g_shared->in_flight = false;
+    waiting = g_shared->has_pending;
+  }
+  if (waiting) Wake();  // a CLI request waited for this report to end
 }
 
 void RequestCapture(CaptureSettings settings, Deliver deliver) {
@@ -433,7 +454,7 @@ void RequestCapture(CaptureSettings settings, Deliver deliver) {
     if (!g_started) {
       std::string error = Start();
       if (!error.empty()) {
-        deliver(nullptr, Trigger{"api", error, 0});
+        deliver(nullptr, Trigger{"api", error, 0, "", ""});
         return;
       }
       g_started = true;

@@ -13,9 +13,11 @@
 namespace gmr {
 
 struct Trigger {
-  std::string kind;    // "signal", "file", "api"
+  std::string kind;    // "signal", "file", "api", "cli" (gmr <pid>: attach.h)
   std::string detail;  // "SIGUSR2", the trigger file's path, ...
   int coalesced = 0;   // triggers folded into this report while one was in flight
+  std::string out_path;  // "cli": where the report goes instead
+  std::string format;    // "cli": "text", "json", or "" for the configured one
 };
 
 // Called on the watchdog thread with a finished capture. Returns false when

@@ -1,0 +1,190 @@
+#!/usr/bin/env node
+// gmr <pid>: prints the Guru Meditation Report of another process of this
+// user that loaded guru-meditation, even one whose event loop is stuck, as
+// jstack does for a JVM. It leaves a request in a private directory, sends
+// the report signal, and waits for the report the target writes back (see
+// native/watchdog/attach.h for the target's side).
+import { randomBytes } from 'node:crypto'
+import fs from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+
+const USAGE = `usage: gmr <pid> [--json] [--out FILE] [--timeout SECONDS] [--signal NAME]
+       gmr --list
+
+Prints the Guru Meditation Report of process <pid>, which must run as this
+user and have loaded guru-meditation.
+
+  --json             the JSON view instead of the text view
+  --out FILE         write the report to FILE instead of standard output
+  --timeout SECONDS  how long to wait for the report (default 10)
+  --signal NAME      the process's report signal (default SIGUSR2)
+  --list             list this user's processes that loaded guru-meditation`
+
+class CliError extends Error {
+  constructor (message: string, readonly code = 1) { super(message) }
+}
+
+interface Request {
+  pid: number
+  json: boolean
+  out: string | null
+  timeoutMs: number
+  signal: NodeJS.Signals
+}
+
+function parseArgs (argv: string[]): Request | 'list' | 'help' {
+  let pid: number | null = null
+  const request: Omit<Request, 'pid'> = { json: false, out: null, timeoutMs: 10000, signal: 'SIGUSR2' }
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]
+    const value = (): string => {
+      const v = argv[++i]
+      if (v === undefined || v === '') throw new CliError(`gmr: ${arg} needs a value\n${USAGE}`, 2)
+      return v
+    }
+    if (arg === '--help' || arg === '-h') return 'help'
+    else if (arg === '--list') return 'list'
+    else if (arg === '--json') request.json = true
+    else if (arg === '--out') request.out = path.resolve(value())
+    else if (arg === '--timeout') {
+      const seconds = Number(value())
+      if (!Number.isFinite(seconds) || seconds <= 0 || seconds > 3600) throw new CliError('gmr: --timeout takes a number of seconds, more than 0 and at most 3600', 2)
+      request.timeoutMs = seconds * 1000
+    } else if (arg === '--signal') {
+      const name = value().toUpperCase()
+      const signal = (name.startsWith('SIG') ? name : `SIG${name}`) as NodeJS.Signals
+      if (!(signal in os.constants.signals) || signal === 'SIGKILL' || signal === 'SIGSTOP') throw new CliError(`gmr: --signal: '${name}' is not a signal a report can be asked with`, 2)
+      request.signal = signal
+    } else if (/^[1-9]\d*$/.test(arg) && pid === null) pid = Number(arg)
+    else throw new CliError(`gmr: unexpected argument '${arg}'\n${USAGE}`, 2)
+  }
+  if (pid === null) throw new CliError(USAGE, 2)
+  return { pid, ...request }
+}
+
+const read = (file: string): string | null => {
+  try { return fs.readFileSync(file, 'utf8') } catch { return null }
+}
+
+/** The library's binary (a local build or a prebuild) among the process's mappings. */
+const LIBRARY_MAPPED = /guru[-_]meditation/
+
+function commandOf (pid: number): string {
+  return (read(`/proc/${pid}/cmdline`) ?? '').split('\0').filter(Boolean).join(' ') || (read(`/proc/${pid}/comm`) ?? '').trim()
+}
+
+/** Why gmr cannot ask `pid` for a report, before any signal is sent; null when it can. */
+function refusal (pid: number, signal: NodeJS.Signals): string | null {
+  let st: fs.Stats
+  try {
+    st = fs.statSync(`/proc/${pid}`)
+  } catch {
+    return `gmr: there is no process ${pid}`
+  }
+  const uid = process.geteuid?.() ?? 0
+  if (st.uid !== uid) return `gmr: process ${pid} belongs to another user (uid ${st.uid}); run gmr as that user`
+  const maps = read(`/proc/${pid}/maps`)
+  if (maps === null) return `gmr: cannot read /proc/${pid}/maps`
+  if (!LIBRARY_MAPPED.test(maps)) {
+    const comm = (read(`/proc/${pid}/comm`) ?? '').trim()
+    let exe = ''
+    try { exe = fs.readlinkSync(`/proc/${pid}/exe`) } catch {}
+    const isNode = /(^|\/)node$/.test(exe) || comm === 'node' || comm === 'MainThread'
+    return isNode
+      ? `gmr: process ${pid} is a Node.js process that has not loaded guru-meditation (start it with node -r guru-meditation/register)`
+      : `gmr: process ${pid} (${comm || '?'}) is not a Node.js process with guru-meditation loaded`
+  }
+  // A signal the process does not catch would end it.
+  const caught = /^SigCgt:\s*([0-9a-f]+)$/m.exec(read(`/proc/${pid}/status`) ?? '')
+  const bit = BigInt(os.constants.signals[signal] - 1)
+  if (!caught || ((BigInt(`0x${caught[1]}`) >> bit) & 1n) === 0n) {
+    return `gmr: process ${pid} does not catch ${signal}: its report signal is another one (see --signal), or it was set up without one`
+  }
+  return null
+}
+
+/** The directory requests and reports pass through, private to this user (as the target checks). */
+function attachDirectory (): string {
+  const uid = process.geteuid?.() ?? 0
+  const dir = `/tmp/guru-meditation-${uid}`
+  try { fs.mkdirSync(dir, { mode: 0o700 }) } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw new CliError(`gmr: cannot create ${dir}: ${(err as Error).message}`)
+  }
+  const st = fs.lstatSync(dir)
+  if (!st.isDirectory() || st.uid !== uid || (st.mode & 0o022) !== 0) {
+    throw new CliError(`gmr: ${dir} is not a directory private to this user; remove it and try again`)
+  }
+  return dir
+}
+
+/** Leaves the request, exclusively: one gmr at a time per target. A stale one (its gmr died) is replaced. */
+function leaveRequest (file: string, body: string, timeoutMs: number): void {
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      fs.writeFileSync(file, body, { flag: 'wx', mode: 0o600 })
+      return
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw new CliError(`gmr: cannot write ${file}: ${(err as Error).message}`)
+      const age = Date.now() - fs.lstatSync(file).mtimeMs
+      if (age < timeoutMs) throw new CliError(`gmr: another gmr is asking the same process for a report (${file})`)
+      fs.unlinkSync(file)
+    }
+  }
+}
+
+const sleep = (ms: number): Promise<void> => new Promise(resolve => setTimeout(resolve, ms))
+
+async function askForReport (r: Request): Promise<string> {
+  const refused = refusal(r.pid, r.signal)
+  if (refused) throw new CliError(refused)
+  const dir = attachDirectory()
+  const name = `${r.pid}.${process.pid}.${randomBytes(6).toString('hex')}.report`
+  const reportFile = path.join(dir, name)
+  const requestFile = path.join(dir, `${r.pid}.request`)
+  leaveRequest(requestFile, `out=${name}\nformat=${r.json ? 'json' : 'text'}\n`, r.timeoutMs)
+  const cleanUp = (): void => { try { fs.unlinkSync(requestFile) } catch {} }
+  process.once('SIGINT', () => { cleanUp(); process.exit(130) })
+  try {
+    process.kill(r.pid, r.signal)
+    for (const end = Date.now() + r.timeoutMs; Date.now() < end; await sleep(20)) {
+      // Linked into place complete: once it is there, it is whole.
+      const text = read(reportFile)
+      if (text !== null) {
+        fs.unlinkSync(reportFile)
+        return text
+      }
+    }
+  } finally {
+    cleanUp()
+  }
+  throw new CliError(`gmr: no report from process ${r.pid} within ${r.timeoutMs / 1000} s (its report signal may be another one than ${r.signal}: see --signal)`)
+}
+
+function list (): string {
+  const uid = process.geteuid?.() ?? 0
+  const rows: string[] = []
+  for (const entry of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry) || Number(entry) === process.pid) continue
+    try {
+      if (fs.statSync(`/proc/${entry}`).uid !== uid) continue
+    } catch { continue }
+    const maps = read(`/proc/${entry}/maps`)
+    if (maps && LIBRARY_MAPPED.test(maps)) rows.push(`${entry.padStart(7)}  ${commandOf(Number(entry)).slice(0, 200)}`)
+  }
+  return rows.length ? `    PID  COMMAND\n${rows.join('\n')}\n` : ''
+}
+
+async function main (): Promise<void> {
+  const parsed = parseArgs(process.argv.slice(2))
+  if (parsed === 'help') return void process.stdout.write(`${USAGE}\n`)
+  if (parsed === 'list') return void process.stdout.write(list())
+  const text = await askForReport(parsed)
+  if (parsed.out) fs.writeFileSync(parsed.out, text, { mode: 0o600 })
+  else process.stdout.write(text)
+}
+
+main().catch(err => {
+  process.stderr.write(`${err instanceof CliError ? err.message : (err as Error).stack ?? String(err)}\n`)
+  process.exitCode = err instanceof CliError ? err.code : 1
+})
