@@ -17,6 +17,7 @@
         "native/unwind/unwind.cc",
         "native/util/proc.cc",
         "native/watchdog/attach.cc",
+        "native/watchdog/stall.cc",
         "native/watchdog/watchdog.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],

@@ -57,6 +57,7 @@ Napi::Value Configure(const Napi::CallbackInfo& info) {
   config.report_signal = o.Get("signal").As<Napi::Number>().Int32Value();
   config.trigger_file = o.Get("triggerFile").As<Napi::String>().Utf8Value();
   config.poll_interval_ms = o.Get("pollIntervalMs").As<Napi::Number>().Int32Value();
+  config.stall_threshold_ms = o.Get("stallThresholdMs").As<Napi::Number>().Int32Value();
   config.capture = SettingsFrom(o);
   std::string error = ConfigureWatchdog(config);
   if (!error.empty()) Napi::Error::New(env, error).ThrowAsJavaScriptException();

@@ -176,7 +176,8 @@ export function setupAutorun (version?: VersionInfo, options: Options = {}): voi
     triggerFile: resolved.fileEventHandler ?? '',
     pollIntervalMs: Math.round(resolved.fileEventHandlerInterval * 1000),
     jsTimeoutMs: JS_TIMEOUT_MS,
-    captureTimeoutMs: CAPTURE_TIMEOUT_MS
+    captureTimeoutMs: CAPTURE_TIMEOUT_MS,
+    stallThresholdMs: resolved.stallThreshold
   })
   const first = !state
   state = { options: resolved, pkg, confSnapshot: flattenConfig(resolved.conf, resolved.secretKeys) }

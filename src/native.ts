@@ -74,6 +74,8 @@ export interface NativeConfig {
   pollIntervalMs: number
   jsTimeoutMs: number
   captureTimeoutMs: number
+  /** 0: off. */
+  stallThresholdMs: number
 }
 
 type Callback = (err: Error | null, capture: RawCapture | null) => void

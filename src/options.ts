@@ -17,6 +17,7 @@ export interface Options {
   secretKeys?: Array<string | RegExp>
   sectionTimeout?: number
   codeMap?: boolean
+  stallThreshold?: number | false
 }
 
 export interface ResolvedOptions {
@@ -32,6 +33,8 @@ export interface ResolvedOptions {
   sectionTimeout: number
   /** Name JavaScript frames of threads that cannot answer (V8 code events). */
   codeMap: boolean
+  /** ms an event loop may go without turning before a report is written on its own; 0: off. */
+  stallThreshold: number
 }
 
 export class OptionError extends Error {
@@ -51,11 +54,12 @@ const ENV: Record<string, string> = {
   signal: 'GMR_SIGNAL',
   format: 'GMR_FORMAT',
   sectionTimeout: 'GMR_SECTION_TIMEOUT',
-  codeMap: 'GMR_CODE_MAP'
+  codeMap: 'GMR_CODE_MAP',
+  stallThreshold: 'GMR_STALL_THRESHOLD'
 }
 
 const KNOWN = new Set(['serviceName', 'logDir', 'fileEventHandler', 'fileEventHandlerInterval',
-  'signal', 'format', 'conf', 'secretKeys', 'sectionTimeout', 'codeMap'])
+  'signal', 'format', 'conf', 'secretKeys', 'sectionTimeout', 'codeMap', 'stallThreshold'])
 
 // Signals that cannot be caught, or whose default meaning (a fault) must not
 // be taken over by a report.
@@ -63,6 +67,9 @@ const FORBIDDEN_SIGNALS = new Set(['SIGKILL', 'SIGSTOP', 'SIGSEGV', 'SIGBUS', 'S
   'SIGABRT', 'SIGTRAP', 'SIGSYS', 'SIGCHLD', 'SIGCONT', 'SIGPIPE'])
 
 const DEFAULT_SECTION_TIMEOUT = 2000
+// Below this a busy but healthy loop (a long JSON.parse) would be reported.
+const MIN_STALL_THRESHOLD = 50
+const MAX_STALL_THRESHOLD = 3_600_000
 const MAX_SECTION_TIMEOUT = 60_000
 
 /** Where each value came from, for error messages: the option or its variable. */
@@ -158,6 +165,12 @@ function triggerFile (s: Source): string {
   return file
 }
 
+/** ms, or false / 0 / 'off' for none. */
+function stallThreshold (s: Source): number {
+  if (s.value === false || s.value === 0 || s.value === '0' || s.value === 'off' || s.value === 'false') return 0
+  return number(s, MIN_STALL_THRESHOLD, MAX_STALL_THRESHOLD, true)
+}
+
 function secretKeys (s: Source): Array<string | RegExp> {
   if (!Array.isArray(s.value)) throw new OptionError(s.name, `must be an array of strings or RegExps, got ${describe(s.value)}`)
   for (const k of s.value) {
@@ -200,6 +213,7 @@ export function resolveOptions (options: Options = {}, env: NodeJS.ProcessEnv = 
   const logDirSrc = get('logDir')
   const triggerSrc = get('fileEventHandler')
   const codeMapSrc = get('codeMap')
+  const stallSrc = get('stallThreshold')
   const keysSrc = options.secretKeys !== undefined ? { name: 'option secretKeys', value: options.secretKeys } : null
 
   return {
@@ -212,7 +226,8 @@ export function resolveOptions (options: Options = {}, env: NodeJS.ProcessEnv = 
     conf: options.conf,
     secretKeys: keysSrc ? secretKeys(keysSrc) : [],
     sectionTimeout: timeoutSrc ? number(timeoutSrc, 1, MAX_SECTION_TIMEOUT, true) : DEFAULT_SECTION_TIMEOUT,
-    codeMap: codeMapSrc ? boolean(codeMapSrc) : true
+    codeMap: codeMapSrc ? boolean(codeMapSrc) : true,
+    stallThreshold: stallSrc ? stallThreshold(stallSrc) : 0
   }
 }
 

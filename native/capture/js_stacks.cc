@@ -1,6 +1,7 @@
 #include "js_stacks.h"
 
 #include <node.h>
+#include <uv.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -31,6 +32,7 @@ struct Entry {
   bool interrupt_outstanding;  // one pending interrupt per isolate, at most
   ThreadIdentity identity;     // read on its thread; thread_id -1 until then
   int identity_attempts;       // kIdentityAttempts once known, or given up
+  uv_loop_t* loop;             // its environment's event loop; nullptr for the reporter's
 };
 
 // Heap-allocated and never destroyed: the watchdog may still run while the
@@ -124,7 +126,8 @@ bool RegisterOnThread(v8::Isolate* isolate) {
     Entry* e = FindEntry(isolate);
     if (!e) {
       // Dead entries stay allocated: a cleanup hook may still point at them.
-      e = created = new Entry{isolate, static_cast<int>(syscall(SYS_gettid)), true, false, {}, 0};
+      uv_loop_t* loop = OnReporterThread() ? nullptr : node::GetCurrentEventLoop(isolate);
+      e = created = new Entry{isolate, static_cast<int>(syscall(SYS_gettid)), true, false, {}, 0, loop};
       Registry().push_back(e);
     }
     e->identity = identity;
@@ -198,6 +201,20 @@ void RegisterCurrentIsolate() {
   v8::Isolate* isolate = v8::Isolate::TryGetCurrent();
   if (!isolate) return;
   if (RegisterOnThread(isolate)) FollowCodeMapSwitch(isolate);
+}
+
+std::vector<LoopProgress> ReadLoopProgress() {
+  std::vector<LoopProgress> out;
+  std::lock_guard<std::mutex> lock(RegistryMutex());
+  for (Entry* e : Registry()) {
+    if (!e->alive || !e->loop) continue;
+    // Read while the loop's thread runs: plain word reads of counters that
+    // only its thread writes; a stale value only delays a stall report.
+    uv_metrics_t metrics;
+    if (uv_metrics_info(e->loop, &metrics) != 0) continue;
+    out.push_back({e->tid, e->identity.thread_id, metrics.loop_count, uv_backend_fd(e->loop)});
+  }
+  return out;
 }
 
 ThreadIdentity IdentityOf(v8::Isolate* isolate, int tid) {

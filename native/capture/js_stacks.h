@@ -42,6 +42,17 @@ bool IsolateKnown(v8::Isolate* isolate);
 // and, unless switched off, gives it a code map (native/codemap/).
 void RegisterCurrentIsolate();
 
+// Event-loop progress of every JavaScript thread with a node environment
+// (the reporter's excepted), read under the registry lock, so no loop is
+// freed meanwhile. `iterations` is libuv's loop count.
+struct LoopProgress {
+  int tid;
+  int thread_id;       // worker_threads threadId, -1 when not known
+  uint64_t iterations;
+  int backend_fd;      // the loop's epoll fd: waiting on it is idle, not stalled
+};
+std::vector<LoopProgress> ReadLoopProgress();
+
 // The worker identity of the known isolate running on thread `tid`.
 ThreadIdentity IdentityOf(v8::Isolate* isolate, int tid);
 

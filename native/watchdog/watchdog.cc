@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstring>
@@ -17,6 +18,7 @@
 #include <mutex>
 
 #include "attach.h"
+#include "stall.h"
 
 namespace gmr {
 namespace {
@@ -311,12 +313,16 @@ void* WatchdogMain(void*) {
   prctl(PR_SET_NAME, "gmr-watchdog", 0, 0, 0);
   Shared& s = *g_shared;
   FileWatch file;
+  StallWatch stalls;
+  auto next_stall_check = std::chrono::steady_clock::now();
   for (;;) {
     bool pending = false;
     bool file_reset = false;
     Trigger pending_trigger;
+    int stall_ms;
     {
       std::lock_guard<std::mutex> lock(s.mu);
+      stall_ms = s.config.stall_threshold_ms;
       if (s.config_changed) {
         s.config_changed = false;
         if (s.config.trigger_file != file.path() || s.config.poll_interval_ms != file.poll_ms()) {
@@ -337,10 +343,23 @@ void* WatchdogMain(void*) {
     struct pollfd fds[3] = {{g_signal_fd, POLLIN, 0}, {g_control_fd, POLLIN, 0}, {file.fd(), POLLIN, 0}};
     int nfds = file.fd() >= 0 ? 3 : 2;
     int timeout = file.poll_ms() > 0 ? file.poll_ms() : -1;
+    // Stall reports are the one thing that wakes an idle watchdog, and only
+    // when asked for.
+    if (stall_ms > 0) {
+      auto now = std::chrono::steady_clock::now();
+      if (now >= next_stall_check) {
+        std::string detail;
+        if (stalls.Check(stall_ms, &detail)) RunTrigger({"stall", detail, 0, "", ""});
+        next_stall_check = std::chrono::steady_clock::now() + std::chrono::milliseconds(StallWatch::PeriodMs(stall_ms));
+      }
+      int until_check = static_cast<int>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                             next_stall_check - std::chrono::steady_clock::now()).count()) + 1;
+      timeout = timeout < 0 ? until_check : std::min(timeout, until_check);
+    }
     int rc = poll(fds, nfds, timeout);
     if (rc < 0) continue;  // EINTR: our signals are blocked here, but be safe
     if (rc == 0) {
-      if (file.Changed()) RunTrigger({"file", file.path(), 0, "", ""});
+      if (file.poll_ms() > 0 && file.Changed()) RunTrigger({"file", file.path(), 0, "", ""});
       continue;
     }
     if (fds[0].revents & POLLIN) {

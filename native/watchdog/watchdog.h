@@ -28,6 +28,7 @@ struct WatchdogConfig {
   int report_signal = 0;        // 0: none
   std::string trigger_file;     // "": none
   int poll_interval_ms = 0;     // mtime polling of trigger_file; 0: inotify only
+  int stall_threshold_ms = 0;   // report an event loop that does not turn for this long; 0: off
   CaptureSettings capture;
 };
 

@@ -1,0 +1,33 @@
+// Stall reports (the stallThreshold option): the watchdog notices when a
+// JavaScript thread's event loop has not turned for longer than the
+// threshold, from libuv's iteration count of each loop, read from the
+// watchdog; nothing runs on the event loop for it. A loop that waits for
+// events in its epoll is idle, not stalled: the thread's current system
+// call (/proc/self/task/TID/syscall) tells them apart.
+#pragma once
+
+#include <chrono>
+#include <map>
+#include <string>
+
+namespace gmr {
+
+class StallWatch {
+ public:
+  // How often to look, for a threshold.
+  static int PeriodMs(int threshold_ms);
+  // Looks at every loop; true, with `detail` naming the thread and how long,
+  // when one has stalled past threshold_ms. One report per stall: the same
+  // stall is not reported again until that loop has turned.
+  bool Check(int threshold_ms, std::string* detail);
+
+ private:
+  struct Seen {
+    uint64_t iterations;
+    std::chrono::steady_clock::time_point since;  // last turn, or last seen waiting
+    bool reported;
+  };
+  std::map<int, Seen> seen_;  // by tid
+};
+
+}  // namespace gmr
