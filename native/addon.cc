@@ -144,7 +144,7 @@ Napi::Value CaptureJs(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
-// meetNewThreads(): a worker came online; its isolate is met while it runs.
+// meetNewThreads(): a worker is starting; its isolate is met while it runs.
 Napi::Value MeetNewThreadsJs(const Napi::CallbackInfo& info) {
   RequestMeetNewIsolates();
   return info.Env().Undefined();

@@ -140,14 +140,12 @@ function guardSignal (): void {
   process.on('removeListener', reclaim)
 }
 
-// A worker that never loads the library is met as soon as it runs (its
+// A worker that never loads the library is met while it starts (its
 // threadId, name and code map), not at the first report, when it may be
-// blocked in a native call. Workers started by workers are met at the first
-// report.
+// idle or blocked in a native call. Workers started by workers are met at
+// the first report.
 function meetWorkers (native: Addon): void {
-  process.on('worker', (worker: import('node:worker_threads').Worker) => {
-    worker.once('online', () => native.meetNewThreads())
-  })
+  process.on('worker', () => native.meetNewThreads())
 }
 
 function ensureTriggerFile (file: string): void {

@@ -99,7 +99,7 @@ export interface Addon {
   attachMainReporter (onReport: (capture: RawCapture, fromInterrupt: boolean) => void, pickupMs: number): void
   reportDone (): void
   capture (options: { jsTimeoutMs: number, captureTimeoutMs: number }, callback: Callback): void
-  /** A worker came online: the watchdog meets its isolate while it runs. */
+  /** A worker is starting: the watchdog meets its isolate while it runs. */
   meetNewThreads (): void
   reclaimSignal (): void
   /** The code map switch; every isolate follows. */

@@ -54,7 +54,7 @@ t.test('a worker that never loaded the library stalls: the report names it', asy
   await waitForOutput(child, /done/, 'stdoutText', 20000)
   await sleep(300)
   const got = reports()
-  t.equal(got.length, 1, 'one report')
+  t.equal(got.length, 1, 'one report', { stdout: child.stdoutText, stderr: child.stderrText.slice(0, 2000) })
   t.match(got[0].package.trigger.detail, /^worker 1 \(tid \d+\): its event loop has not turned for/)
 })
 

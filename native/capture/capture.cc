@@ -155,13 +155,18 @@ void NameFromCodeMap(ThreadCapture* t, const ExecRanges& exec) {
 }  // namespace
 
 
-void MeetNewIsolates(const CaptureOptions& options) {
+bool MeetNewIsolates(const CaptureOptions& options) {
   CaptureOptions light = options;
   light.max_stack_bytes = 256;  // the handler's copy is not used
   // The round's destructor leaves the posted interrupts to their callbacks,
   // which register the isolate on its own thread.
   JsStackRound round;
-  CaptureAllThreads(light, [&](v8::Isolate* isolate, int) { round.Post(isolate, false); });
+  bool all_met = true;
+  for (const ThreadSnapshot& s : CaptureAllThreads(light, [&](v8::Isolate* isolate, int) { round.Post(isolate, false); })) {
+    if (s.v8.isolate && IdentityOf(s.v8.isolate, s.tid).thread_id < 0) all_met = false;
+  }
+  RequestMissingIdentities();
+  return all_met;
 }
 
 Capture CaptureProcess(const CaptureSettings& settings) {
@@ -174,6 +179,7 @@ Capture CaptureProcess(const CaptureSettings& settings) {
       settings.threads, [&](v8::Isolate* isolate, int) { round.Post(isolate, false); });
   out.signal_phase_us = SinceUs(start);
 
+  RequestMissingIdentities();  // for the next report: this one does not wait for them
   auto js_start = std::chrono::steady_clock::now();
   std::vector<v8::Isolate*> wanted;
   for (const ThreadSnapshot& s : snapshots) {

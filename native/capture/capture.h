@@ -58,7 +58,9 @@ Capture CaptureProcess(const CaptureSettings& settings);
 // while they run, rather than at the first report, when they may be blocked:
 // each is made known, tells its threadId and name, and gets its code map.
 // A signal per thread, no stack copied, nothing waited for. Watchdog only.
-void MeetNewIsolates(const CaptureOptions& options);
+// True when every isolate seen was known already, with its identity: the
+// meeting is over (a worker still bootstrapping is met again later).
+bool MeetNewIsolates(const CaptureOptions& options);
 
 
 }  // namespace gmr

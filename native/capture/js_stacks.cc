@@ -30,8 +30,11 @@ struct Entry {
   int tid;                     // the thread the isolate runs on
   bool alive;
   bool interrupt_outstanding;  // one pending interrupt per isolate, at most
-  ThreadIdentity identity;     // read on its thread; thread_id -1 until then
-  int identity_attempts;       // kIdentityAttempts once known, or given up
+  // Read on its thread; thread_id -1 until then (a worker met while it
+  // still bootstraps cannot tell it yet: it is asked again, see
+  // RequestMissingIdentities).
+  ThreadIdentity identity;
+  bool identity_requested;
   uv_loop_t* loop;             // its environment's event loop; nullptr for the reporter's
 };
 
@@ -93,12 +96,6 @@ void FollowCodeMapSwitch(v8::Isolate* isolate) {
 
 void OnCodeMapSwitch(v8::Isolate* isolate, void*) { FollowCodeMapSwitch(isolate); }
 
-// A worker met while it still bootstraps cannot tell its identity yet
-// (process.getBuiltinModule comes later): it stays unknown to the capture
-// handler, which holds it at its next contact so that it is asked again, up
-// to this many times.
-constexpr int kIdentityAttempts = 3;
-
 void PublishKnown(v8::Isolate* isolate) {
   for (auto& slot : g_known) {
     v8::Isolate* expected = nullptr;
@@ -112,7 +109,7 @@ bool RegisterOnThread(v8::Isolate* isolate) {
   {
     std::lock_guard<std::mutex> lock(RegistryMutex());
     Entry* e = FindEntry(isolate);
-    if (e && e->identity_attempts >= kIdentityAttempts) return true;
+    if (e && e->identity.thread_id >= 0) return true;
   }
   if (!isolate->InContext()) return false;
   if (!node::GetCurrentEnvironment(isolate->GetCurrentContext())) return false;
@@ -124,15 +121,18 @@ bool RegisterOnThread(v8::Isolate* isolate) {
   {
     std::lock_guard<std::mutex> lock(RegistryMutex());
     Entry* e = FindEntry(isolate);
+    // A worker still bootstrapping stays unknown: the next contact holds it
+    // and asks again (its own 'online' meeting, or a report).
+    if (!e && identity.thread_id == kIdentityNotYet) return false;
     if (!e) {
       // Dead entries stay allocated: a cleanup hook may still point at them.
       uv_loop_t* loop = OnReporterThread() ? nullptr : node::GetCurrentEventLoop(isolate);
-      e = created = new Entry{isolate, static_cast<int>(syscall(SYS_gettid)), true, false, {}, 0, loop};
+      e = created = new Entry{isolate, static_cast<int>(syscall(SYS_gettid)), true, false, {}, false, loop};
       Registry().push_back(e);
     }
-    e->identity = identity;
-    e->identity_attempts = identity.thread_id >= 0 ? kIdentityAttempts : e->identity_attempts + 1;
-    if (e->identity_attempts >= kIdentityAttempts) PublishKnown(isolate);
+    if (identity.thread_id != kIdentityNotYet) e->identity = identity;
+    e->identity_requested = false;
+    if (created) PublishKnown(isolate);
   }
   if (created) node::AddEnvironmentCleanupHook(isolate, OnEnvironmentCleanup, created);
   return true;
@@ -165,7 +165,7 @@ namespace {
 
 void OnInterrupt(v8::Isolate* isolate, void* data) {
   auto* request = static_cast<JsStackRound::Request*>(data);
-  RegisterOnThread(isolate);
+  bool registered = RegisterOnThread(isolate);
   {
     std::lock_guard<std::mutex> lock(RegistryMutex());
     if (Entry* e = FindEntry(isolate)) e->interrupt_outstanding = false;
@@ -186,7 +186,9 @@ void OnInterrupt(v8::Isolate* isolate, void* data) {
   }
   // A worker that never loaded the library gets its code map now, after it
   // answered (enabling replays all existing code: not on the report's time).
-  FollowCodeMapSwitch(isolate);
+  // Only once registered: the cleanup hook that registration adds is what
+  // stops the map before the isolate goes.
+  if (registered) FollowCodeMapSwitch(isolate);
 }
 
 }  // namespace
@@ -221,6 +223,22 @@ ThreadIdentity IdentityOf(v8::Isolate* isolate, int tid) {
   std::lock_guard<std::mutex> lock(RegistryMutex());
   Entry* e = FindEntry(isolate);
   return e && e->tid == tid ? e->identity : ThreadIdentity{};
+}
+
+namespace {
+void OnIdentityInterrupt(v8::Isolate* isolate, void*) { RegisterOnThread(isolate); }
+}  // namespace
+
+void RequestMissingIdentities() {
+  std::lock_guard<std::mutex> lock(RegistryMutex());
+  for (Entry* e : Registry()) {
+    if (!e->alive || e->identity.thread_id >= 0 || e->identity_requested) continue;
+    e->identity_requested = true;
+    // V8's interrupt, not node::RequestInterrupt: node runs those where
+    // JavaScript is disallowed (the identity script would abort the
+    // process). An idle worker answers at its next JavaScript.
+    e->isolate->RequestInterrupt(OnIdentityInterrupt, nullptr);
+  }
 }
 
 bool InterruptIfAlive(v8::Isolate* isolate, void (*callback)(v8::Isolate*, void*), void* data) {

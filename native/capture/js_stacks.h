@@ -53,6 +53,10 @@ struct LoopProgress {
 };
 std::vector<LoopProgress> ReadLoopProgress();
 
+// Asks every known isolate whose identity is not known yet to read it at its
+// next interrupt check (one request outstanding each).
+void RequestMissingIdentities();
+
 // The worker identity of the known isolate running on thread `tid`.
 ThreadIdentity IdentityOf(v8::Isolate* isolate, int tid);
 

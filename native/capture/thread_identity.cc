@@ -23,8 +23,12 @@ ThreadIdentity ReadThreadIdentity(v8::Isolate* isolate) {
   v8::Local<v8::Value> result;
   if (!v8::String::NewFromUtf8(isolate, source).ToLocal(&code) ||
       !v8::Script::Compile(context, code).ToLocal(&script) || !script->Run(context).ToLocal(&result) ||
-      !result->IsArray())
+      !result->IsArray()) {
+    // No process.getBuiltinModule (yet), or it cannot load modules yet: a
+    // worker still bootstrapping.
+    if (try_catch.HasCaught() || (!result.IsEmpty() && result->IsNull())) out.thread_id = kIdentityNotYet;
     return out;
+  }
   v8::Local<v8::Array> pair = result.As<v8::Array>();
   v8::Local<v8::Value> id, name;
   if (!pair->Get(context, 0).ToLocal(&id) || !id->IsNumber() || !pair->Get(context, 1).ToLocal(&name)) return out;

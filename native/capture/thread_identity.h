@@ -11,15 +11,19 @@ class Isolate;
 
 namespace gmr {
 
+// thread_id of a worker met while it still bootstraps: it cannot tell yet.
+constexpr int kIdentityNotYet = -2;
+
 struct ThreadIdentity {
-  int thread_id = -1;        // -1: not known (yet)
+  int thread_id = -1;        // -1: not known; kIdentityNotYet
   std::string worker_name;   // "" when unnamed or not known
 };
 
-// On the isolate's thread, in JavaScript-safe context (addon load, an
-// interrupt): runs a tiny script in the current context. Never throws into
-// the caller; returns thread_id -1 when the context has no `process` (a vm
-// context) or the script fails.
+// On the isolate's thread, where JavaScript may run (addon load, a V8
+// interrupt; not node::RequestInterrupt's callbacks): runs a tiny script in
+// the current context. Never throws into the caller. thread_id is
+// kIdentityNotYet when the context has no process.getBuiltinModule (a
+// worker still bootstrapping, or a vm context), -1 when the script failed.
 ThreadIdentity ReadThreadIdentity(v8::Isolate* isolate);
 
 }  // namespace gmr

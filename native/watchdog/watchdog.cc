@@ -47,8 +47,17 @@ struct Shared {
   Trigger pending;
   int coalesced = 0;
   std::deque<ApiRequest> api_requests;
-  bool meet_requested = false;  // a worker came online: meet its isolate
+  // A worker is starting: meet isolates in rounds until all are met (a
+  // worker can tell its identity only once its bootstrap is done, at a
+  // moment it runs JavaScript), for at most kMeetWindow: every
+  // kMeetPeriodFast while it bootstraps, then every kMeetPeriodSlow.
+  std::chrono::steady_clock::time_point meet_since{}, meet_until{};
 };
+
+constexpr auto kMeetPeriodFast = std::chrono::milliseconds(10);
+constexpr auto kMeetPeriodSlow = std::chrono::milliseconds(100);
+constexpr auto kMeetFastFor = std::chrono::milliseconds(300);
+constexpr auto kMeetWindow = std::chrono::seconds(2);
 
 Shared* g_shared = nullptr;
 std::atomic<bool> g_started{false};  // set once g_shared and the fds exist
@@ -296,17 +305,27 @@ void RunApiRequests() {
   }
 }
 
-// Several workers coming online together are met in one round.
-void RunMeetRequest() {
+// One meeting round while workers are starting; returns the poll timeout
+// until the next one, or -1 when none is due.
+int RunMeetRound() {
   Shared& s = *g_shared;
   CaptureOptions options;
+  bool fast;
   {
     std::lock_guard<std::mutex> lock(s.mu);
-    if (!s.meet_requested) return;
-    s.meet_requested = false;
+    auto now = std::chrono::steady_clock::now();
+    if (now >= s.meet_until) return -1;
+    fast = now - s.meet_since < kMeetFastFor;
     options = s.config.capture.threads;
   }
-  MeetNewIsolates(options);
+  // All met ends the meeting, but not while a new worker may not have
+  // created its isolate yet.
+  if (MeetNewIsolates(options) && !fast) {
+    std::lock_guard<std::mutex> lock(s.mu);
+    s.meet_until = {};
+    return -1;
+  }
+  return static_cast<int>((fast ? kMeetPeriodFast : kMeetPeriodSlow).count());
 }
 
 void* WatchdogMain(void*) {
@@ -343,6 +362,8 @@ void* WatchdogMain(void*) {
     struct pollfd fds[3] = {{g_signal_fd, POLLIN, 0}, {g_control_fd, POLLIN, 0}, {file.fd(), POLLIN, 0}};
     int nfds = file.fd() >= 0 ? 3 : 2;
     int timeout = file.poll_ms() > 0 ? file.poll_ms() : -1;
+    int meet_ms = RunMeetRound();
+    if (meet_ms >= 0) timeout = timeout < 0 ? meet_ms : std::min(timeout, meet_ms);
     // Stall reports are the one thing that wakes an idle watchdog, and only
     // when asked for.
     if (stall_ms > 0) {
@@ -378,7 +399,6 @@ void* WatchdogMain(void*) {
     if (fds[1].revents & POLLIN) {
       Drain(g_control_fd);
       RunApiRequests();
-      RunMeetRequest();
     }
   }
   return nullptr;
@@ -490,7 +510,8 @@ void RequestMeetNewIsolates() {
   if (!g_started) return;
   {
     std::lock_guard<std::mutex> lock(g_shared->mu);
-    g_shared->meet_requested = true;
+    g_shared->meet_since = std::chrono::steady_clock::now();
+    g_shared->meet_until = g_shared->meet_since + kMeetWindow;
   }
   Wake();
 }

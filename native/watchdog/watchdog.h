@@ -49,8 +49,8 @@ void ReportDone();
 // An API report: captured on the watchdog, delivered to `deliver`.
 void RequestCapture(CaptureSettings settings, Deliver deliver);
 
-// A worker thread came online: the watchdog meets its isolate soon
-// (MeetNewIsolates), coalescing several requests into one round.
+// A worker thread is starting: the watchdog meets new isolates
+// (MeetNewIsolates) in short rounds until all are met, for a bounded time.
 void RequestMeetNewIsolates();
 
 int ReportSignal();

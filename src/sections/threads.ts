@@ -141,12 +141,12 @@ function diagnose (t: RawThread, kind: ThreadKind, js: JsFrame[] | null, source:
     if (t.vmState === 'GC') return `in garbage collection, from ${where(js[0])}`
     return `running JavaScript in ${where(js[0])} (did not answer the request for its JavaScript stack in time)`
   }
+  if (t.vmState === 'GC') return 'in garbage collection' // it cannot answer an interrupt meanwhile
   if (t.jsRequested && !t.jsAnswered) {
     const state = t.vmState ? ` (VM state ${t.vmState})` : ''
     return `did not answer the request for its JavaScript stack in time${state}: ` +
       (t.vmState === 'EXTERNAL' ? 'blocked in a native call' : 'busy and not reaching an interrupt check')
   }
-  if (t.vmState === 'GC') return 'in garbage collection'
   if (js && js.length > 0) {
     if (t.vmState === 'EXTERNAL') return `blocked in a native call from ${callerInApp(js)}`
     if (t.vmState === 'ATOMICS_WAIT') return `waiting in Atomics.wait in ${callerInApp(js)}`
