@@ -158,6 +158,7 @@ void NameFromCodeMap(ThreadCapture* t, const ExecRanges& exec) {
 bool MeetNewIsolates(const CaptureOptions& options) {
   CaptureOptions light = options;
   light.max_stack_bytes = 256;  // the handler's copy is not used
+  light.identify_only = true;
   // The round's destructor leaves the posted interrupts to their callbacks,
   // which register the isolate on its own thread.
   JsStackRound round;

@@ -390,6 +390,7 @@ std::vector<ThreadSnapshot> CaptureAllThreads(const CaptureOptions& options,
     if (slots[i].state.load(std::memory_order_acquire) == kDone) CopyOut(slots[i], &t);
     else if (!t.self && t.missing_reason.empty())
       t.missing_reason = "the thread did not answer the capture signal in time";
+    if (options.identify_only) continue;
     // A thread that blocks the signal may still be read while it waits.
     if (!t.captured && !t.self && CaptureBlockedThread(&t, stack_bytes)) {
       t.from_proc = true;

@@ -50,6 +50,7 @@ struct ThreadSnapshot {
 struct CaptureOptions {
   size_t max_stack_bytes = 128 * 1024;
   int timeout_ms = 100;             // for all threads to answer the signal
+  bool identify_only = false;       // isolates only: no /proc reads, no stack read from /proc
 };
 
 // Called on the watchdog while a thread that has an isolate unknown to
