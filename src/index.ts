@@ -58,29 +58,24 @@ function onMainThread (native: Addon): boolean {
   return native.info().tid === process.pid
 }
 
+/** The configuration now, or why not: the part of the live report both paths share. */
+function liveConfiguration (options: ResolvedOptions): { configuration: Configuration, errors: string[] } {
+  try {
+    return { configuration: configuration(options), errors: [] }
+  } catch (err) {
+    return { configuration: { application: {}, runtime: {} }, errors: [`configuration: ${(err as Error).message}`] }
+  }
+}
+
 /** Runs on the thread that called setupAutorun (or the API caller). */
 async function collectLive (options: ResolvedOptions, writtenBy: string): Promise<LiveParts> {
-  const errors: string[] = []
-  let conf: Configuration = { application: {}, runtime: {} }
-  try {
-    conf = configuration(options)
-  } catch (err) {
-    errors.push(`configuration: ${(err as Error).message}`)
-  }
-  return { configuration: conf, sections: await runSections(options.sectionTimeout), errors, writtenBy }
+  return { ...liveConfiguration(options), sections: await runSections(options.sectionTimeout), writtenBy }
 }
 
 /** The live parts without waiting: for a report written from an interrupt. */
 function collectLiveSync (options: ResolvedOptions): LiveParts {
-  const errors: string[] = []
-  let conf: Configuration = { application: {}, runtime: {} }
-  try {
-    conf = configuration(options)
-  } catch (err) {
-    errors.push(`configuration: ${(err as Error).message}`)
-  }
   const reason = 'the main thread was busy running JavaScript: the report was written between two of its operations, where a promise cannot be waited for'
-  return { configuration: conf, sections: runSectionsSync(reason), errors, writtenBy: 'main thread (interrupt: it was busy running JavaScript)' }
+  return { ...liveConfiguration(options), sections: runSectionsSync(reason), writtenBy: 'main thread (interrupt: it was busy running JavaScript)' }
 }
 
 function writeLive (capture: RawCapture, current: State, live: LiveParts): void {
