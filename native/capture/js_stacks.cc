@@ -114,19 +114,20 @@ bool RegisterOnThread(v8::Isolate* isolate) {
   if (!isolate->InContext()) return false;
   if (!node::GetCurrentEnvironment(isolate->GetCurrentContext())) return false;
   // The main thread is threadId 0: no script (and no module load) on the
-  // application's start-up path.
+  // application's start-up path. The reporter's environment is nobody's worker.
   bool main_thread = syscall(SYS_gettid) == getpid();
-  ThreadIdentity identity = main_thread ? ThreadIdentity{0, ""} : ReadThreadIdentity(isolate);
+  bool reporter = OnReporterThread();
+  ThreadIdentity identity = main_thread ? ThreadIdentity{0, ""} : reporter ? ThreadIdentity{} : ReadThreadIdentity(isolate);
   Entry* created = nullptr;
   {
     std::lock_guard<std::mutex> lock(RegistryMutex());
     Entry* e = FindEntry(isolate);
     // A worker still bootstrapping stays unknown: the next contact holds it
-    // and asks again (its own 'online' meeting, or a report).
+    // and asks again (a meeting round while workers start, or a report).
     if (!e && identity.thread_id == kIdentityNotYet) return false;
     if (!e) {
       // Dead entries stay allocated: a cleanup hook may still point at them.
-      uv_loop_t* loop = OnReporterThread() ? nullptr : node::GetCurrentEventLoop(isolate);
+      uv_loop_t* loop = reporter ? nullptr : node::GetCurrentEventLoop(isolate);
       e = created = new Entry{isolate, static_cast<int>(syscall(SYS_gettid)), true, false, {}, false, loop};
       Registry().push_back(e);
     }
@@ -232,7 +233,7 @@ void OnIdentityInterrupt(v8::Isolate* isolate, void*) { RegisterOnThread(isolate
 void RequestMissingIdentities() {
   std::lock_guard<std::mutex> lock(RegistryMutex());
   for (Entry* e : Registry()) {
-    if (!e->alive || e->identity.thread_id >= 0 || e->identity_requested) continue;
+    if (!e->alive || !e->loop || e->identity.thread_id >= 0 || e->identity_requested) continue;
     e->identity_requested = true;
     // V8's interrupt, not node::RequestInterrupt: node runs those where
     // JavaScript is disallowed (the identity script would abort the
