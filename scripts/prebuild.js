@@ -59,7 +59,7 @@ function main () {
   for (const f of fs.readdirSync(path.join(ROOT, 'prebuilds', 'linux-x64'))) console.log(`prebuilds/linux-x64/${f}`)
   // prebuildify leaves build/Release holding the last target's binary, which
   // node-gyp-build would load first: it is built again for this Node.
-  const local = spawnSync(path.join(ROOT, 'node_modules', '.bin', 'node-gyp'), ['rebuild'], { cwd: ROOT, stdio: ['ignore', 'ignore', 'inherit'] })
+  const local = spawnSync(path.join(ROOT, 'node_modules', '.bin', 'node-gyp'), ['rebuild', `--nodedir=${nodedir}`], { cwd: ROOT, stdio: ['ignore', 'ignore', 'inherit'] })
   if (local.status !== 0) process.exit(local.status ?? 1)
 }
 

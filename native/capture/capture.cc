@@ -102,6 +102,16 @@ void NameFromCodeMap(ThreadCapture* t, const ExecRanges& exec) {
   for (size_t i = 0; i < ns; i++)
     if (found[i].kind == CodeKind::kJavaScript) t->sampled_js.push_back(ToJsFrame(found[i]));
 
+  // V8 12 (Node 22 and later) runs its builtins from a copy in the code
+  // range, outside the binary's symbols: the code map names them.
+  for (size_t i = 0; i < nn; i++) {
+    const CodeLookup& l = found[ns + i];
+    if (!t->native[i].symbol.empty() || l.function.empty() ||
+        (l.kind != CodeKind::kInterpreter && l.kind != CodeKind::kOther))
+      continue;
+    t->native[i].symbol = "Builtins_" + l.function;
+    t->native[i].symbol_offset = t->native[i].pc - l.start;
+  }
   // Native frames in JIT code name themselves.
   for (size_t i = 0; i < nn; i++) {
     if (found[ns + i].kind != CodeKind::kJavaScript) continue;
@@ -179,6 +189,16 @@ Capture CaptureProcess(const CaptureSettings& settings) {
   std::vector<ThreadSnapshot> snapshots = CaptureAllThreads(
       settings.threads, [&](v8::Isolate* isolate, int) { round.Post(isolate, false); });
   out.signal_phase_us = SinceUs(start);
+  // V8 12 (Node 22 and later) leaves a thread that called into native code
+  // (an API callback such as spawnSync) in the JS state unless a profiler
+  // runs. JavaScript makes no system calls: a "JS" thread signalled in one
+  // and asleep in the kernel is in a native call, EXTERNAL as V8 11 says,
+  // and is not waited for. (A thread caught at the system call that returns
+  // from a signal handler is running, and answers: see below.)
+  for (ThreadSnapshot& s : snapshots) {
+    if (s.v8.isolate && s.v8.vm_state == v8::JS && s.in_syscall && (s.os_state == 'S' || s.os_state == 'D'))
+      s.v8.vm_state = v8::EXTERNAL;
+  }
 
   RequestMissingIdentities();  // for the next report: this one does not wait for them
   auto js_start = std::chrono::steady_clock::now();
@@ -214,6 +234,9 @@ Capture CaptureProcess(const CaptureSettings& settings) {
     } else if (isolate && WantsJsStack(t.snapshot.v8)) {
       t.js_requested = true;
       if (const JsStack* js = round.Result(isolate)) t.js = *js;
+      // Asleep again by the time it was read (it had just run our handler):
+      // not answering, it was in its native call after all.
+      if (!t.js.answered && t.snapshot.in_syscall && t.snapshot.v8.vm_state == v8::JS) t.snapshot.v8.vm_state = v8::EXTERNAL;
     }
     if (isolate) t.identity = IdentityOf(isolate, t.snapshot.tid);
   }

@@ -40,6 +40,7 @@ struct Slot {
   std::atomic<int> hold;            // futex word: 1 while the watchdog wants the thread held
   std::atomic<int> held;            // 1 while a held thread is inside WaitWhileHeld (it reads the slot)
   uint64_t interrupted_ns;
+  bool in_syscall;
   Registers regs;
   unsigned char* stack;             // max_stack_bytes of capture memory
   size_t stack_size;
@@ -67,6 +68,8 @@ sem_t g_done;                       // posted by each handler when its slot is k
 int g_signal = -1;
 pid_t g_pid = 0;
 IsolateKnownFn g_isolate_known = nullptr;
+// The thread running the report signal's handler, 0 when none.
+std::atomic<int> g_report_handler_tid{0};
 
 uint64_t NowNs() {
   timespec ts;
@@ -117,6 +120,20 @@ void CopyRegisters(const ucontext_t* uc, Registers* r) {
 #endif
 }
 
+// Async-signal-safe: two bytes of code read at the interrupted pc. A thread
+// signalled in a system call stands at its `syscall` instruction (0f 05):
+// before it when the call will be restarted (SA_RESTART), after it when it
+// returns EINTR.
+bool InSyscall(uintptr_t pc) {
+  if (pc < 2 || !FindMapping(pc - 2) || !FindMapping(pc + 1)) return false;
+  auto at = [](uintptr_t p) {
+    uint16_t v;
+    memcpy(&v, reinterpret_cast<const void*>(p), sizeof v);
+    return v == 0x050f;
+  };
+  return at(pc) || at(pc - 2);
+}
+
 // Async-signal-safe: memcpy within one readable mapping, clamped to its end,
 // so a stack pointer near the top of its stack never reads past the mapping.
 void CopyStack(Slot* slot) {
@@ -161,7 +178,8 @@ void WaitWhileHeld(Slot* slot) {
 }
 
 // The capture signal's handler. Everything it calls is async-signal-safe:
-// syscalls (gettid, clock_gettime, futex), atomics, memcpy, sem_post,
+// syscalls (gettid, clock_gettime, futex), atomics, memcpy, a read of the
+// code at the pc (InSyscall), sem_post,
 // V8's signal-safe sampler and the code map's lock-free event count. It
 // allocates nothing and takes no lock.
 void OnCaptureSignal(int, siginfo_t* info, void* context) {
@@ -172,6 +190,8 @@ void OnCaptureSignal(int, siginfo_t* info, void* context) {
     if (slot) {
       uint64_t start = NowNs();
       CopyRegisters(static_cast<ucontext_t*>(context), &slot->regs);
+      slot->in_syscall = InSyscall(slot->regs.rip) &&
+                         g_report_handler_tid.load(std::memory_order_relaxed) != slot->tid.load(std::memory_order_relaxed);
       CopyStack(slot);
       SampleV8(slot);
       bool hold = slot->isolate && g_isolate_known && !g_isolate_known(slot->isolate);
@@ -273,6 +293,7 @@ void FillFromProc(ThreadSnapshot* t) {
 void CopyOut(const Slot& slot, ThreadSnapshot* t) {
   t->captured = true;
   t->interrupted_ns = slot.interrupted_ns;
+  t->in_syscall = slot.in_syscall;
   t->regs = slot.regs;
   t->stack.assign(slot.stack, slot.stack + slot.stack_size);
   t->v8.isolate = slot.isolate;
@@ -294,6 +315,10 @@ bool SignalBlocked(int tid, int sig) {
 }
 
 }  // namespace
+
+// Async-signal-safe: an atomic store and gettid.
+void EnterReportHandler() { g_report_handler_tid.store(static_cast<int>(syscall(SYS_gettid)), std::memory_order_relaxed); }
+void LeaveReportHandler() { g_report_handler_tid.store(0, std::memory_order_relaxed); }
 
 int InstallCaptureHandler(IsolateKnownFn isolate_known) {
   if (g_signal != -1) return g_signal;

@@ -42,6 +42,7 @@ struct ThreadSnapshot {
   bool from_proc = false;           // read from /proc while blocked in a syscall (blocked_thread.h)
   std::string missing_reason;       // why not, when !captured
   uint64_t interrupted_ns = 0;      // time the thread spent in the handler
+  bool in_syscall = false;          // signalled in a system call (a blocking one, mostly)
   Registers regs;
   std::vector<unsigned char> stack; // copy of [regs.rsp, regs.rsp + stack.size())
   V8Sample v8;
@@ -60,6 +61,12 @@ using FirstContactFn = std::function<void(v8::Isolate*, int tid)>;
 
 // Lock-free test used by the signal handler. Async-signal-safe.
 using IsolateKnownFn = bool (*)(v8::Isolate*);
+
+// Async-signal-safe: the report signal's handler brackets its body with
+// these, so that a thread the capture signal catches inside that handler's
+// own write() is not taken for one blocked in a system call of its own.
+void EnterReportHandler();
+void LeaveReportHandler();
 
 // Installs the capture signal's handler once. Picks a real-time signal that
 // nobody handles yet. Returns the signal number, or -1.

@@ -74,9 +74,11 @@ volatile sig_atomic_t g_report_signal = 0;
 struct sigaction g_previous;
 
 // Async-signal-safe: write() to an eventfd, then the previous handler, which
-// was itself installed as a signal handler. errno is preserved.
+// was itself installed as a signal handler; the bracket is an atomic store
+// (thread_capture.h). errno is preserved.
 void OnReportSignal(int sig, siginfo_t* info, void* context) {
   int saved_errno = errno;
+  EnterReportHandler();
   uint64_t one = 1;
   ssize_t ignored = write(g_signal_fd, &one, sizeof one);
   (void)ignored;
@@ -85,6 +87,7 @@ void OnReportSignal(int sig, siginfo_t* info, void* context) {
   } else if (g_previous.sa_handler != SIG_DFL && g_previous.sa_handler != SIG_IGN) {
     g_previous.sa_handler(sig);
   }
+  LeaveReportHandler();
   errno = saved_errno;
 }
 
