@@ -114,7 +114,7 @@ t.test('a main thread blocked in execFileSync: its JavaScript named from the cod
   const symbols = main.native.map(f => f.symbol)
   t.ok(symbols.includes('uv_run'), "the child's loop: uv_run")
   t.ok(symbols.some(s => /SyncProcessRunner/.test(s)), 'node::SyncProcessRunner')
-  t.match(main.note, /^blocked in a native call from waitForTool \(threads\.js:\d+\)$/)
+  t.match(main.note, /^blocked in a native call from waitForTool \(threads\.js:\d+\)$/, { note: main.note, js: main.javascript.map(f => f.function) })
   t.equal(r.package.writtenBy, 'reporter environment (the main thread was blocked)')
   t.ok(isAlive(child.pid))
 })
