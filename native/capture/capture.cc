@@ -164,7 +164,6 @@ void NameFromCodeMap(ThreadCapture* t, const ExecRanges& exec) {
 
 }  // namespace
 
-
 bool MeetNewIsolates(const CaptureOptions& options) {
   CaptureOptions light = options;
   light.max_stack_bytes = 256;  // the handler's copy is not used
