@@ -11,11 +11,13 @@
         "native/capture/thread_identity.cc",
         "native/codemap/code_map.cc",
         "native/convert.cc",
+        "native/green/loop_walk.cc",
         "native/reporter/dispatch.cc",
         "native/reporter/reporter_env.cc",
         "native/symbolize/symbolize.cc",
         "native/unwind/unwind.cc",
         "native/util/proc.cc",
+        "native/util/safe_read.cc",
         "native/watchdog/attach.cc",
         "native/watchdog/stall.cc",
         "native/watchdog/watchdog.cc"

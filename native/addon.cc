@@ -46,6 +46,7 @@ CaptureSettings SettingsFrom(const Napi::Object& o) {
   if (o.Has("jsTimeoutMs")) s.js_timeout_ms = o.Get("jsTimeoutMs").As<Napi::Number>().Int32Value();
   if (o.Has("captureTimeoutMs"))
     s.threads.timeout_ms = o.Get("captureTimeoutMs").As<Napi::Number>().Int32Value();
+  if (o.Has("maxHandles")) s.max_handles = o.Get("maxHandles").As<Napi::Number>().Int32Value();
   return s;
 }
 

@@ -48,6 +48,42 @@ Napi::Array JsFrames(Napi::Env env, const std::vector<JsFrame>& frames) {
   return out;
 }
 
+Napi::Object HandleToJs(Napi::Env env, const HandleInfo& h) {
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("type", h.type);
+  o.Set("active", h.active);
+  o.Set("ref", h.ref);
+  o.Set("closing", h.closing);
+  o.Set("fd", h.fd);
+  o.Set("local", h.local);
+  o.Set("remote", h.remote);
+  o.Set("listening", h.listening);
+  o.Set("writeQueueBytes", static_cast<double>(h.write_queue_bytes));
+  o.Set("dueInMs", h.has_due ? Napi::Value(Napi::Number::New(env, static_cast<double>(h.due_in_ms))) : env.Null());
+  o.Set("repeatMs", static_cast<double>(h.repeat_ms));
+  o.Set("pid", h.pid);
+  o.Set("signum", h.signum);
+  o.Set("path", h.path);
+  o.Set("environmentOffset", static_cast<double>(h.environment_offset));
+  return o;
+}
+
+Napi::Object LoopToJs(Napi::Env env, const LoopInfo& l) {
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("tid", l.tid);
+  o.Set("threadId", l.thread_id >= 0 ? Napi::Value(Napi::Number::New(env, l.thread_id)) : env.Null());
+  o.Set("activeHandles", l.active_handles);
+  o.Set("activeRequests", l.active_requests);
+  o.Set("clockAgeMs", static_cast<double>(l.clock_age_ms));
+  o.Set("waiting", l.waiting);
+  Napi::Array handles = Napi::Array::New(env, l.handles.size());
+  for (size_t i = 0; i < l.handles.size(); i++) handles.Set(i, HandleToJs(env, l.handles[i]));
+  o.Set("handles", handles);
+  o.Set("more", static_cast<double>(l.more));
+  o.Set("problem", l.problem);
+  return o;
+}
+
 Napi::Object ThreadToJs(Napi::Env env, const ThreadCapture& t, int pid) {
   const ThreadSnapshot& s = t.snapshot;
   Napi::Object o = Napi::Object::New(env);
@@ -122,6 +158,9 @@ Napi::Object CaptureToJs(Napi::Env env, const Capture& c, const Trigger& trigger
   Napi::Array threads = Napi::Array::New(env, c.threads.size());
   for (size_t i = 0; i < c.threads.size(); i++) threads.Set(i, ThreadToJs(env, c.threads[i], pid));
   o.Set("threads", threads);
+  Napi::Array loops = Napi::Array::New(env, c.loops.size());
+  for (size_t i = 0; i < c.loops.size(); i++) loops.Set(i, LoopToJs(env, c.loops[i]));
+  o.Set("loops", loops);
   return o;
 }
 

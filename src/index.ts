@@ -170,7 +170,8 @@ export function setupAutorun (version?: VersionInfo, options: Options = {}): voi
     pollIntervalMs: Math.round(resolved.fileEventHandlerInterval * 1000),
     jsTimeoutMs: JS_TIMEOUT_MS,
     captureTimeoutMs: CAPTURE_TIMEOUT_MS,
-    stallThresholdMs: resolved.stallThreshold
+    stallThresholdMs: resolved.stallThreshold,
+    maxHandles: resolved.greenThreadsLimit
   })
   const first = !state
   state = { options: resolved, pkg, confSnapshot: flattenConfig(resolved.conf, resolved.secretKeys) }
@@ -186,9 +187,10 @@ export function setupAutorun (version?: VersionInfo, options: Options = {}): voi
   }
 }
 
-function captureNow (): Promise<RawCapture> {
+function captureNow (options: ResolvedOptions): Promise<RawCapture> {
   return new Promise((resolve, reject) => {
-    addon().capture({ jsTimeoutMs: JS_TIMEOUT_MS, captureTimeoutMs: CAPTURE_TIMEOUT_MS }, (err, capture) => {
+    const settings = { jsTimeoutMs: JS_TIMEOUT_MS, captureTimeoutMs: CAPTURE_TIMEOUT_MS, maxHandles: options.greenThreadsLimit }
+    addon().capture(settings, (err, capture) => {
       if (err || !capture) reject(err ?? new Error('guru-meditation: capture failed'))
       else resolve(capture)
     })
@@ -198,7 +200,7 @@ function captureNow (): Promise<RawCapture> {
 async function reportNow (): Promise<{ report: Report, options: ResolvedOptions }> {
   const options = state?.options ?? resolveOptions({})
   const pkg = state?.pkg ?? staticPackage(undefined, options.serviceName)
-  const [capture, live] = await Promise.all([captureNow(), collectLive(options, 'caller')])
+  const [capture, live] = await Promise.all([captureNow(options), collectLive(options, 'caller')])
   return { report: reportModule().buildReport(capture, pkg, live), options }
 }
 

@@ -111,9 +111,53 @@ export interface CaptureInfo {
   captureSignal: string | null
 }
 
+/** Node's green threads: each JavaScript thread's pending async work. */
 export interface GreenThreads {
-  /** Filled by the green-threads tracker; a plain note until then. */
-  note: string
+  /** One line: handles by type, how many keep the process alive, requests in flight, the most overdue timer. */
+  summary: string
+  threads: GreenThread[]
+}
+
+/** One JavaScript thread's event loop, read natively: also while the thread is stuck. */
+export interface GreenThread {
+  tid: number
+  threadId: number | null
+  workerName: string | null
+  /** `main thread`, `worker 3 "resizer"`. */
+  label: string
+  /** `waiting for events`, `running`, or `has not turned for 5.2 s`. */
+  loop: string
+  /** libuv's count of active handles and requests (requests: fs, dns, writes, ... in flight). */
+  activeHandles: number
+  activeRequests: number
+  handles: GreenHandle[]
+  /** Handles past the limit (greenThreadsLimit), counted only. */
+  more: number
+  /** Why the list is incomplete (it changed while it was read); null when complete. */
+  problem: string | null
+}
+
+/** A libuv handle: a socket, server, timer, child process, watcher, signal handler. */
+export interface GreenHandle {
+  /** libuv's type name: tcp, udp, pipe, tty, timer, process, fs_event, signal, async, ... */
+  type: string
+  /** One line: `tcp server listening on 127.0.0.1:8080`, `timer overdue by 4.2 s`. */
+  description: string
+  active: boolean
+  /** Referenced: keeps the event loop, and so the process, alive. */
+  referenced: boolean
+  closing: boolean
+  /** One of Node's own (its JavaScript timers' libuv timer, the immediates' check and idle handles). */
+  node: boolean
+  fd: number | null
+  local?: string
+  remote?: string
+  /** Timers: ms until due, negative when overdue; null when stopped. */
+  dueInMs?: number | null
+  repeatMs?: number
+  pid?: number
+  signal?: string
+  path?: string
 }
 
 export interface ProcessInfo {

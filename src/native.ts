@@ -55,6 +55,43 @@ export interface RawTrigger {
   format?: string
 }
 
+/** One libuv handle of a JS thread's event loop (native/green/loop_walk.h). */
+export interface RawHandle {
+  type: string
+  active: boolean
+  ref: boolean
+  closing: boolean
+  fd: number
+  local: string
+  remote: string
+  listening: boolean
+  writeQueueBytes: number
+  /** Timers: ms until due (negative: overdue); null when not active. */
+  dueInMs: number | null
+  repeatMs: number
+  pid: number
+  signum: number
+  path: string
+  /** Offset inside its thread's node::Environment (a handle Node embeds there); -1 when outside. */
+  environmentOffset: number
+}
+
+export interface RawLoop {
+  tid: number
+  threadId: number | null
+  activeHandles: number
+  activeRequests: number
+  /** How long ago the loop last read its clock (each turn, and on waking). */
+  clockAgeMs: number
+  /** Blocked in its own epoll: idle. */
+  waiting: boolean
+  handles: RawHandle[]
+  /** Handles past the limit, counted only. */
+  more: number
+  /** Why the walk stopped early; '' when it did not. */
+  problem: string
+}
+
 export interface RawCapture {
   startedUnixMs: number
   signalPhaseUs: number
@@ -63,6 +100,7 @@ export interface RawCapture {
   captureSignal: string | null
   trigger: RawTrigger
   threads: RawThread[]
+  loops: RawLoop[]
 }
 
 export interface NativeConfig {
@@ -76,6 +114,8 @@ export interface NativeConfig {
   captureTimeoutMs: number
   /** 0: off. */
   stallThresholdMs: number
+  /** Handles described per event loop in Green Threads. */
+  maxHandles: number
 }
 
 type Callback = (err: Error | null, capture: RawCapture | null) => void
@@ -98,7 +138,7 @@ export interface Addon {
    */
   attachMainReporter (onReport: (capture: RawCapture, fromInterrupt: boolean) => void, pickupMs: number): void
   reportDone (): void
-  capture (options: { jsTimeoutMs: number, captureTimeoutMs: number }, callback: Callback): void
+  capture (options: { jsTimeoutMs: number, captureTimeoutMs: number, maxHandles: number }, callback: Callback): void
   /** A worker is starting: the watchdog meets its isolate while it runs. */
   meetNewThreads (): void
   reclaimSignal (): void

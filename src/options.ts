@@ -18,6 +18,7 @@ export interface Options {
   sectionTimeout?: number
   codeMap?: boolean
   stallThreshold?: number | false
+  greenThreadsLimit?: number
 }
 
 export interface ResolvedOptions {
@@ -35,6 +36,8 @@ export interface ResolvedOptions {
   codeMap: boolean
   /** ms an event loop may go without turning before a report is written on its own; 0: off. */
   stallThreshold: number
+  /** Handles listed per event loop in Green Threads; the rest are counted. */
+  greenThreadsLimit: number
 }
 
 export class OptionError extends Error {
@@ -55,11 +58,13 @@ const ENV: Record<string, string> = {
   format: 'GMR_FORMAT',
   sectionTimeout: 'GMR_SECTION_TIMEOUT',
   codeMap: 'GMR_CODE_MAP',
-  stallThreshold: 'GMR_STALL_THRESHOLD'
+  stallThreshold: 'GMR_STALL_THRESHOLD',
+  greenThreadsLimit: 'GMR_GREEN_THREADS_LIMIT'
 }
 
 const KNOWN = new Set(['serviceName', 'logDir', 'fileEventHandler', 'fileEventHandlerInterval',
-  'signal', 'format', 'conf', 'secretKeys', 'sectionTimeout', 'codeMap', 'stallThreshold'])
+  'signal', 'format', 'conf', 'secretKeys', 'sectionTimeout', 'codeMap', 'stallThreshold',
+  'greenThreadsLimit'])
 
 // Signals that cannot be caught, or whose default meaning (a fault) must not
 // be taken over by a report.
@@ -71,6 +76,9 @@ const DEFAULT_SECTION_TIMEOUT = 2000
 const MIN_STALL_THRESHOLD = 50
 const MAX_STALL_THRESHOLD = 3_600_000
 const MAX_SECTION_TIMEOUT = 60_000
+// Enough for a busy server's sockets to show their pattern; a report stays readable.
+const DEFAULT_GREEN_THREADS_LIMIT = 50
+const MAX_GREEN_THREADS_LIMIT = 10_000
 
 /** Where each value came from, for error messages: the option or its variable. */
 interface Source { name: string, value: unknown }
@@ -214,6 +222,7 @@ export function resolveOptions (options: Options = {}, env: NodeJS.ProcessEnv = 
   const triggerSrc = get('fileEventHandler')
   const codeMapSrc = get('codeMap')
   const stallSrc = get('stallThreshold')
+  const greenLimitSrc = get('greenThreadsLimit')
   const keysSrc = options.secretKeys !== undefined ? { name: 'option secretKeys', value: options.secretKeys } : null
 
   return {
@@ -227,7 +236,8 @@ export function resolveOptions (options: Options = {}, env: NodeJS.ProcessEnv = 
     secretKeys: keysSrc ? secretKeys(keysSrc) : [],
     sectionTimeout: timeoutSrc ? number(timeoutSrc, 1, MAX_SECTION_TIMEOUT, true) : DEFAULT_SECTION_TIMEOUT,
     codeMap: codeMapSrc ? boolean(codeMapSrc) : true,
-    stallThreshold: stallSrc ? stallThreshold(stallSrc) : 0
+    stallThreshold: stallSrc ? stallThreshold(stallSrc) : 0,
+    greenThreadsLimit: greenLimitSrc ? number(greenLimitSrc, 1, MAX_GREEN_THREADS_LIMIT, true) : DEFAULT_GREEN_THREADS_LIMIT
   }
 }
 

@@ -35,7 +35,7 @@ export function buildReport (capture: RawCapture, pkg: StaticPackage, live: Live
       totalUs: capture.totalUs,
       captureSignal: capture.captureSignal
     },
-    greenThreads: buildGreenThreads(),
+    greenThreads: { summary: '', threads: [] },
     processes: [],
     configuration: live.configuration,
     sections: live.sections,
@@ -46,6 +46,11 @@ export function buildReport (capture: RawCapture, pkg: StaticPackage, live: Live
     report.threads = buildThreads(capture)
   } catch (err) {
     errors.push(`threads: ${(err as Error).message}`)
+  }
+  try {
+    report.greenThreads = buildGreenThreads(capture)
+  } catch (err) {
+    errors.push(`green threads: ${(err as Error).message}`)
   }
   try {
     report.processes = processTree()

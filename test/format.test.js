@@ -96,7 +96,38 @@ function fixture (overrides = {}) {
       }
     ],
     capture: { signalPhaseUs: 1200, jsPhaseUs: 2100, totalUs: 3456, captureSignal: 'SIGRTMIN+3' },
-    greenThreads: { note: 'Node.js has no green threads.' },
+    greenThreads: {
+      summary: '2 event loops: 2 tcp, 1 timer; 3 keep the process alive; 1 request in flight',
+      threads: [{
+        tid: 4242,
+        threadId: 0,
+        workerName: null,
+        label: 'main thread',
+        loop: 'has not turned for 5.2 s',
+        activeHandles: 4,
+        activeRequests: 1,
+        handles: [
+          { type: 'tcp', description: 'tcp server listening on 127.0.0.1:8080', active: true, referenced: true, closing: false, node: false, fd: 19, local: '127.0.0.1:8080' },
+          { type: 'timer', description: 'JavaScript timers: the next overdue by 4.9 s', active: true, referenced: true, closing: false, node: true, fd: null, dueInMs: -4900, repeatMs: 0 },
+          { type: 'check', description: "check (Node's own)", active: true, referenced: false, closing: false, node: true, fd: null },
+          { type: 'signal', description: 'signal handler for SIGINT', active: true, referenced: false, closing: false, node: false, fd: null, signal: 'SIGINT' },
+          { type: 'pipe', description: 'pipe fd 22', active: false, referenced: true, closing: true, node: false, fd: 22 }
+        ],
+        more: 3,
+        problem: null
+      }, {
+        tid: 4250,
+        threadId: 1,
+        workerName: 'resizer',
+        label: 'worker 1 "resizer"',
+        loop: 'waiting for events',
+        activeHandles: 1,
+        activeRequests: 0,
+        handles: [],
+        more: 0,
+        problem: 'the handle list changed while it was read'
+      }]
+    },
     processes: [{
       pid: 4242,
       ppid: 1,
@@ -222,7 +253,23 @@ t.test('text: Threads', async (t) => {
 
 t.test('text: Green Threads, Processes, Configuration, user sections, errors', async (t) => {
   const lines = renderText(fixture()).split('\n')
-  t.same(sectionBody(lines, 'Green Threads'), ['Node.js has no green threads.'])
+  t.same(sectionBody(lines, 'Green Threads'), [
+    '2 event loops: 2 tcp, 1 timer; 3 keep the process alive; 1 request in flight',
+    '',
+    '------      main thread (tid 4242): has not turned for 5.2 s      ------',
+    '4 active handles, 1 request in flight',
+    '  tcp server listening on 127.0.0.1:8080',
+    '  JavaScript timers: the next overdue by 4.9 s',
+    '  signal handler for SIGINT  [unref]',
+    '  pipe fd 22  [inactive, closing]',
+    "  + 1 of Node's own (the immediates' check and idle handles)",
+    '  … and 3 more',
+    '',
+    '------     worker 1 "resizer" (tid 4250): waiting for events      ------',
+    '1 active handle',
+    '  (no handles)',
+    '  (incomplete: the handle list changed while it was read)'
+  ])
   t.same(sectionBody(lines, 'Processes'), [
     'Process 4242 (under 1) [ run by: nova (1000), state: running ]',
     '  uids: real 1000, effective 1000, saved 1000',

@@ -222,6 +222,8 @@ Capture CaptureProcess(const CaptureSettings& settings) {
     t.snapshot.stack.shrink_to_fit();
     out.threads.push_back(std::move(t));
   }
+  // Read while the JS threads answer; a stuck loop is read as it stands.
+  out.loops = WalkLoops(settings.max_handles);
   round.Wait(settings.js_timeout_ms, wanted);
   out.js_phase_us = SinceUs(js_start);
 

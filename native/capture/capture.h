@@ -43,11 +43,13 @@ struct Capture {
   uint64_t js_phase_us = 0;       // waiting for JS stacks
   uint64_t total_us = 0;
   std::vector<ThreadCapture> threads;
+  std::vector<LoopInfo> loops;    // each JS thread's event loop (Green Threads)
 };
 
 struct CaptureSettings {
   CaptureOptions threads;
   int js_timeout_ms = 200;        // deadline for all interrupts together
+  int max_handles = 50;           // handles described per event loop
   int caller_tid = 0;             // a JS thread asking for its own report: its stack comes in caller_stack
   JsStack caller_stack;
 };

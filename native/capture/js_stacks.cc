@@ -36,6 +36,9 @@ struct Entry {
   ThreadIdentity identity;
   bool identity_requested;
   uv_loop_t* loop;             // its environment's event loop; nullptr for the reporter's
+  // Its node::Environment: the handles Node embeds in it (the one timer of
+  // all JavaScript timers, the immediates' check and idle) lie inside it.
+  const void* environment;
 };
 
 // Heap-allocated and never destroyed: the watchdog may still run while the
@@ -128,7 +131,8 @@ bool RegisterOnThread(v8::Isolate* isolate) {
     if (!e) {
       // Dead entries stay allocated: a cleanup hook may still point at them.
       uv_loop_t* loop = reporter ? nullptr : node::GetCurrentEventLoop(isolate);
-      e = created = new Entry{isolate, static_cast<int>(syscall(SYS_gettid)), true, false, {}, false, loop};
+      const void* environment = node::GetCurrentEnvironment(isolate->GetCurrentContext());
+      e = created = new Entry{isolate, static_cast<int>(syscall(SYS_gettid)), true, false, {}, false, loop, environment};
       Registry().push_back(e);
     }
     if (identity.thread_id != kIdentityNotYet) e->identity = identity;
@@ -216,6 +220,20 @@ std::vector<LoopProgress> ReadLoopProgress() {
     uv_metrics_t metrics;
     if (uv_metrics_info(e->loop, &metrics) != 0) continue;
     out.push_back({e->tid, e->identity.thread_id, metrics.loop_count, uv_backend_fd(e->loop)});
+  }
+  return out;
+}
+
+std::vector<LoopInfo> WalkLoops(size_t max_details) {
+  std::vector<LoopInfo> out;
+  std::lock_guard<std::mutex> lock(RegistryMutex());
+  for (Entry* e : Registry()) {
+    if (!e->alive || !e->loop) continue;
+    LoopInfo info = WalkLoop(e->loop, e->environment, max_details);
+    info.tid = e->tid;
+    info.thread_id = e->identity.thread_id;
+    info.waiting = WaitingOnLoop(e->tid, uv_backend_fd(e->loop));
+    out.push_back(std::move(info));
   }
   return out;
 }

@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "../green/loop_walk.h"
 #include "thread_identity.h"
 
 namespace v8 {
@@ -52,6 +53,10 @@ struct LoopProgress {
   int backend_fd;      // the loop's epoll fd: waiting on it is idle, not stalled
 };
 std::vector<LoopProgress> ReadLoopProgress();
+
+// The handles of every such loop (native/green/), also under the registry
+// lock; `max_details` handles described per loop.
+std::vector<LoopInfo> WalkLoops(size_t max_details);
 
 // Asks every known isolate whose identity is not known yet to read it at its
 // next interrupt check (one request outstanding each).

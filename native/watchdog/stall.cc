@@ -2,30 +2,14 @@
 
 #include <algorithm>
 #include <cstdio>
-#include <cstdlib>
 
 #include <unistd.h>
 
 #include "../capture/js_stacks.h"
-#include "../util/proc.h"
+#include "../green/loop_walk.h"
 
 namespace gmr {
 namespace {
-
-// x86_64 system call numbers a libuv loop waits in.
-constexpr long kEpollWait = 232, kEpollPwait = 281, kEpollPwait2 = 441;
-
-// True when thread `tid` is blocked waiting on the epoll fd of its own loop:
-// an idle event loop. "running", another system call, or another epoll fd
-// (execSync runs a loop of its own) is not idle.
-bool WaitingOnLoop(int tid, int backend_fd) {
-  std::string text = ReadProcFile("/proc/self/task/" + std::to_string(tid) + "/syscall");
-  char* end = nullptr;
-  long nr = strtol(text.c_str(), &end, 10);
-  if (end == text.c_str() || (nr != kEpollWait && nr != kEpollPwait && nr != kEpollPwait2)) return false;
-  unsigned long fd = strtoul(end, nullptr, 16);
-  return backend_fd >= 0 && fd == static_cast<unsigned long>(backend_fd);
-}
 
 std::string Describe(const LoopProgress& p, std::chrono::milliseconds stalled) {
   char seconds[32];

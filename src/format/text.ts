@@ -1,7 +1,7 @@
 // Text view: the oslo.reports layout OpenStack operators already read, with
 // 72-column `=` boxes per section and `key = value` lines.
 import path from 'node:path'
-import type { JsFrame, NativeFrame, ProcessInfo, Report, ThreadInfo } from '../model'
+import type { GreenHandle, GreenThread, JsFrame, NativeFrame, ProcessInfo, Report, ThreadInfo } from '../model'
 import { safeJsonStringify } from '../util/json-safe'
 
 const WIDTH = 72
@@ -145,6 +145,35 @@ function threadsLines (r: Report): string[] {
   return [summary, ...threads.flatMap((t) => ['', ...guarded(() => threadLines(t))])]
 }
 
+function greenHandle (h: GreenHandle): string {
+  const tags = [
+    h.active ? '' : 'inactive',
+    h.referenced ? '' : 'unref',
+    h.closing ? 'closing' : ''
+  ].filter(Boolean)
+  return `  ${str(h.description)}${tags.length > 0 ? `  [${tags.join(', ')}]` : ''}`
+}
+
+function greenThreadLines (g: GreenThread): string[] {
+  const requests = g.activeRequests > 0 ? `, ${str(g.activeRequests)} request${g.activeRequests === 1 ? '' : 's'} in flight` : ''
+  const lines = [subHeading(`${str(g.label)} (tid ${str(g.tid)}): ${str(g.loop)}`)]
+  lines.push(`${str(g.activeHandles)} active handle${g.activeHandles === 1 ? '' : 's'}${requests}`)
+  // Node's own handles (but its timer, which stands for the JavaScript
+  // timers) are in every loop: one line for them.
+  const handles = list(g.handles).filter((h) => !h.node || h.type === 'timer')
+  const own = list(g.handles).length - handles.length
+  lines.push(...(handles.length > 0 ? handles.map(greenHandle) : ['  (no handles)']))
+  if (own > 0) lines.push(`  + ${str(own)} of Node's own (the immediates' check and idle handles)`)
+  if (g.more > 0) lines.push(`  … and ${str(g.more)} more`)
+  if (g.problem) lines.push(`  (incomplete: ${str(g.problem)})`)
+  return lines
+}
+
+function greenThreadsLines (r: Report): string[] {
+  const g = r.greenThreads
+  return [str(g.summary), ...list(g.threads).flatMap((t) => ['', ...guarded(() => greenThreadLines(t))])]
+}
+
 function processLines (p: ProcessInfo, indent: string): string[] {
   const idLine = (ids: ProcessInfo['uids']): string =>
     ids ? `real ${str(ids.real)}, effective ${str(ids.effective)}, saved ${str(ids.saved)}` : '(unknown)'
@@ -201,7 +230,7 @@ export function renderText (report: Report): string {
   try {
     section('Package', () => packageLines(report))
     section('Threads', () => threadsLines(report))
-    section('Green Threads', () => [str(report.greenThreads.note)])
+    section('Green Threads', () => greenThreadsLines(report))
     section('Processes', () => processesLines(report))
     section('Configuration', () => configurationLines(report))
     for (const s of list(report.sections)) section(str(s?.name), () => userSectionLines(s))

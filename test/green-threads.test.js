@@ -1,0 +1,103 @@
+'use strict'
+// Green Threads: each JavaScript thread's pending async work (libuv handles)
+// with its details, read natively, also while the thread is stuck.
+const t = require('tap')
+const fs = require('node:fs')
+const path = require('node:path')
+const { FIXTURES, spawnWithChildren, waitForOutput, waitForReports, tmpDir } = require('./helpers')
+
+const APP = path.join(FIXTURES, 'green-threads.js')
+
+async function reportOf (t, scene, options = {}) {
+  const dir = tmpDir(t)
+  const watched = path.join(dir, 'watched')
+  fs.mkdirSync(watched)
+  const reports = path.join(dir, 'reports')
+  fs.mkdirSync(reports)
+  const child = spawnWithChildren(t, [APP, scene], {
+    GMR_TEST_OPTIONS: JSON.stringify({ logDir: reports, format: 'json', ...options }),
+    GMR_WATCH_DIR: watched
+  })
+  const [, port, childPid] = await waitForOutput(child, /ready (\d+) (\d+)/)
+  const workerPort = (/worker (\d+)/.exec(child.stdoutText) || [])[1]
+  if (scene === 'busy' || scene === 'exec') await new Promise(resolve => setTimeout(resolve, 300))
+  process.kill(child.pid, 'SIGUSR2')
+  const [file] = await waitForReports(reports, 1, 15000, child)
+  const content = fs.readFileSync(file, 'utf8')
+  const report = options.format === 'text' ? content : JSON.parse(content)
+  return { report, child, port: Number(port), childPid: Number(childPid), workerPort: Number(workerPort), watched }
+}
+
+function checkMainLoop (t, g, { port, childPid, watched }, pid) {
+  const main = g.threads.find(th => th.tid === pid)
+  t.ok(main, 'the main thread has its event loop listed')
+  t.equal(main.label, 'main thread')
+  const find = (type, pred) => main.handles.find(h => h.type === type && pred(h))
+  const server = find('tcp', h => h.local === `127.0.0.1:${port}` && !h.remote)
+  t.ok(server, 'the listening server, with its address')
+  t.match(server.description, `tcp server listening on 127.0.0.1:${port}`)
+  t.ok(server.active && server.referenced, 'the server keeps the process alive')
+  const client = find('tcp', h => h.remote === `127.0.0.1:${port}`)
+  t.ok(client, 'the client socket, with both ends')
+  t.match(client.local, /^127\.0\.0\.1:\d+$/)
+  t.ok(find('tcp', h => h.local === `127.0.0.1:${port}` && h.remote === client.local), 'the accepted socket, the other way round')
+  const proc = find('process', h => h.pid === childPid)
+  t.ok(proc, 'the child process, by pid')
+  t.match(proc.description, `child process pid ${childPid}: sleep 60`)
+  t.ok(find('fs_event', h => h.path === watched), 'the fs watcher, with its path')
+  t.ok(find('signal', h => h.signal === 'SIGHUP'), 'the SIGHUP handler')
+  return main
+}
+
+t.test('a free main thread: servers, sockets, the child, the watcher, the signal handler and the timers', async t => {
+  const got = await reportOf(t, 'free')
+  const g = got.report.greenThreads
+  const main = checkMainLoop(t, g, got, got.child.pid)
+  t.equal(main.loop, 'waiting for events')
+  const timers = main.handles.find(h => h.type === 'timer' && h.node)
+  t.ok(timers, "Node's timer for the JavaScript timers")
+  t.ok(timers.dueInMs > 500_000 && timers.dueInMs <= 600_000, `the 10-minute timer is the next (${timers.dueInMs} ms)`)
+  t.match(timers.description, /^JavaScript timers: the next due in 9m \d\ds$/)
+  t.match(g.summary, /^1 event loop: .*\d+ tcp.*; \d+ keep the process alive; \d+ requests? in flight$/)
+})
+
+t.test('a main thread stuck in a busy loop: the same, read as it stands', async t => {
+  const got = await reportOf(t, 'busy')
+  t.equal(got.report.package.writtenBy, 'main thread (interrupt: it was busy running JavaScript)')
+  const main = checkMainLoop(t, got.report.greenThreads, got, got.child.pid)
+  t.match(main.loop, /^(running|has not turned for .*)$/)
+  t.not(main.loop, 'waiting for events')
+})
+
+t.test('a main thread blocked in execFileSync: read by the reporter, the loop named as not turning', async t => {
+  const got = await reportOf(t, 'exec')
+  t.equal(got.report.package.writtenBy, 'reporter environment (the main thread was blocked)')
+  const main = checkMainLoop(t, got.report.greenThreads, got, got.child.pid)
+  t.not(main.loop, 'waiting for events', 'execFileSync waits on an epoll of its own, not the loop\'s')
+})
+
+t.test("a worker's green threads are under the worker", async t => {
+  const got = await reportOf(t, 'worker')
+  const g = got.report.greenThreads
+  t.equal(g.threads.length, 2, 'two event loops')
+  const worker = g.threads.find(th => th.tid !== got.child.pid)
+  t.match(worker.label, /^worker 1/)
+  t.equal(worker.threadId, 1)
+  t.ok(worker.handles.find(h => h.type === 'tcp' && h.local === `127.0.0.1:${got.workerPort}`), "the worker's server")
+  t.notOk(worker.handles.find(h => h.type === 'tcp' && h.local === `127.0.0.1:${got.port}`), "not the main thread's")
+  const main = g.threads.find(th => th.tid === got.child.pid)
+  t.notOk(main.handles.find(h => h.type === 'tcp' && h.local === `127.0.0.1:${got.workerPort}`), "the main thread does not list the worker's server")
+  t.match(g.summary, /^2 event loops: /)
+})
+
+t.test('greenThreadsLimit bounds the handles listed; the rest are counted, in both views', async t => {
+  const got = await reportOf(t, 'many', { greenThreadsLimit: 10 })
+  const main = got.report.greenThreads.threads.find(th => th.tid === got.child.pid)
+  t.equal(main.handles.length, 10)
+  t.ok(main.more >= 80, `the others counted (${main.more}: 82 sockets and more)`)
+  const { report: text } = await reportOf(t, 'many', { greenThreadsLimit: 10, format: 'text' })
+  const section = text.slice(text.indexOf('Green Threads'), text.indexOf('====                           Processes'))
+  t.match(section, /------ +main thread \(tid \d+\): waiting for events +------/)
+  t.match(section, /\n {2}… and \d+ more\n/)
+  t.ok(section.split('\n').filter(l => /^ {2}\S/.test(l)).length <= 13, 'ten handles, the count, the line for Node\'s own')
+})
