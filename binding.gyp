@@ -12,6 +12,7 @@
         "native/codemap/code_map.cc",
         "native/convert.cc",
         "native/green/loop_walk.cc",
+        "native/green/promise_tracker.cc",
         "native/reporter/dispatch.cc",
         "native/reporter/reporter_env.cc",
         "native/symbolize/symbolize.cc",

@@ -18,6 +18,7 @@
 #include "capture/thread_capture.h"
 #include "codemap/code_map.h"
 #include "convert.h"
+#include "green/promise_tracker.h"
 #include "reporter/dispatch.h"
 #include "reporter/reporter_env.h"
 #include "watchdog/watchdog.h"
@@ -167,10 +168,11 @@ Napi::Value Info(const Napi::CallbackInfo& info) {
   return o;
 }
 
-// setCodeMapEnabled(bool): the code map switch (on by default), for the
-// `codeMap` option / GMR_CODE_MAP. Every isolate follows (see js_stacks.h).
-Napi::Value SetCodeMapEnabledJs(const Napi::CallbackInfo& info) {
-  SetCodeMapEverywhere(info[0].ToBoolean().Value());
+// setSwitches(codeMap, trackPromises): the code map switch (on by default,
+// the `codeMap` option / GMR_CODE_MAP) and promise tracking (off by default,
+// `trackPromises` / GMR_TRACK_PROMISES). Every isolate follows (js_stacks.h).
+Napi::Value SetSwitchesJs(const Napi::CallbackInfo& info) {
+  SetSwitchesEverywhere(info[0].ToBoolean().Value(), info[1].ToBoolean().Value());
   return info.Env().Undefined();
 }
 
@@ -197,7 +199,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   // GMR_CODE_MAP=0 takes effect before the first isolate's map is built
   // (options.ts checks the value and names it if it is bad).
   const char* code_map = getenv("GMR_CODE_MAP");
-  if (code_map && (strcmp(code_map, "0") == 0 || strcmp(code_map, "false") == 0)) SetCodeMapEverywhere(false);
+  if (code_map && (strcmp(code_map, "0") == 0 || strcmp(code_map, "false") == 0)) SetSwitchesEverywhere(false, PromiseTrackingEnabled());
   RegisterCurrentIsolate();
   exports.Set("configure", Napi::Function::New(env, Configure));
   exports.Set("prepareReporter", Napi::Function::New(env, PrepareReporter));
@@ -210,7 +212,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("meetNewThreads", Napi::Function::New(env, MeetNewThreadsJs));
   exports.Set("reclaimSignal", Napi::Function::New(env, ReclaimSignal));
   exports.Set("info", Napi::Function::New(env, Info));
-  exports.Set("setCodeMapEnabled", Napi::Function::New(env, SetCodeMapEnabledJs));
+  exports.Set("setSwitches", Napi::Function::New(env, SetSwitchesJs));
   exports.Set("codeMapStats", Napi::Function::New(env, CodeMapStatsJs));
   return exports;
 }

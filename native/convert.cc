@@ -81,6 +81,28 @@ Napi::Object LoopToJs(Napi::Env env, const LoopInfo& l) {
   o.Set("handles", handles);
   o.Set("more", static_cast<double>(l.more));
   o.Set("problem", l.problem);
+  if (l.promises.tracked) {
+    Napi::Object p = Napi::Object::New(env);
+    p.Set("pending", static_cast<double>(l.promises.pending));
+    p.Set("untracked", static_cast<double>(l.promises.untracked));
+    Napi::Array groups = Napi::Array::New(env, l.promises.groups.size());
+    for (size_t i = 0; i < l.promises.groups.size(); i++) {
+      const PromiseGroup& g = l.promises.groups[i];
+      Napi::Object go = Napi::Object::New(env);
+      go.Set("function", g.function);
+      go.Set("file", g.file);
+      go.Set("line", g.line);
+      go.Set("column", g.column);
+      go.Set("count", static_cast<double>(g.count));
+      go.Set("oldestMs", static_cast<double>(g.oldest_ms));
+      groups.Set(i, go);
+    }
+    p.Set("groups", groups);
+    p.Set("moreGroups", static_cast<double>(l.promises.more_groups));
+    o.Set("promises", p);
+  } else {
+    o.Set("promises", env.Null());
+  }
   return o;
 }
 

@@ -162,7 +162,7 @@ export function setupAutorun (version?: VersionInfo, options: Options = {}): voi
   if (!onMainThread(native)) throw new Error('guru-meditation: setupAutorun must be called on the main thread')
   if (resolved.fileEventHandler) ensureTriggerFile(resolved.fileEventHandler)
   const pkg = staticPackage(version, resolved.serviceName, resolved.secretKeys)
-  native.setCodeMapEnabled(resolved.codeMap)
+  native.setSwitches(resolved.codeMap, resolved.trackPromises)
   // The watchdog first: the reporter attaches to it.
   native.configure({
     signal: resolved.signal?.number ?? 0,

@@ -135,6 +135,31 @@ export interface GreenThread {
   more: number
   /** Why the list is incomplete (it changed while it was read); null when complete. */
   problem: string | null
+  /** Pending promises by creation site, when trackPromises is on; else null. */
+  promises: GreenPromises | null
+}
+
+export interface GreenPromises {
+  /** Pending promises tracked. */
+  pending: number
+  /** Pending past the tracker's capacity: counted, not placed. */
+  untracked: number
+  /** By the function that created them, largest first (at most greenThreadsLimit). */
+  groups: PromiseGroup[]
+  /** Groups past the limit. */
+  moreGroups: number
+}
+
+export interface PromiseGroup {
+  /** The function that created them; '' when no JavaScript frame did (Node's internals). */
+  function: string
+  file: string
+  /** The function's start (from the code map). */
+  line: number
+  column: number
+  count: number
+  /** Age of the oldest, in ms. */
+  oldestMs: number
 }
 
 /** A libuv handle: a socket, server, timer, child process, watcher, signal handler. */

@@ -76,6 +76,16 @@ export interface RawHandle {
   environmentOffset: number
 }
 
+/** Pending promises created at one site (the function that created them). */
+export interface RawPromiseGroup {
+  function: string
+  file: string
+  line: number
+  column: number
+  count: number
+  oldestMs: number
+}
+
 export interface RawLoop {
   tid: number
   threadId: number | null
@@ -90,6 +100,8 @@ export interface RawLoop {
   more: number
   /** Why the walk stopped early; '' when it did not. */
   problem: string
+  /** Its isolate's pending promises; null when not tracked. */
+  promises: { pending: number, untracked: number, groups: RawPromiseGroup[], moreGroups: number } | null
 }
 
 export interface RawCapture {
@@ -142,8 +154,8 @@ export interface Addon {
   /** A worker is starting: the watchdog meets its isolate while it runs. */
   meetNewThreads (): void
   reclaimSignal (): void
-  /** The code map switch; every isolate follows. */
-  setCodeMapEnabled (enabled: boolean): void
+  /** The code map and promise tracking switches; every isolate follows. */
+  setSwitches (codeMap: boolean, trackPromises: boolean): void
   codeMapStats (): { enabled: boolean, maps: number, events: number, pending: number, indexed: number, dropped: number, scripts: number, bytes: number }
   info (): { captureSignal: string | null, reportSignal: number, tid: number }
 }

@@ -19,6 +19,7 @@ export interface Options {
   codeMap?: boolean
   stallThreshold?: number | false
   greenThreadsLimit?: number
+  trackPromises?: boolean
 }
 
 export interface ResolvedOptions {
@@ -38,6 +39,8 @@ export interface ResolvedOptions {
   stallThreshold: number
   /** Handles listed per event loop in Green Threads; the rest are counted. */
   greenThreadsLimit: number
+  /** Record each pending promise's creation site and age (a V8 promise hook: costs every promise). */
+  trackPromises: boolean
 }
 
 export class OptionError extends Error {
@@ -59,12 +62,13 @@ const ENV: Record<string, string> = {
   sectionTimeout: 'GMR_SECTION_TIMEOUT',
   codeMap: 'GMR_CODE_MAP',
   stallThreshold: 'GMR_STALL_THRESHOLD',
-  greenThreadsLimit: 'GMR_GREEN_THREADS_LIMIT'
+  greenThreadsLimit: 'GMR_GREEN_THREADS_LIMIT',
+  trackPromises: 'GMR_TRACK_PROMISES'
 }
 
 const KNOWN = new Set(['serviceName', 'logDir', 'fileEventHandler', 'fileEventHandlerInterval',
   'signal', 'format', 'conf', 'secretKeys', 'sectionTimeout', 'codeMap', 'stallThreshold',
-  'greenThreadsLimit'])
+  'greenThreadsLimit', 'trackPromises'])
 
 // Signals that cannot be caught, or whose default meaning (a fault) must not
 // be taken over by a report.
@@ -223,6 +227,7 @@ export function resolveOptions (options: Options = {}, env: NodeJS.ProcessEnv = 
   const codeMapSrc = get('codeMap')
   const stallSrc = get('stallThreshold')
   const greenLimitSrc = get('greenThreadsLimit')
+  const trackSrc = get('trackPromises')
   const keysSrc = options.secretKeys !== undefined ? { name: 'option secretKeys', value: options.secretKeys } : null
 
   return {
@@ -237,7 +242,8 @@ export function resolveOptions (options: Options = {}, env: NodeJS.ProcessEnv = 
     sectionTimeout: timeoutSrc ? number(timeoutSrc, 1, MAX_SECTION_TIMEOUT, true) : DEFAULT_SECTION_TIMEOUT,
     codeMap: codeMapSrc ? boolean(codeMapSrc) : true,
     stallThreshold: stallSrc ? stallThreshold(stallSrc) : 0,
-    greenThreadsLimit: greenLimitSrc ? number(greenLimitSrc, 1, MAX_GREEN_THREADS_LIMIT, true) : DEFAULT_GREEN_THREADS_LIMIT
+    greenThreadsLimit: greenLimitSrc ? number(greenLimitSrc, 1, MAX_GREEN_THREADS_LIMIT, true) : DEFAULT_GREEN_THREADS_LIMIT,
+    trackPromises: trackSrc ? boolean(trackSrc) : false
   }
 }
 

@@ -4,11 +4,12 @@
 const t = require('tap')
 const fs = require('node:fs')
 const path = require('node:path')
-const { FIXTURES, spawnWithChildren, waitForOutput, waitForReports, tmpDir } = require('./helpers')
+const { FIXTURES, spawnWithChildren, waitForOutput, waitForReports, tmpDir, lineOf } = require('./helpers')
 
 const APP = path.join(FIXTURES, 'green-threads.js')
+const AWAIT_LINE = lineOf(APP, 'async function awaitApproval')
 
-async function reportOf (t, scene, options = {}) {
+async function reportOf (t, scene, options = {}, env = {}) {
   const dir = tmpDir(t)
   const watched = path.join(dir, 'watched')
   fs.mkdirSync(watched)
@@ -16,7 +17,8 @@ async function reportOf (t, scene, options = {}) {
   fs.mkdirSync(reports)
   const child = spawnWithChildren(t, [APP, scene], {
     GMR_TEST_OPTIONS: JSON.stringify({ logDir: reports, format: 'json', ...options }),
-    GMR_WATCH_DIR: watched
+    GMR_WATCH_DIR: watched,
+    ...env
   })
   const [, port, childPid] = await waitForOutput(child, /ready (\d+) (\d+)/)
   const workerPort = (/worker (\d+)/.exec(child.stdoutText) || [])[1]
@@ -100,4 +102,42 @@ t.test('greenThreadsLimit bounds the handles listed; the rest are counted, in bo
   t.match(section, /------ +main thread \(tid \d+\): waiting for events +------/)
   t.match(section, /\n {2}… and \d+ more\n/)
   t.ok(section.split('\n').filter(l => /^ {2}\S/.test(l)).length <= 13, 'ten handles, the count, the line for Node\'s own')
+})
+
+function promisesOf (report, pid) {
+  return report.greenThreads.threads.find(th => th.tid === pid).promises
+}
+
+t.test('trackPromises: pending promises by the function that created them, settled ones gone, also while stuck', async t => {
+  for (const scene of ['free', 'busy']) {
+    const got = await reportOf(t, scene, { trackPromises: true }, { GMR_PROMISES: '14' })
+    const p = promisesOf(got.report, got.child.pid)
+    t.ok(p, `${scene}: promises are tracked`)
+    const approval = p.groups.find(g => g.function === 'awaitApproval')
+    t.ok(approval, `${scene}: the never-settling ones are grouped under awaitApproval`)
+    t.equal(approval.file, APP)
+    t.equal(approval.line, AWAIT_LINE, 'at the line the function starts')
+    // Each call holds two: the async function's own promise and the one it awaits.
+    t.equal(approval.count, 28)
+    t.ok(approval.oldestMs >= 0 && approval.oldestMs < 60_000)
+    t.notOk(p.groups.find(g => g.function === 'settles'), `${scene}: the 1000 settled ones are gone`)
+    t.equal(p.untracked, 0)
+    t.match(got.report.greenThreads.summary, /\d+ pending promises, the oldest /)
+  }
+})
+
+t.test('trackPromises off (the default): no promise is tracked', async t => {
+  const got = await reportOf(t, 'free', {}, { GMR_PROMISES: '14' })
+  t.equal(promisesOf(got.report, got.child.pid), null)
+  t.notMatch(got.report.greenThreads.summary, /promise/)
+})
+
+t.test('a hundred thousand pending promises: the tracker is capped, the rest counted, groups bounded in text', async t => {
+  const got = await reportOf(t, 'free', { trackPromises: true, format: 'text' }, { GMR_PROMISES: '100000' })
+  const section = got.report.slice(got.report.indexOf('Green Threads'), got.report.indexOf('====                           Processes'))
+  const m = /(\d+) pending promises \(and (\d+) past the tracker's capacity\)/.exec(section)
+  t.ok(m, 'the count past the capacity is given')
+  t.ok(Number(m[1]) <= 49152, `at most 49152 tracked (${m[1]})`)
+  t.ok(Number(m[1]) + Number(m[2]) >= 200_000, `all 200000 pending counted (${Number(m[1]) + Number(m[2])})`)
+  t.match(section, /\n {2}\d+ × awaitApproval \(green-threads\.js:\d+\), oldest /)
 })

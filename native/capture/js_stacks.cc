@@ -14,6 +14,7 @@
 #include <mutex>
 
 #include "../codemap/code_map.h"
+#include "../green/promise_tracker.h"
 #include "thread_identity.h"
 
 namespace gmr {
@@ -79,8 +80,10 @@ void OnEnvironmentCleanup(void* arg) {
       if (slot.compare_exchange_strong(expected, nullptr)) break;
     }
   }
-  // The isolate is about to go: its code event handler must go first.
+  // The isolate is about to go: its code event handler and promise hook
+  // must go first.
   StopCodeMap(entry->isolate);
+  StopPromiseTracking(entry->isolate);
 }
 
 // The reporter's environment (native/reporter/reporter_env.cc names its
@@ -91,13 +94,16 @@ bool OnReporterThread() {
   return strcmp(name, "gmr-reporter") == 0;
 }
 
-// On the isolate's thread: the code map follows the process-wide switch.
-void FollowCodeMapSwitch(v8::Isolate* isolate) {
+// On the isolate's thread: the code map and promise tracking follow their
+// process-wide switches.
+void FollowSwitches(v8::Isolate* isolate) {
+  if (OnReporterThread()) return;
   if (!CodeMapEnabled()) StopCodeMap(isolate);
-  else if (!OnReporterThread()) StartCodeMap(isolate);
+  else StartCodeMap(isolate);
+  FollowPromiseTracking(isolate);
 }
 
-void OnCodeMapSwitch(v8::Isolate* isolate, void*) { FollowCodeMapSwitch(isolate); }
+void OnSwitch(v8::Isolate* isolate, void*) { FollowSwitches(isolate); }
 
 void PublishKnown(v8::Isolate* isolate) {
   for (auto& slot : g_known) {
@@ -193,7 +199,7 @@ void OnInterrupt(v8::Isolate* isolate, void* data) {
   // answered (enabling replays all existing code: not on the report's time).
   // Only once registered: the cleanup hook that registration adds is what
   // stops the map before the isolate goes.
-  if (registered) FollowCodeMapSwitch(isolate);
+  if (registered) FollowSwitches(isolate);
 }
 
 }  // namespace
@@ -207,7 +213,7 @@ bool IsolateKnown(v8::Isolate* isolate) {
 void RegisterCurrentIsolate() {
   v8::Isolate* isolate = v8::Isolate::TryGetCurrent();
   if (!isolate) return;
-  if (RegisterOnThread(isolate)) FollowCodeMapSwitch(isolate);
+  if (RegisterOnThread(isolate)) FollowSwitches(isolate);
 }
 
 std::vector<LoopProgress> ReadLoopProgress() {
@@ -233,6 +239,7 @@ std::vector<LoopInfo> WalkLoops(size_t max_details) {
     info.tid = e->tid;
     info.thread_id = e->identity.thread_id;
     info.waiting = WaitingOnLoop(e->tid, uv_backend_fd(e->loop));
+    info.promises = SummarizePromises(e->isolate, max_details);
     out.push_back(std::move(info));
   }
   return out;
@@ -267,14 +274,15 @@ bool InterruptIfAlive(v8::Isolate* isolate, void (*callback)(v8::Isolate*, void*
   return true;
 }
 
-void SetCodeMapEverywhere(bool enabled) {
-  SetCodeMapEnabled(enabled);
+void SetSwitchesEverywhere(bool code_map, bool track_promises) {
+  SetCodeMapEnabled(code_map);
+  SetPromiseTrackingEnabled(track_promises);
   v8::Isolate* self = v8::Isolate::TryGetCurrent();
-  if (self) FollowCodeMapSwitch(self);
+  if (self) FollowSwitches(self);
   // Other isolates switch on their own thread, at their next interrupt check.
   std::lock_guard<std::mutex> lock(RegistryMutex());
   for (Entry* e : Registry())
-    if (e->alive && e->isolate != self) e->isolate->RequestInterrupt(OnCodeMapSwitch, nullptr);
+    if (e->alive && e->isolate != self) e->isolate->RequestInterrupt(OnSwitch, nullptr);
 }
 
 JsStack CurrentJsStack(v8::Isolate* isolate) {

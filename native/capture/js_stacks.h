@@ -69,9 +69,10 @@ ThreadIdentity IdentityOf(v8::Isolate* isolate, int tid);
 // (under the registry lock its cleanup hook also takes). False otherwise.
 bool InterruptIfAlive(v8::Isolate* isolate, void (*callback)(v8::Isolate*, void*), void* data);
 
-// The code map switch (on by default): the calling thread's isolate follows
-// at once, every other known isolate at its next interrupt check.
-void SetCodeMapEverywhere(bool enabled);
+// The code map switch (on by default) and the promise tracking switch (off
+// by default): the calling thread's isolate follows at once, every other
+// known isolate at its next interrupt check.
+void SetSwitchesEverywhere(bool code_map, bool track_promises);
 
 // One report's interrupts. Post() may be called from the first-contact hook
 // (thread held) with known=false, or afterwards with known=true; Wait()

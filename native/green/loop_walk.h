@@ -14,6 +14,8 @@
 #include <string>
 #include <vector>
 
+#include "promise_tracker.h"
+
 namespace gmr {
 
 struct HandleInfo {
@@ -50,6 +52,7 @@ struct LoopInfo {
   std::vector<HandleInfo> handles;
   size_t more = 0;          // handles seen past the limit
   std::string problem;      // why the walk stopped early, "" when it did not
+  PromiseSummary promises;  // its isolate's pending promises, when tracked
 };
 
 // Reads one loop. `max_details` bounds the handles described; the walk

@@ -1,7 +1,8 @@
 // Text view: the oslo.reports layout OpenStack operators already read, with
 // 72-column `=` boxes per section and `key = value` lines.
 import path from 'node:path'
-import type { GreenHandle, GreenThread, JsFrame, NativeFrame, ProcessInfo, Report, ThreadInfo } from '../model'
+import type { GreenHandle, GreenThread, PromiseGroup, JsFrame, NativeFrame, ProcessInfo, Report, ThreadInfo } from '../model'
+import { duration } from '../util/duration'
 import { safeJsonStringify } from '../util/json-safe'
 
 const WIDTH = 72
@@ -154,6 +155,13 @@ function greenHandle (h: GreenHandle): string {
   return `  ${str(h.description)}${tags.length > 0 ? `  [${tags.join(', ')}]` : ''}`
 }
 
+/** `14 × awaitApproval (orders.js:88), oldest 5m 03s`. */
+function promiseGroupLine (g: PromiseGroup): string {
+  const where = g.file ? ` (${path.basename(str(g.file))}${g.line > 0 ? `:${str(g.line)}` : ''})` : ''
+  const what = g.function ? str(g.function) : g.file ? '<anonymous>' : "Node's internals (no JavaScript frame)"
+  return `${str(g.count)} × ${what}${where}, oldest ${duration(g.oldestMs)}`
+}
+
 function greenThreadLines (g: GreenThread): string[] {
   const requests = g.activeRequests > 0 ? `, ${str(g.activeRequests)} request${g.activeRequests === 1 ? '' : 's'} in flight` : ''
   const lines = [subHeading(`${str(g.label)} (tid ${str(g.tid)}): ${str(g.loop)}`)]
@@ -166,6 +174,13 @@ function greenThreadLines (g: GreenThread): string[] {
   if (own > 0) lines.push(`  + ${str(own)} of Node's own (the immediates' check and idle handles)`)
   if (g.more > 0) lines.push(`  … and ${str(g.more)} more`)
   if (g.problem) lines.push(`  (incomplete: ${str(g.problem)})`)
+  const p = g.promises
+  if (p) {
+    const untracked = p.untracked > 0 ? ` (and ${str(p.untracked)} past the tracker's capacity)` : ''
+    lines.push(`${str(p.pending)} pending promise${p.pending === 1 ? '' : 's'}${untracked}`)
+    lines.push(...list(p.groups).map((group) => `  ${promiseGroupLine(group)}`))
+    if (p.moreGroups > 0) lines.push(`  … and ${str(p.moreGroups)} more sites`)
+  }
   return lines
 }
 

@@ -4,8 +4,9 @@
 // waits for, what keeps the process alive, and what is overdue.
 import fs from 'node:fs'
 import os from 'node:os'
-import type { GreenHandle, GreenThread, GreenThreads } from '../model'
+import type { GreenHandle, GreenPromises, GreenThread, GreenThreads } from '../model'
 import type { RawCapture, RawHandle, RawLoop, RawThread } from '../native'
+import { duration as seconds } from '../util/duration'
 import { maskArgs } from './package'
 
 // What the handle types are to a reader of Node code.
@@ -27,16 +28,6 @@ const TYPE_NAMES: Record<string, string> = {
 }
 
 const MAX_COMMAND = 200
-
-function seconds (ms: number): string {
-  const abs = Math.abs(ms)
-  if (abs < 1000) return `${Math.round(abs)} ms`
-  if (abs < 60_000) return `${(abs / 1000).toFixed(1)} s`
-  const m = Math.floor(abs / 60_000)
-  const s = Math.floor((abs % 60_000) / 1000)
-  if (m < 60) return `${m}m ${String(s).padStart(2, '0')}s`
-  return `${Math.floor(m / 60)}h ${String(m % 60).padStart(2, '0')}m`
-}
 
 function signalName (n: number): string {
   const signals = os.constants.signals as Record<string, number>
@@ -144,7 +135,8 @@ function greenThread (loop: RawLoop, thread: RawThread | undefined): GreenThread
     activeRequests: loop.activeRequests,
     handles,
     more: loop.more,
-    problem: loop.problem || null
+    problem: loop.problem || null,
+    promises: loop.promises ? { ...loop.promises, groups: loop.promises.groups.map(g => ({ ...g })) } : null
   }
 }
 
@@ -176,6 +168,12 @@ function summary (threads: GreenThread[]): string {
     `${alive} keep${alive === 1 ? 's' : ''} the process alive`,
     plural(requests, 'request') + ' in flight'
   ]
+  const promises = threads.map(t => t.promises).filter((p): p is GreenPromises => p !== null)
+  if (promises.length > 0) {
+    const pending = promises.reduce((n, p) => n + p.pending + p.untracked, 0)
+    const oldest = Math.max(0, ...promises.flatMap(p => p.groups.map(g => g.oldestMs)))
+    parts.push(`${plural(pending, 'pending promise')}${pending > 0 ? `, the oldest ${seconds(oldest)}` : ''}`)
+  }
   if (overdue) parts.push(`a timer overdue by ${seconds(overdue.ms)} on the ${overdue.where}`)
   return parts.join('; ')
 }
