@@ -13,6 +13,7 @@
         "native/convert.cc",
         "native/green/loop_walk.cc",
         "native/green/promise_tracker.cc",
+        "native/green/timer_tracker.cc",
         "native/reporter/dispatch.cc",
         "native/reporter/reporter_env.cc",
         "native/symbolize/symbolize.cc",

@@ -13,8 +13,8 @@ const autocannon = require('autocannon')
 const { ROOT, sleep, withChildren, waitFor, watchFiles, cpuMs, voluntarySwitches, threadCount, memoryMB } = require('./procs')
 
 const RUNS = Math.max(1, Number(process.env.BENCH_RUNS || 5))
-// BENCH_ONLY=latency,startup runs only those groups (setup, startup, http, idle, latency).
-const GROUPS = ['setup', 'startup', 'http', 'idle', 'latency']
+// BENCH_ONLY=latency,startup runs only those groups (setup, startup, http, idle, latency, promises).
+const GROUPS = ['setup', 'startup', 'http', 'idle', 'latency', 'promises']
 const ONLY = (process.env.BENCH_ONLY || '').split(',').filter(Boolean)
 for (const g of ONLY) if (!GROUPS.includes(g)) throw new Error(`BENCH_ONLY: unknown group '${g}' (one of ${GROUPS.join(', ')})`)
 const want = group => ONLY.length === 0 || ONLY.includes(group)
@@ -53,8 +53,8 @@ const info = (figure, value, unit, note) => row(figure, value, unit, note, '')
 // ---- helpers ----
 
 /** A child that prints one `FIGURES <json>` line. */
-function figures (args, env = {}) {
-  const r = spawnSync(process.execPath, args, { cwd: ROOT, env: { ...process.env, ...env }, encoding: 'utf8', timeout: 60000 })
+function figures (args, env = {}, timeout = 60000) {
+  const r = spawnSync(process.execPath, args, { cwd: ROOT, env: { ...process.env, ...env }, encoding: 'utf8', timeout })
   const m = /FIGURES (.*)/.exec(r.stdout)
   if (!m) throw new Error(`bench child failed: ${r.stderr || r.stdout || r.error}`)
   return JSON.parse(m[1])
@@ -212,6 +212,57 @@ async function httpService () {
       const kept = await rssAfterReports(lib, libPort, logDir)
       out.keptMain.push(kept.main)
       out.keptReporter.push(kept.reporter)
+    })
+  }
+  return out
+}
+
+// ---- 2b. promise tracking (trackPromises) ----
+
+// An await chain of a million promises: plain node, the library with
+// tracking off and on, and a tracker of the kind why-is-node-running uses
+// (async_hooks init/destroy keeping each resource with its stack).
+const AWAIT_CHAIN = `
+  ${"process.env.PEER === 'async_hooks' ? (() => { const live = new Map(); require('node:async_hooks').createHook({ init (id, type) { const e = {}; Error.captureStackTrace(e); live.set(id, { type, stack: e.stack }) }, destroy (id) { live.delete(id) } }).enable() })() : null"}
+  async function step (i) { return i }
+  async function main () {
+    const t0 = process.hrtime.bigint()
+    let s = 0
+    for (let i = 0; i < 1e6; i++) s += await step(i)
+    const ms = Number(process.hrtime.bigint() - t0) / 1e6
+    console.log('FIGURES ' + JSON.stringify({ ms, s }))
+  }
+  main()
+`
+
+function awaitChain () {
+  const variants = {
+    without: { args: ['-e', AWAIT_CHAIN] },
+    off: { args: [...PRELOAD, '-e', AWAIT_CHAIN] },
+    on: { args: [...PRELOAD, '-e', AWAIT_CHAIN], env: { GMR_TRACK_PROMISES: '1' } },
+    asyncHooks: { args: ['-e', AWAIT_CHAIN], env: { PEER: 'async_hooks' } }
+  }
+  // The async_hooks peer takes tens of seconds on a loaded machine.
+  return interleaved(variants, v => figures(v.args, v.env, 300000).ms)
+}
+
+// The HTTP service with an async handler, tracking on and off.
+const ASYNC_SERVER = `
+const http = require('node:http')
+const tick = () => new Promise(resolve => setImmediate(resolve))
+async function handle (req, res) { await tick(); await null; res.end('ok') }
+http.createServer((req, res) => { handle(req, res) }).listen(0, '127.0.0.1', function () { console.log('port ' + this.address().port) })
+`
+
+async function httpTracking () {
+  const file = path.join(TMP, 'async-server.js')
+  fs.writeFileSync(file, ASYNC_SERVER)
+  const out = { on: [], off: [] }
+  for (let i = 0; i < RUNS; i++) {
+    await withChildren([{ args: [...PRELOAD, file], env: { GMR_TRACK_PROMISES: '1' } }, { args: [...PRELOAD, file] }], async ([on, off]) => {
+      const [onPort, offPort] = await Promise.all([on, off].map(c => waitFor(c, /port (\d+)/).then(m => Number(m[1]))))
+      const sides = [() => requestsPerSecond(onPort).then(r => out.on.push(r)), () => requestsPerSecond(offPort).then(r => out.off.push(r))]
+      for (const side of i % 2 ? sides.reverse() : sides) await side()
     })
   }
   return out
@@ -403,6 +454,23 @@ async function main () {
   info('peer: node --report-on-signal, same service, main stuck', peerBusy ? fixed(peerBusy.ms) : 'none', peerBusy ? 'ms' : '',
     `comparison (waited ${REPORT_TIMEOUT_MS / 1000} s)`)
   info('peer: process.report.getReport() in-process, 8 busy workers, main free', fixed(nodeGetReport().ms), 'ms', 'comparison')
+  }
+
+  if (want('promises')) {
+  const chain = await awaitChain()
+  const without = median(chain.without)
+  const off = ratioOf(chain.off, chain.without)
+  check('promises, tracking off', `await chain of 1e6 promises, tracking off: ${fixed(median(chain.off), 0)} ms vs ${fixed(without, 0)} ms (${off.range})`,
+    fixed(off.value, 3), 'x', '<= 1.02 with/without', off.value <= 1.02)
+  const on = ratioOf(chain.on, chain.without)
+  check('promises, tracking on', `  same, trackPromises on: ${fixed(median(chain.on), 0)} ms (${on.range})`,
+    fixed(on.value, 3), 'x', '<= 1.10 with/without', on.value <= 1.10)
+  const peer = ratioOf(chain.asyncHooks, chain.without)
+  info(`  peer: async_hooks tracker (why-is-node-running style): ${fixed(median(chain.asyncHooks), 0)} ms (${peer.range})`, fixed(peer.value, 3), 'x', 'comparison')
+  const http = await httpTracking()
+  const rps = ratioOf(http.on, http.off)
+  check('HTTP, tracking on', `HTTP async handler, 10 conns: tracking off ${fixed(median(http.off), 0)}/s, on ${fixed(median(http.on), 0)}/s (${rps.range})`,
+    fixed(rps.value, 3), 'x', '>= 0.97 on/off', rps.value >= 0.97)
   }
 
   const missed = checks.filter(c => !c.holds).map(c => c.name)

@@ -103,6 +103,28 @@ Napi::Object LoopToJs(Napi::Env env, const LoopInfo& l) {
   } else {
     o.Set("promises", env.Null());
   }
+  if (l.timers.tracked) {
+    Napi::Object tm = Napi::Object::New(env);
+    Napi::Array list = Napi::Array::New(env, l.timers.timers.size());
+    for (size_t i = 0; i < l.timers.timers.size(); i++) {
+      const TimerInfo& t = l.timers.timers[i];
+      Napi::Object to = Napi::Object::New(env);
+      to.Set("function", t.function);
+      to.Set("file", t.file);
+      to.Set("line", t.line);
+      to.Set("column", t.column);
+      to.Set("dueInMs", t.armed ? Napi::Value(Napi::Number::New(env, static_cast<double>(t.due_in_ms))) : env.Null());
+      to.Set("afterMs", static_cast<double>(t.after_ms));
+      to.Set("repeat", t.repeat);
+      list.Set(i, to);
+    }
+    tm.Set("timers", list);
+    tm.Set("more", static_cast<double>(l.timers.more));
+    tm.Set("untracked", static_cast<double>(l.timers.untracked));
+    o.Set("timers", tm);
+  } else {
+    o.Set("timers", env.Null());
+  }
   return o;
 }
 

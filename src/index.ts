@@ -10,6 +10,7 @@ import { flattenConfig } from './sections/configuration'
 import { staticPackage, type StaticPackage, type VersionInfo } from './sections/package'
 import { onSectionsChanged, registerSection, runSections, runSectionsSync, sectionNames, type SectionGenerator } from './sections/user'
 import type { ReporterData } from './reporter'
+import { trackTimers } from './track/timers'
 
 // What only reports need is loaded when the first report is made, not at
 // require time: set-up stays quick.
@@ -163,6 +164,7 @@ export function setupAutorun (version?: VersionInfo, options: Options = {}): voi
   if (resolved.fileEventHandler) ensureTriggerFile(resolved.fileEventHandler)
   const pkg = staticPackage(version, resolved.serviceName, resolved.secretKeys)
   native.setSwitches(resolved.codeMap, resolved.trackPromises)
+  trackTimers(native, resolved.trackPromises)
   // The watchdog first: the reporter attaches to it.
   native.configure({
     signal: resolved.signal?.number ?? 0,

@@ -137,6 +137,30 @@ export interface GreenThread {
   problem: string | null
   /** Pending promises by creation site, when trackPromises is on; else null. */
   promises: GreenPromises | null
+  /** Its JavaScript timers with their callbacks, soonest first, when trackPromises is on (threads that loaded the library); else null. */
+  timers: GreenTimers | null
+}
+
+export interface GreenTimers {
+  timers: GreenTimer[]
+  /** Timers past the limit. */
+  more: number
+  /** Timers past the tracker's capacity: counted only. */
+  untracked: number
+}
+
+export interface GreenTimer {
+  /** The callback; '' for an anonymous one. */
+  function: string
+  file: string
+  line: number
+  column: number
+  /** ms until due, negative when overdue; null while it is being run. */
+  dueInMs: number | null
+  /** The delay it was set with. */
+  afterMs: number
+  /** setInterval. */
+  repeat: boolean
 }
 
 export interface GreenPromises {

@@ -102,6 +102,19 @@ export interface RawLoop {
   problem: string
   /** Its isolate's pending promises; null when not tracked. */
   promises: { pending: number, untracked: number, groups: RawPromiseGroup[], moreGroups: number } | null
+  /** Its JavaScript timers, soonest first; null when not tracked. */
+  timers: { timers: RawTimer[], more: number, untracked: number } | null
+}
+
+export interface RawTimer {
+  function: string
+  file: string
+  line: number
+  column: number
+  /** null: not armed (being run now). */
+  dueInMs: number | null
+  afterMs: number
+  repeat: boolean
 }
 
 export interface RawCapture {
@@ -154,6 +167,10 @@ export interface Addon {
   /** A worker is starting: the watchdog meets its isolate while it runs. */
   meetNewThreads (): void
   reclaimSignal (): void
+  /** Timer tracking (src/track/timers.ts): a Timeout was created, armed, or is done. */
+  timerCreated (timeout: object, callback: Function): void
+  timerArmed (timeout: object, startMs: number, afterMs: number, repeat: boolean): void
+  timerDone (timeout: object): void
   /** The code map and promise tracking switches; every isolate follows. */
   setSwitches (codeMap: boolean, trackPromises: boolean): void
   codeMapStats (): { enabled: boolean, maps: number, events: number, pending: number, indexed: number, dropped: number, scripts: number, bytes: number }

@@ -8,6 +8,7 @@ const { FIXTURES, spawnWithChildren, waitForOutput, waitForReports, tmpDir, line
 
 const APP = path.join(FIXTURES, 'green-threads.js')
 const AWAIT_LINE = lineOf(APP, 'async function awaitApproval')
+const POLL_LINE = lineOf(APP, 'POLL-INVENTORY')
 
 async function reportOf (t, scene, options = {}, env = {}) {
   const dir = tmpDir(t)
@@ -123,12 +124,23 @@ t.test('trackPromises: pending promises by the function that created them, settl
     t.notOk(p.groups.find(g => g.function === 'settles'), `${scene}: the 1000 settled ones are gone`)
     t.equal(p.untracked, 0)
     t.match(got.report.greenThreads.summary, /\d+ pending promises, the oldest /)
+
+    const timers = got.report.greenThreads.threads.find(th => th.tid === got.child.pid).timers
+    t.ok(timers, `${scene}: timers are tracked`)
+    const poll = timers.timers.find(tm => tm.function === 'pollInventory')
+    t.ok(poll, `${scene}: the pending timer, by its callback's name`)
+    t.same([poll.file, poll.line, poll.afterMs, poll.repeat], [APP, POLL_LINE, 600_000, false])
+    t.ok(poll.dueInMs > 500_000 && poll.dueInMs <= 600_000, `due in about 10 minutes (${poll.dueInMs} ms)`)
+    const refresh = timers.timers.find(tm => tm.function === 'refreshCache')
+    t.ok(refresh && refresh.repeat && refresh.afterMs === 700_000, `${scene}: the interval`)
+    t.notOk(timers.timers.find(tm => tm.function === 'cancelled'), `${scene}: a cleared timer is gone`)
   }
 })
 
 t.test('trackPromises off (the default): no promise is tracked', async t => {
   const got = await reportOf(t, 'free', {}, { GMR_PROMISES: '14' })
   t.equal(promisesOf(got.report, got.child.pid), null)
+  t.equal(got.report.greenThreads.threads.find(th => th.tid === got.child.pid).timers, null)
   t.notMatch(got.report.greenThreads.summary, /promise/)
 })
 

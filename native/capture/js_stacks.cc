@@ -84,6 +84,7 @@ void OnEnvironmentCleanup(void* arg) {
   // must go first.
   StopCodeMap(entry->isolate);
   StopPromiseTracking(entry->isolate);
+  ForgetTimers(entry->isolate);
 }
 
 // The reporter's environment (native/reporter/reporter_env.cc names its
@@ -240,6 +241,7 @@ std::vector<LoopInfo> WalkLoops(size_t max_details) {
     info.thread_id = e->identity.thread_id;
     info.waiting = WaitingOnLoop(e->tid, uv_backend_fd(e->loop));
     info.promises = SummarizePromises(e->isolate, max_details);
+    info.timers = SummarizeTimers(e->isolate, max_details);
     out.push_back(std::move(info));
   }
   return out;

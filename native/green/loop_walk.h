@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "promise_tracker.h"
+#include "timer_tracker.h"
 
 namespace gmr {
 
@@ -53,6 +54,7 @@ struct LoopInfo {
   size_t more = 0;          // handles seen past the limit
   std::string problem;      // why the walk stopped early, "" when it did not
   PromiseSummary promises;  // its isolate's pending promises, when tracked
+  TimerSummary timers;      // its JavaScript timers, when tracked
 };
 
 // Reads one loop. `max_details` bounds the handles described; the walk

@@ -1,7 +1,7 @@
 // Text view: the oslo.reports layout OpenStack operators already read, with
 // 72-column `=` boxes per section and `key = value` lines.
 import path from 'node:path'
-import type { GreenHandle, GreenThread, PromiseGroup, JsFrame, NativeFrame, ProcessInfo, Report, ThreadInfo } from '../model'
+import type { GreenHandle, GreenThread, GreenTimer, PromiseGroup, JsFrame, NativeFrame, ProcessInfo, Report, ThreadInfo } from '../model'
 import { duration } from '../util/duration'
 import { safeJsonStringify } from '../util/json-safe'
 
@@ -162,6 +162,14 @@ function promiseGroupLine (g: PromiseGroup): string {
   return `${str(g.count)} × ${what}${where}, oldest ${duration(g.oldestMs)}`
 }
 
+/** `every 1.0 s: refreshCache (cache.js:12), due in 0.4 s`. */
+function timerLine (tm: GreenTimer): string {
+  const fn = tm.function ? str(tm.function) : '<anonymous>'
+  const where = tm.file ? ` (${path.basename(str(tm.file))}${tm.line > 0 ? `:${str(tm.line)}` : ''})` : ''
+  const due = tm.dueInMs === null ? 'running now' : tm.dueInMs >= 0 ? `due in ${duration(tm.dueInMs)}` : `overdue by ${duration(tm.dueInMs)}`
+  return `${tm.repeat ? 'every' : 'after'} ${duration(tm.afterMs)}: ${fn}${where}, ${due}`
+}
+
 function greenThreadLines (g: GreenThread): string[] {
   const requests = g.activeRequests > 0 ? `, ${str(g.activeRequests)} request${g.activeRequests === 1 ? '' : 's'} in flight` : ''
   const lines = [subHeading(`${str(g.label)} (tid ${str(g.tid)}): ${str(g.loop)}`)]
@@ -174,6 +182,14 @@ function greenThreadLines (g: GreenThread): string[] {
   if (own > 0) lines.push(`  + ${str(own)} of Node's own (the immediates' check and idle handles)`)
   if (g.more > 0) lines.push(`  … and ${str(g.more)} more`)
   if (g.problem) lines.push(`  (incomplete: ${str(g.problem)})`)
+  const tm = g.timers
+  if (tm) {
+    const untracked = tm.untracked > 0 ? ` (and ${str(tm.untracked)} past the tracker's capacity)` : ''
+    const timers = list(tm.timers)
+    lines.push(`${str(timers.length + tm.more)} JavaScript timer${timers.length + tm.more === 1 ? '' : 's'}${untracked}`)
+    lines.push(...timers.map((timer) => `  ${timerLine(timer)}`))
+    if (tm.more > 0) lines.push(`  … and ${str(tm.more)} more`)
+  }
   const p = g.promises
   if (p) {
     const untracked = p.untracked > 0 ? ` (and ${str(p.untracked)} past the tracker's capacity)` : ''

@@ -136,7 +136,8 @@ function greenThread (loop: RawLoop, thread: RawThread | undefined): GreenThread
     handles,
     more: loop.more,
     problem: loop.problem || null,
-    promises: loop.promises ? { ...loop.promises, groups: loop.promises.groups.map(g => ({ ...g })) } : null
+    promises: loop.promises ? { ...loop.promises, groups: loop.promises.groups.map(g => ({ ...g })) } : null,
+    timers: loop.timers ? { ...loop.timers, timers: loop.timers.timers.map(tm => ({ ...tm })) } : null
   }
 }
 
