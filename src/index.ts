@@ -214,19 +214,32 @@ async function reportNow (): Promise<{ report: Report, options: ResolvedOptions 
   return { report: reportModule().buildReport(capture, pkg, live), options }
 }
 
+/** generateReport's and writeReport's `format`, checked before any capture. */
+function requestedFormat (options: { format?: Format } | undefined): Format | undefined {
+  if (options === undefined) return undefined
+  if (options === null || typeof options !== 'object') throw new OptionError('options', `must be an object like { format: 'json' }, got ${options === null ? 'null' : typeof options}`)
+  const format: unknown = options.format
+  if (format !== undefined && format !== 'text' && format !== 'json') {
+    throw new OptionError('option format', `must be 'text' or 'json', got ${typeof format === 'string' ? JSON.stringify(format.slice(0, 60)) : typeof format}`)
+  }
+  return format
+}
+
 /** The report of this process now, as text or JSON. */
-export async function generateReport (options: { format?: Format } = {}): Promise<string> {
+export async function generateReport (options?: { format?: Format }): Promise<string> {
+  const format = requestedFormat(options)
   const { report, options: resolved } = await reportNow()
-  return reportModule().render(report, options.format ?? resolved.format)
+  return reportModule().render(report, format ?? resolved.format)
 }
 
 /**
  * Writes a report where a triggered one would go. Returns the file's path,
  * or null when it went to stderr.
  */
-export async function writeReport (options: { format?: Format } = {}): Promise<string | null> {
+export async function writeReport (options?: { format?: Format }): Promise<string | null> {
+  const format = requestedFormat(options)
   const { report, options: resolved } = await reportNow()
-  const text = reportModule().render(report, options.format ?? resolved.format)
+  const text = reportModule().render(report, format ?? resolved.format)
   return outputModule().writeReportText(text, resolved, new Date(report.package.generatedAt)).path
 }
 

@@ -149,3 +149,19 @@ t.test('a trigger file on another device works', { skip: !fs.existsSync('/dev/sh
   t.match(fs.readFileSync(file, 'utf8'), new RegExp(`trigger\\s*=\\s*file ${trigger}`))
   await until('still alive', () => child.exitCode === null)
 })
+
+t.test('generateReport and writeReport check their format before capturing', async t => {
+  const code = `
+    const gmr = require(${JSON.stringify(ROOT)})
+    const calls = [() => gmr.generateReport({ format: 'xml' }), () => gmr.writeReport({ format: 42 }), () => gmr.generateReport(null)]
+    Promise.all(calls.map(c => c().then(() => null, e => ({ name: e.name, option: e.option, message: e.message }))))
+      .then(r => console.log('RESULTS ' + JSON.stringify(r)))
+  `
+  const child = spawnNode(t, ['-e', code])
+  const { code: exitCode } = await child.exited
+  t.equal(exitCode, 0, child.stderrText)
+  const [xml, num, nul] = JSON.parse(child.stdoutText.match(/RESULTS (.*)/)[1])
+  t.same([xml.name, xml.option], ['GuruMeditationOptionError', 'option format'])
+  t.match(xml.message, /'text' or 'json', got "xml"/)
+  t.same([num.option, nul.option], ['option format', 'options'])
+})
