@@ -35,10 +35,12 @@ function leaks (text, secrets) {
   return secrets.filter(s => text.includes(s))
 }
 
-function runFor (ms, body) {
+// For ms, and at least `min` runs however slow the machine is: what is
+// checked does not depend on timing.
+function runFor (ms, body, min = 10) {
   const deadline = Date.now() + ms
   let i = 0
-  while (Date.now() < deadline) body(i++)
+  while (Date.now() < deadline || i < min) body(i++)
   return i
 }
 
@@ -84,7 +86,6 @@ t.test('flattenConfig and the report views: no throw, bounded, no secret', async
     }
   })
   t.equal(failures, 0, `${runs} configurations, none failed`)
-  t.ok(runs >= 20, `enough runs (${runs})`)
 })
 
 t.test('user sections: hostile values are bounded and said inline, others intact', async t => {

@@ -140,7 +140,7 @@ class Generator {
 
   container (depth) {
     const r = this.r
-    const width = r.chance(0.03) ? 3000 + r.int(3000) : r.int(6)
+    const width = r.chance(0.03) ? 2100 + r.int(1000) : r.int(6)
     const fill = (put) => { for (let i = 0; i < width; i++) put(i) }
     switch (r.int(5)) {
       case 0: { const a = []; fill(() => a.push(this.value(depth + 1))); return a }
@@ -171,7 +171,7 @@ class Generator {
 
   value (depth = 0) {
     const r = this.r
-    if (++this.size > 4000 || depth > 30) return r.chance(0.5) ? this.primitive() : this.leaf()
+    if (++this.size > 2500 || depth > 30) return r.chance(0.5) ? this.primitive() : this.leaf()
     if (depth === 0 || r.chance(0.45)) return this.container(depth)
     if (r.chance(0.15)) return this.hostile(depth)
     if (r.chance(0.03)) { let d = { bottom: this.secretText() }; for (let i = 0; i < 200 + r.int(800); i++) d = { d }; return d }
