@@ -16,7 +16,7 @@ Prints the Guru Meditation Report of process <pid>, which must run as this
 user and have loaded guru-meditation.
 
   --json             the JSON view instead of the text view
-  --out FILE         write the report to FILE instead of standard output
+  --out FILE         write the report to FILE (new, mode 0600) instead of standard output
   --timeout SECONDS  how long to wait for the report (default 10)
   --signal NAME      the process's report signal (default SIGUSR2)
   --list             list this user's processes that loaded guru-meditation`
@@ -175,12 +175,35 @@ function list (): string {
   return rows.length ? `    PID  COMMAND\n${rows.join('\n')}\n` : ''
 }
 
+function refuseExisting (file: string): void {
+  let st: fs.Stats | null = null
+  try { st = fs.lstatSync(file) } catch {}
+  if (st) throw new CliError(`gmr: ${file} already exists${st.isSymbolicLink() ? ' (a symbolic link)' : ''}; --out writes a new file only`)
+}
+
+function writeNewFile (file: string, text: string): void {
+  let fd: number
+  try {
+    fd = fs.openSync(file, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW, 0o600)
+  } catch (err) {
+    throw new CliError(`gmr: cannot create ${file}: ${(err as Error).message}`)
+  }
+  try {
+    fs.writeFileSync(fd, text)
+  } finally {
+    fs.closeSync(fd)
+  }
+}
+
 async function main (): Promise<void> {
   const parsed = parseArgs(process.argv.slice(2))
   if (parsed === 'help') return void process.stdout.write(`${USAGE}\n`)
   if (parsed === 'list') return void process.stdout.write(list())
+  // --out makes a new file, mode 0600, never through a symlink: checked
+  // before the process is asked, and again (O_EXCL) when written.
+  if (parsed.out) refuseExisting(parsed.out)
   const text = await askForReport(parsed)
-  if (parsed.out) fs.writeFileSync(parsed.out, text, { mode: 0o600 })
+  if (parsed.out) writeNewFile(parsed.out, text)
   else process.stdout.write(text)
 }
 

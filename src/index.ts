@@ -4,7 +4,7 @@ import fs from 'node:fs'
 import path from 'node:path'
 import type { Configuration, Report } from './model'
 import { loadAddon, type Addon, type RawCapture } from './native'
-import { OptionError, resolveOptions, type Format, type Options, type ResolvedOptions } from './options'
+import { checkVersion, OptionError, resolveOptions, type Format, type Options, type ResolvedOptions } from './options'
 import type { LiveParts } from './report'
 import { flattenConfig } from './sections/configuration'
 import { staticPackage, type StaticPackage, type VersionInfo } from './sections/package'
@@ -144,10 +144,14 @@ function meetWorkers (native: Addon): void {
   process.on('worker', () => native.meetNewThreads())
 }
 
-function ensureTriggerFile (file: string): void {
+/** Creates the trigger file if missing; true when this call created it. */
+function ensureTriggerFile (file: string): boolean {
   try {
-    fs.closeSync(fs.openSync(file, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_NOFOLLOW, 0o600))
+    fs.closeSync(fs.openSync(file, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW, 0o600))
+    return true
   } catch (err) {
+    // Already there: resolveOptions checked it is a regular file.
+    if ((err as NodeJS.ErrnoException).code === 'EEXIST') return false
     throw new OptionError('option fileEventHandler', `cannot create ${file}: ${(err as Error).message}`)
   }
 }
@@ -155,28 +159,36 @@ function ensureTriggerFile (file: string): void {
 /**
  * Installs the report triggers: the signal (SIGUSR2 by default) and, when
  * given, the trigger file. Reports then come even while this thread is stuck.
- * Calling it again applies the new options.
+ * Calling it again applies the new options. Throws OptionError before
+ * anything is installed; a previous setup then stays in force.
  */
 export function setupAutorun (version?: VersionInfo, options: Options = {}): void {
+  checkVersion(version)
   const resolved = resolveOptions(options)
   const native = addon()
   if (!onMainThread(native)) throw new Error('guru-meditation: setupAutorun must be called on the main thread')
-  if (resolved.fileEventHandler) ensureTriggerFile(resolved.fileEventHandler)
   const pkg = staticPackage(version, resolved.serviceName, resolved.secretKeys)
+  const confSnapshot = flattenConfig(resolved.conf, resolved.secretKeys)
+  const created = resolved.fileEventHandler ? ensureTriggerFile(resolved.fileEventHandler) : false
+  // The watchdog first: the reporter attaches to it.
+  try {
+    native.configure({
+      signal: resolved.signal?.number ?? 0,
+      triggerFile: resolved.fileEventHandler ?? '',
+      pollIntervalMs: Math.round(resolved.fileEventHandlerInterval * 1000),
+      jsTimeoutMs: JS_TIMEOUT_MS,
+      captureTimeoutMs: CAPTURE_TIMEOUT_MS,
+      stallThresholdMs: resolved.stallThreshold,
+      maxHandles: resolved.greenThreadsLimit
+    })
+  } catch (err) {
+    if (created) try { fs.unlinkSync(resolved.fileEventHandler as string) } catch {}
+    throw err
+  }
   native.setSwitches(resolved.codeMap, resolved.trackPromises)
   trackTimers(native, resolved.trackPromises)
-  // The watchdog first: the reporter attaches to it.
-  native.configure({
-    signal: resolved.signal?.number ?? 0,
-    triggerFile: resolved.fileEventHandler ?? '',
-    pollIntervalMs: Math.round(resolved.fileEventHandlerInterval * 1000),
-    jsTimeoutMs: JS_TIMEOUT_MS,
-    captureTimeoutMs: CAPTURE_TIMEOUT_MS,
-    stallThresholdMs: resolved.stallThreshold,
-    maxHandles: resolved.greenThreadsLimit
-  })
   const first = !state
-  state = { options: resolved, pkg, confSnapshot: flattenConfig(resolved.conf, resolved.secretKeys) }
+  state = { options: resolved, pkg, confSnapshot }
   if (first) {
     native.prepareReporter(path.join(__dirname, 'reporter.js'), reporterData(state))
     native.attachMainReporter((capture, fromInterrupt) => writeTriggered(native, capture, fromInterrupt), PICKUP_MS)
@@ -206,19 +218,32 @@ async function reportNow (): Promise<{ report: Report, options: ResolvedOptions 
   return { report: reportModule().buildReport(capture, pkg, live), options }
 }
 
+/** generateReport's and writeReport's `format`, checked before any capture. */
+function requestedFormat (options: { format?: Format } | undefined): Format | undefined {
+  if (options === undefined) return undefined
+  if (options === null || typeof options !== 'object') throw new OptionError('options', `must be an object like { format: 'json' }, got ${options === null ? 'null' : typeof options}`)
+  const format: unknown = options.format
+  if (format !== undefined && format !== 'text' && format !== 'json') {
+    throw new OptionError('option format', `must be 'text' or 'json', got ${typeof format === 'string' ? JSON.stringify(format.slice(0, 60)) : typeof format}`)
+  }
+  return format
+}
+
 /** The report of this process now, as text or JSON. */
-export async function generateReport (options: { format?: Format } = {}): Promise<string> {
+export async function generateReport (options?: { format?: Format }): Promise<string> {
+  const format = requestedFormat(options)
   const { report, options: resolved } = await reportNow()
-  return reportModule().render(report, options.format ?? resolved.format)
+  return reportModule().render(report, format ?? resolved.format)
 }
 
 /**
  * Writes a report where a triggered one would go. Returns the file's path,
  * or null when it went to stderr.
  */
-export async function writeReport (options: { format?: Format } = {}): Promise<string | null> {
+export async function writeReport (options?: { format?: Format }): Promise<string | null> {
+  const format = requestedFormat(options)
   const { report, options: resolved } = await reportNow()
-  const text = reportModule().render(report, options.format ?? resolved.format)
+  const text = reportModule().render(report, format ?? resolved.format)
   return outputModule().writeReportText(text, resolved, new Date(report.package.generatedAt)).path
 }
 

@@ -70,10 +70,33 @@ const KNOWN = new Set(['serviceName', 'logDir', 'fileEventHandler', 'fileEventHa
   'signal', 'format', 'conf', 'secretKeys', 'sectionTimeout', 'codeMap', 'stallThreshold',
   'greenThreadsLimit', 'trackPromises'])
 
-// Signals that cannot be caught, or whose default meaning (a fault) must not
-// be taken over by a report.
-const FORBIDDEN_SIGNALS = new Set(['SIGKILL', 'SIGSTOP', 'SIGSEGV', 'SIGBUS', 'SIGILL', 'SIGFPE',
-  'SIGABRT', 'SIGTRAP', 'SIGSYS', 'SIGCHLD', 'SIGCONT', 'SIGPIPE'])
+// Signals a report must not take, by number (aliases such as SIGIOT are
+// the same signal), with why.
+const FORBIDDEN_SIGNALS = new Map<number, string>()
+for (const [names, why] of [
+  [['SIGKILL', 'SIGSTOP'], 'cannot be caught'],
+  [['SIGSEGV', 'SIGBUS', 'SIGILL', 'SIGFPE', 'SIGABRT', 'SIGTRAP', 'SIGSYS'], 'reports a fault, whose default action must stay'],
+  [['SIGCHLD', 'SIGCONT', 'SIGPIPE'], 'is sent by the system in normal operation'],
+  // With no listener of the application's, a report handler would stop
+  // them from ending the process.
+  [['SIGINT', 'SIGTERM'], 'is how a process is asked to end'],
+  [['SIGPROF'], "is V8's CPU profiler's"]
+] as const) {
+  for (const name of names) {
+    const n = (os.constants.signals as Record<string, number>)[name]
+    if (n !== undefined) FORBIDDEN_SIGNALS.set(n, why)
+  }
+}
+// File systems where a trigger file's changes are not seen, or a report
+// file cannot be written (statfs f_type).
+const PSEUDO_FILE_SYSTEMS = new Map<number, string>([
+  [0x9fa0, 'proc'], [0x62656572, 'sysfs'], [0x27e0eb, 'cgroup'], [0x63677270, 'cgroup2'],
+  [0x64626720, 'debugfs'], [0x74726163, 'tracefs'], [0x1cd1, 'devpts'], [0x73636673, 'securityfs'],
+  [0xcafe4a11, 'bpf']
+])
+// File names are `<serviceName>_gurumeditation_<14 digits>_<n>`, written
+// under a longer temporary name: this keeps them under NAME_MAX (255).
+const MAX_SERVICE_NAME = 200
 
 const DEFAULT_SECTION_TIMEOUT = 2000
 // Below this a busy but healthy loop (a long JSON.parse) would be reported.
@@ -94,6 +117,37 @@ function source (options: Options, key: keyof Options, env: NodeJS.ProcessEnv): 
   return null
 }
 
+/** The options object, read once: a getter or Proxy trap that throws is an error naming the option. */
+function readOptions (options: Options): Options {
+  if (options === null || typeof options !== 'object' || describe(options) === 'an array') {
+    throw new OptionError('options', `must be an object, got ${describe(options)}`)
+  }
+  let keys: string[]
+  try {
+    keys = Object.keys(options)
+  } catch (err) {
+    throw new OptionError('options', `cannot be read: ${errorText(err)}`)
+  }
+  const copy: Record<string, unknown> = {}
+  for (const key of keys) {
+    if (!KNOWN.has(key)) throw new OptionError(`option ${key}`, `unknown option (known: ${[...KNOWN].join(', ')})`)
+    try {
+      copy[key] = (options as Record<string, unknown>)[key]
+    } catch (err) {
+      throw new OptionError(`option ${key}`, `cannot be read: ${errorText(err)}`)
+    }
+  }
+  return copy as Options
+}
+
+function errorText (err: unknown): string {
+  try {
+    return err instanceof Error ? String(err.message) : String(err)
+  } catch {
+    return 'unknown error'
+  }
+}
+
 function nonEmptyString (s: Source): string {
   if (typeof s.value !== 'string') throw new OptionError(s.name, `must be a string, got ${describe(s.value)}`)
   if (s.value.trim() === '') throw new OptionError(s.name, 'must not be empty')
@@ -103,16 +157,21 @@ function nonEmptyString (s: Source): string {
 
 function describe (value: unknown): string {
   if (value === null) return 'null'
-  if (Array.isArray(value)) return 'an array'
   if (typeof value === 'string') return JSON.stringify(value.length > 60 ? value.slice(0, 60) + '…' : value)
   if (typeof value === 'number' || typeof value === 'boolean' || typeof value === 'bigint') return `${typeof value} ${String(value)}`
+  try {
+    if (Array.isArray(value)) return 'an array'
+  } catch {} // a revoked Proxy
   return typeof value
 }
+
+// Decimal only: Number() would also take `0x10`, `0b1` and `Infinity`.
+const DECIMAL = /^\s*[+-]?(?:\d+\.?\d*|\.\d+)(?:e[+-]?\d+)?\s*$/i
 
 function number (s: Source, min: number, max: number, integer: boolean): number {
   let n: number
   if (typeof s.value === 'number') n = s.value
-  else if (typeof s.value === 'string' && s.value.trim() !== '' && !isNaN(Number(s.value))) n = Number(s.value)
+  else if (typeof s.value === 'string' && DECIMAL.test(s.value)) n = Number(s.value)
   else throw new OptionError(s.name, `must be a number, got ${describe(s.value)}`)
   if (!Number.isFinite(n) || n < min || n > max || (integer && !Number.isInteger(n))) {
     throw new OptionError(s.name, `must be ${integer ? 'an integer' : 'a number'} from ${min} to ${max}, got ${describe(s.value)}`)
@@ -140,8 +199,12 @@ function parseSignal (s: Source): ResolvedOptions['signal'] {
     if (!(name in signals)) name = undefined
   }
   if (!name) throw new OptionError(s.name, `is not a signal name (like 'SIGUSR2'), false or 'none': got ${describe(v)}`)
-  if (FORBIDDEN_SIGNALS.has(name)) throw new OptionError(s.name, `${name} cannot be used for reports`)
-  return { name, number: signals[name] }
+  const number = signals[name]
+  // The first name of a number is its usual one (SIGABRT, not SIGIOT).
+  const usual = Object.keys(signals).find(k => signals[k] === number) ?? name
+  const why = FORBIDDEN_SIGNALS.get(number)
+  if (why) throw new OptionError(s.name, `${name}${usual !== name ? ` (${usual})` : ''} cannot be used for reports: it ${why}`)
+  return { name: usual, number }
 }
 
 function existingDirectory (s: Source): string {
@@ -153,7 +216,23 @@ function existingDirectory (s: Source): string {
     throw new OptionError(s.name, `directory ${dir} does not exist (${(err as NodeJS.ErrnoException).code})`)
   }
   if (!st.isDirectory()) throw new OptionError(s.name, `${dir} is not a directory`)
+  const pseudo = pseudoFileSystem(dir)
+  if (pseudo) throw new OptionError(s.name, `${dir} is on a ${pseudo} file system, where reports cannot be written`)
+  try {
+    fs.accessSync(dir, fs.constants.W_OK | fs.constants.X_OK)
+  } catch (err) {
+    throw new OptionError(s.name, `directory ${dir} is not writable (${(err as NodeJS.ErrnoException).code})`)
+  }
   return dir
+}
+
+/** The name of the kernel's pseudo file system path is on, or null. */
+function pseudoFileSystem (p: string): string | null {
+  try {
+    return PSEUDO_FILE_SYSTEMS.get(fs.statfsSync(p).type) ?? null
+  } catch {
+    return null
+  }
 }
 
 // The trigger file must be a regular file we can stat; its directory must
@@ -170,10 +249,10 @@ function triggerFile (s: Source): string {
   }
   if (st?.isSymbolicLink()) throw new OptionError(s.name, `${file} is a symbolic link; give the real path`)
   if (st && !st.isFile()) throw new OptionError(s.name, `${file} is not a regular file`)
-  if (!st) {
-    const dir = path.dirname(file)
-    if (!fs.existsSync(dir)) throw new OptionError(s.name, `directory ${dir} does not exist`)
-  }
+  const dir = path.dirname(file)
+  if (!st && !fs.existsSync(dir)) throw new OptionError(s.name, `directory ${dir} does not exist`)
+  const pseudo = pseudoFileSystem(dir)
+  if (pseudo) throw new OptionError(s.name, `${file} is on a ${pseudo} file system, where its changes are not seen`)
   return file
 }
 
@@ -184,23 +263,25 @@ function stallThreshold (s: Source): number {
 }
 
 function secretKeys (s: Source): Array<string | RegExp> {
-  if (!Array.isArray(s.value)) throw new OptionError(s.name, `must be an array of strings or RegExps, got ${describe(s.value)}`)
-  for (const k of s.value) {
-    if (!(k instanceof RegExp) && (typeof k !== 'string' || k === '')) {
-      throw new OptionError(s.name, `entries must be non-empty strings or RegExps, got ${describe(k)}`)
-    }
+  if (describe(s.value) !== 'an array') throw new OptionError(s.name, `must be an array of strings or RegExps, got ${describe(s.value)}`)
+  let keys: unknown[]
+  try {
+    keys = [...(s.value as unknown[])]
+  } catch (err) {
+    throw new OptionError(s.name, `cannot be read: ${errorText(err)}`)
   }
-  return [...s.value]
+  for (const k of keys) {
+    if (typeof k === 'string' && k !== '') continue
+    let regexp = false
+    try { regexp = k instanceof RegExp } catch {}
+    if (!regexp) throw new OptionError(s.name, `entries must be non-empty strings or RegExps, got ${describe(k)}`)
+  }
+  return keys as Array<string | RegExp>
 }
 
 /** Checks everything before anything is installed. Throws OptionError. */
-export function resolveOptions (options: Options = {}, env: NodeJS.ProcessEnv = process.env): ResolvedOptions {
-  if (options === null || typeof options !== 'object' || Array.isArray(options)) {
-    throw new OptionError('options', `must be an object, got ${describe(options)}`)
-  }
-  for (const key of Object.keys(options)) {
-    if (!KNOWN.has(key)) throw new OptionError(`option ${key}`, `unknown option (known: ${[...KNOWN].join(', ')})`)
-  }
+export function resolveOptions (given: Options = {}, env: NodeJS.ProcessEnv = process.env): ResolvedOptions {
+  const options = readOptions(given)
   const get = (key: keyof Options): Source | null => source(options, key, env)
 
   const serviceNameSrc = get('serviceName')
@@ -208,6 +289,9 @@ export function resolveOptions (options: Options = {}, env: NodeJS.ProcessEnv = 
   if (serviceNameSrc) {
     serviceName = nonEmptyString(serviceNameSrc)
     if (/[/\\]/.test(serviceName)) throw new OptionError(serviceNameSrc.name, 'must not contain a path separator')
+    // eslint-disable-next-line no-control-regex
+    if (/[\x00-\x1f\x7f]/.test(serviceName)) throw new OptionError(serviceNameSrc.name, 'must not contain control characters')
+    if (serviceName.length > MAX_SERVICE_NAME) throw new OptionError(serviceNameSrc.name, `must be at most ${MAX_SERVICE_NAME} characters, got ${serviceName.length}`)
   }
 
   const formatSrc = get('format')
@@ -228,6 +312,7 @@ export function resolveOptions (options: Options = {}, env: NodeJS.ProcessEnv = 
   const stallSrc = get('stallThreshold')
   const greenLimitSrc = get('greenThreadsLimit')
   const trackSrc = get('trackPromises')
+  if (intervalSrc && !triggerSrc) throw new OptionError(intervalSrc.name, 'has no effect without a trigger file (fileEventHandler or GMR_FILE_TRIGGER)')
   const keysSrc = options.secretKeys !== undefined ? { name: 'option secretKeys', value: options.secretKeys } : null
 
   return {
@@ -244,6 +329,25 @@ export function resolveOptions (options: Options = {}, env: NodeJS.ProcessEnv = 
     stallThreshold: stallSrc ? stallThreshold(stallSrc) : 0,
     greenThreadsLimit: greenLimitSrc ? number(greenLimitSrc, 1, MAX_GREEN_THREADS_LIMIT, true) : DEFAULT_GREEN_THREADS_LIMIT,
     trackPromises: trackSrc ? boolean(trackSrc) : false
+  }
+}
+
+/** setupAutorun's first argument: oslo's version object, `{ name, version }`, a string, or nothing. */
+export function checkVersion (version: unknown): void {
+  if (version === undefined || version === null || typeof version === 'string') return
+  if (typeof version !== 'object' || Array.isArray(version)) {
+    throw new OptionError('version', `must be a string or an object like { product, vendor, version }, got ${describe(version)}`)
+  }
+  for (const key of ['product', 'vendor', 'version', 'name']) {
+    let value: unknown
+    try {
+      value = (version as Record<string, unknown>)[key]
+    } catch (err) {
+      throw new OptionError(`version ${key}`, `cannot be read: ${errorText(err)}`)
+    }
+    if (value !== undefined && value !== null && typeof value !== 'string' && typeof value !== 'function') {
+      throw new OptionError(`version ${key}`, `must be a string or a function returning one, got ${describe(value)}`)
+    }
   }
 }
 

@@ -42,16 +42,34 @@ export function writeAllSync (fd: number, text: string): void {
   }
 }
 
+const CREATE_NEW = fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW
+
+/**
+ * A new temporary file in dir, mode 0600, never through a link: O_EXCL
+ * fails on anything already there, a planted symlink included. The name is
+ * unique within the process and not guessable, and a clash takes another.
+ */
+function createTemp (dir: string, base: string): { tmp: string, fd: number } {
+  for (let attempt = 0; ; attempt++) {
+    const tmp = path.join(dir, `.${base}.${process.pid}.${++tmpCounter}.${Math.random().toString(36).slice(2, 10)}.tmp`)
+    try {
+      return { tmp, fd: fs.openSync(tmp, CREATE_NEW, 0o600) }
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST' || attempt >= 9) throw err
+    }
+  }
+}
+
 function writeFile (text: string, dir: string, base: string): string {
-  // Unique within the process; O_EXCL settles any clash with another one.
-  const tmp = path.join(dir, `.${base}.${process.pid}.${++tmpCounter}.tmp`)
-  const fd = fs.openSync(tmp, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW, 0o600)
+  const { tmp, fd } = createTemp(dir, base)
   try {
     try {
       writeAllSync(fd, text)
     } finally {
       fs.closeSync(fd)
     }
+    // link() never follows or replaces what is at the final name (a file,
+    // a symlink planted there): that name is taken, the next is tried.
     for (let i = 0; i < MAX_SAME_SECOND; i++) {
       const final = path.join(dir, i === 0 ? base : `${base}_${i}`)
       try {
@@ -76,7 +94,7 @@ function writeFile (text: string, dir: string, base: string): string {
 export function writeRequestedText (text: string, outPath: string, fallback: Destination, at: Date): Written {
   const tmp = `${outPath}.${process.pid}.tmp`
   try {
-    const fd = fs.openSync(tmp, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW, 0o600)
+    const fd = fs.openSync(tmp, CREATE_NEW, 0o600)
     try {
       writeAllSync(fd, text)
     } finally {

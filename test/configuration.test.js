@@ -228,10 +228,10 @@ t.test('flattenConfig: bounded output', async (t) => {
   const keys = Object.keys(w)
   t.equal(keys.length, 2001, '2000 entries and one truncation line')
   t.equal(keys[keys.length - 1], '…')
-  t.equal(w['…'], '8000 more keys not listed (limit 2000 entries)')
+  t.equal(w['…'], '8000 more keys not listed (limit 2000 entries or 256 KiB)')
 
   const nestedWide = { a: wide, b: { c: 1, d: 2 } }
-  t.equal(flattenConfig(nestedWide)['…'], '8001 more keys not listed (limit 2000 entries)', 'counts the keys left at every level; b is not entered')
+  t.equal(flattenConfig(nestedWide)['…'], '8001 more keys not listed (limit 2000 entries or 256 KiB)', 'counts the keys left at every level; b is not entered')
 
   const huge = 'x'.repeat(1e6)
   const h = flattenConfig({ huge })
@@ -243,7 +243,7 @@ t.test('flattenConfig: bounded output', async (t) => {
 
   const bigObjects = flattenConfig({ list: Array.from({ length: 5000 }, (_, i) => ({ i })) })
   t.equal(Object.keys(bigObjects).length, 2001)
-  t.equal(bigObjects['…'], '3000 more keys not listed (limit 2000 entries)')
+  t.equal(bigObjects['…'], '3000 more keys not listed (limit 2000 entries or 256 KiB)')
 
   const secretAfterCut = flattenConfig({ text: 'x'.repeat(1990) + ' password=hunter2hunter2' })
   t.notOk(JSON.stringify(secretAfterCut).includes('hunter2'), 'masked before cutting')

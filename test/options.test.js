@@ -1,10 +1,80 @@
 'use strict'
 // Bad options and environment variables: a clear error naming them, at setup,
-// with nothing installed; in a real process, as a user would meet them.
+// with nothing installed and a previous good setup still in force; in real
+// processes, as a user would meet them.
 const t = require('tap')
 const fs = require('node:fs')
 const path = require('node:path')
-const { ROOT, spawnNode, tmpDir } = require('./helpers')
+const { ROOT, FIXTURES, spawnNode, tmpDir, waitForOutput, waitForReports, until } = require('./helpers')
+const { cases } = require('./fixtures/bad-options')
+
+const SIGUSR1_BIT = 1n << 9n
+const SIGUSR2_BIT = 1n << 11n
+
+function scratch (t) {
+  const dir = tmpDir(t)
+  fs.writeFileSync(path.join(dir, 'file'), '')
+  fs.mkdirSync(path.join(dir, 'sub'))
+  fs.mkdirSync(path.join(dir, 'reports'))
+  fs.symlinkSync(path.join(dir, 'file'), path.join(dir, 'link'))
+  return dir
+}
+
+async function runCases (t, dir, mode) {
+  const child = spawnNode(t, [path.join(FIXTURES, 'setup-cases.js'), dir, mode])
+  const done = await waitForOutput(child, /^DONE (.*)$/m, 'stdoutText', 30000)
+  const results = new Map()
+  for (const m of child.stdoutText.matchAll(/^CASE (.*)$/gm)) {
+    const r = JSON.parse(m[1])
+    results.set(r.title, r)
+  }
+  return { child, results, done: JSON.parse(done[1]) }
+}
+
+function checkCases (t, dir, results) {
+  for (const c of cases(dir)) {
+    const r = results.get(c.title)
+    t.ok(r, `${c.title}: ran`)
+    if (!r) continue
+    t.ok(r.error, `${c.title}: setup throws`)
+    if (!r.error) continue
+    t.equal(r.error.name, 'GuruMeditationOptionError', `${c.title}: an OptionError`)
+    t.equal(r.error.option, c.option, `${c.title}: names ${c.option}`)
+    t.match(r.error.message, c.message, `${c.title}: says why`)
+    t.ok(r.error.message.includes(c.option), `${c.title}: the message names it too`)
+    t.equal(r.after.sigCgt, r.before.sigCgt, `${c.title}: no signal handler installed or removed`)
+    t.equal(r.after.watchdog, r.before.watchdog, `${c.title}: the watchdog as before`)
+    t.same(r.after.files, r.before.files, `${c.title}: no file created`)
+  }
+}
+
+t.test('every bad option and variable is an error naming it, with nothing installed', async t => {
+  const dir = scratch(t)
+  const { results, done } = await runCases(t, dir, 'fresh')
+  checkCases(t, dir, results)
+  t.equal(done.watchdog, false, 'no watchdog thread after only failed setups')
+  t.equal(BigInt('0x' + done.sigCgt) & SIGUSR2_BIT, 0n, 'SIGUSR2 keeps its default action')
+  t.same(done.files, ['file', 'link', 'reports', 'sub'], 'no trigger file was created')
+})
+
+t.test('after a good setup, failed ones leave it in force', async t => {
+  const dir = scratch(t)
+  const { child, results, done } = await runCases(t, dir, 'after-good')
+  checkCases(t, dir, results)
+  const mask = BigInt('0x' + done.sigCgt)
+  t.not(mask & SIGUSR1_BIT, 0n, 'the good setup\'s SIGUSR1 is still caught')
+  t.equal(mask & SIGUSR2_BIT, 0n, 'SIGUSR2 was never taken')
+  t.equal(done.watchdog, true)
+  // The good setup's signal, logDir and trigger file still work.
+  process.kill(child.pid, 'SIGUSR1')
+  const [first] = await waitForReports(path.join(dir, 'reports'), 1, 15000, child)
+  t.match(path.basename(first), /^good_gurumeditation_/)
+  t.match(fs.readFileSync(first, 'utf8'), /trigger\s*=\s*signal SIGUSR1/)
+  await new Promise(resolve => setTimeout(resolve, 1100)) // a second report name
+  fs.utimesSync(path.join(dir, 'good-trigger'), new Date(), new Date())
+  const files = await waitForReports(path.join(dir, 'reports'), 2, 15000, child)
+  t.match(fs.readFileSync(files[1], 'utf8'), /trigger\s*=\s*file .*good-trigger/)
+})
 
 async function setupIn (t, options, env = {}) {
   const code = `
@@ -15,8 +85,6 @@ async function setupIn (t, options, env = {}) {
     } catch (err) {
       console.log('SETUP-ERROR ' + JSON.stringify({ name: err.name, option: err.option, message: err.message }))
     }
-    // Nothing half-installed: the signal keeps its default action.
-    console.log('SIGNAL-LISTENERS ' + process.listenerCount('SIGUSR2'))
   `
   const child = spawnNode(t, ['-e', code], { env })
   const { code: exitCode } = await child.exited
@@ -24,49 +92,6 @@ async function setupIn (t, options, env = {}) {
   const m = child.stdoutText.match(/SETUP-ERROR (.*)/)
   return m ? JSON.parse(m[1]) : null
 }
-
-const cases = [
-  ['unknown signal name', "{ signal: 'SIGNOPE' }", {}, 'option signal', /not a signal name/],
-  ['SIGKILL', "{ signal: 'SIGKILL' }", {}, 'option signal', /SIGKILL cannot be used/],
-  ['SIGSTOP from the environment', '{}', { GMR_SIGNAL: 'SIGSTOP' }, 'environment variable GMR_SIGNAL', /SIGSTOP cannot be used/],
-  ['format', "{ format: 'xml' }", {}, 'option format', /'text' or 'json'/],
-  ['format from the environment', '{}', { GMR_FORMAT: 'yaml' }, 'environment variable GMR_FORMAT', /'text' or 'json'/],
-  ['empty service name', "{ serviceName: '' }", {}, 'option serviceName', /must not be empty/],
-  ['service name with a slash', "{ serviceName: 'a/b' }", {}, 'option serviceName', /path separator/],
-  ['non-existent logDir', "{ logDir: '/nonexistent/gmr' }", {}, 'option logDir', /does not exist/],
-  ['logDir that is a file', '{ logDir: __filename }', {}, 'option logDir', /not a directory|does not exist/],
-  ['empty GMR_LOG_DIR', '{}', { GMR_LOG_DIR: '' }, 'environment variable GMR_LOG_DIR', /must not be empty/],
-  ['trigger file that is a directory', "{ fileEventHandler: '/tmp' }", {}, 'option fileEventHandler', /not a regular file/],
-  ['trigger file in a missing directory', "{ fileEventHandler: '/nonexistent/dir/trigger' }", {}, 'option fileEventHandler', /does not exist/],
-  ['negative interval', '{ fileEventHandlerInterval: -1 }', {}, 'option fileEventHandlerInterval', /from 0.01/],
-  ['interval that is not a number', '{}', { GMR_FILE_TRIGGER_INTERVAL: 'soon' }, 'environment variable GMR_FILE_TRIGGER_INTERVAL', /must be a number/],
-  ['section timeout of zero', '{ sectionTimeout: 0 }', {}, 'option sectionTimeout', /from 1 to 60000/],
-  ['section timeout from the environment', '{}', { GMR_SECTION_TIMEOUT: '1.5' }, 'environment variable GMR_SECTION_TIMEOUT', /integer/],
-  ['secretKeys not an array', "{ secretKeys: 'password' }", {}, 'option secretKeys', /array/],
-  ['a misspelt option', "{ logdir: '/tmp' }", {}, 'option logdir', /unknown option/],
-  ['codeMap not a boolean', "{ codeMap: 'yes' }", {}, 'option codeMap', /true or false/],
-  ['GMR_CODE_MAP not a boolean', '{}', { GMR_CODE_MAP: 'maybe' }, 'environment variable GMR_CODE_MAP', /true or false/]
-]
-
-for (const [title, options, env, option, message] of cases) {
-  t.test(`bad input: ${title}`, async t => {
-    const err = await setupIn(t, options, env)
-    t.ok(err, 'setup throws')
-    t.equal(err.name, 'GuruMeditationOptionError')
-    t.equal(err.option, option, 'the error names the option or variable')
-    t.match(err.message, message)
-    t.match(err.message, option)
-  })
-}
-
-t.test('a symlinked trigger file is refused', async t => {
-  const dir = tmpDir(t)
-  fs.writeFileSync(path.join(dir, 'real'), '')
-  fs.symlinkSync(path.join(dir, 'real'), path.join(dir, 'link'))
-  const err = await setupIn(t, `{ fileEventHandler: ${JSON.stringify(path.join(dir, 'link'))} }`)
-  t.equal(err.option, 'option fileEventHandler')
-  t.match(err.message, /symbolic link/)
-})
 
 t.test('a bad variable with the preload stops the start with one clear line', async t => {
   const child = spawnNode(t, ['-r', 'guru-meditation/register', '-e', 'console.log("app ran")'], { env: { GMR_FORMAT: 'xml' } })
@@ -81,4 +106,62 @@ t.test('good options from the environment are taken', async t => {
   const err = await setupIn(t, '{}', { GMR_LOG_DIR: dir, GMR_SIGNAL: 'USR1', GMR_FORMAT: 'json', GMR_SECTION_TIMEOUT: '100', GMR_FILE_TRIGGER: path.join(dir, 'trig'), GMR_FILE_TRIGGER_INTERVAL: '0.5' })
   t.equal(err, null)
   t.ok(fs.existsSync(path.join(dir, 'trig')), 'trigger file created')
+  const stat = fs.statSync(path.join(dir, 'trig'))
+  t.equal(stat.mode & 0o777, 0o600, 'trigger file mode 0600')
+})
+
+t.test('relative paths are taken against the working directory', async t => {
+  const dir = tmpDir(t)
+  fs.mkdirSync(path.join(dir, 'logs'))
+  const code = `
+    const gmr = require(${JSON.stringify(ROOT)})
+    gmr.setupAutorun('1.0', { logDir: 'logs', fileEventHandler: 'trigger', serviceName: 'rel' })
+    console.log('ready')
+    setInterval(() => {}, 1000)
+  `
+  const child = spawnNode(t, ['-e', code], { cwd: dir })
+  await waitForOutput(child, /ready/)
+  t.ok(fs.existsSync(path.join(dir, 'trigger')), 'the trigger file is made in the working directory')
+  process.kill(child.pid, 'SIGUSR2')
+  const [file] = await waitForReports(path.join(dir, 'logs'), 1, 15000, child)
+  t.match(path.basename(file), /^rel_gurumeditation_/)
+})
+
+// A trigger file on another file system than the application and its logDir
+// (tmpfs /dev/shm against /tmp) is watched as well.
+t.test('a trigger file on another device works', { skip: !fs.existsSync('/dev/shm') }, async t => {
+  const logDir = tmpDir(t)
+  const shmDir = fs.mkdtempSync('/dev/shm/gmr-test-')
+  t.teardown(() => fs.rmSync(shmDir, { recursive: true, force: true }))
+  t.not(fs.statSync(shmDir).dev, fs.statSync(logDir).dev, 'really another device')
+  const trigger = path.join(shmDir, 'trigger')
+  const code = `
+    const gmr = require(${JSON.stringify(ROOT)})
+    gmr.setupAutorun('1.0', { logDir: ${JSON.stringify(logDir)}, fileEventHandler: ${JSON.stringify(trigger)} })
+    console.log('ready')
+    setInterval(() => {}, 1000)
+  `
+  const child = spawnNode(t, ['-e', code])
+  await waitForOutput(child, /ready/)
+  await new Promise(resolve => setTimeout(resolve, 100))
+  fs.utimesSync(trigger, new Date(), new Date())
+  const [file] = await waitForReports(logDir, 1, 15000, child)
+  t.match(fs.readFileSync(file, 'utf8'), new RegExp(`trigger\\s*=\\s*file ${trigger}`))
+  await until('still alive', () => child.exitCode === null)
+})
+
+t.test('generateReport and writeReport check their format before capturing', async t => {
+  const code = `
+    const gmr = require(${JSON.stringify(ROOT)})
+    const calls = [() => gmr.generateReport({ format: 'xml' }), () => gmr.writeReport({ format: 42 }), () => gmr.generateReport(null)]
+    Promise.all(calls.map(c => c().then(() => null, e => ({ name: e.name, option: e.option, message: e.message }))))
+      .then(r => console.log('RESULTS ' + JSON.stringify(r)))
+  `
+  const child = spawnNode(t, ['-e', code])
+  const { code: exitCode } = await child.exited
+  t.equal(exitCode, 0, child.stderrText)
+  const [xml, num, nul] = JSON.parse(child.stdoutText.match(/RESULTS (.*)/)[1])
+  t.same([xml.name, xml.option], ['GuruMeditationOptionError', 'option format'])
+  t.match(xml.message, /'text' or 'json', got "xml"/)
+  t.same([num.option, nul.option], ['option format', 'options'])
 })

@@ -11,9 +11,11 @@
 //   as `<Buffer N bytes>`, `[Circular]`, `[getter threw: msg]`;
 // - a secret key masks its whole value as one `***` line, even an object:
 //   listing its sub-keys could leak them (session ids as map keys);
-// - bounds: below depth 12 a value reads `[…depth]`; after 2000 lines one
-//   `… = N more keys not listed` line ends the listing; values over 2000
-//   characters are cut with `… (N more chars)`;
+// - bounds: below depth 12 a value reads `[…depth]`; after 2000 lines, or
+//   256 KiB of keys and values, one `… = N more keys not listed` line ends
+//   the listing; values over 2000 characters are cut with `… (N more
+//   chars)`, each part of a key over 200 the same way;
+// - in a list, the item after a secret flag (`['--password', 'x']`) is masked;
 // - when two paths collide (`{ 'a.b': 1, a: { b: 2 } }`) the later one wins.
 import fs from 'node:fs'
 import { types } from 'node:util'
@@ -21,6 +23,8 @@ import { types } from 'node:util'
 const MAX_DEPTH = 12
 const MAX_ENTRIES = 2000
 const MAX_VALUE_CHARS = 2000
+const MAX_KEY_CHARS = 200
+const MAX_TOTAL_CHARS = 256 * 1024
 // Masking scans a bounded prefix: enough to cover what is shown, and the
 // patterns below treat a cut-off PEM block as still secret.
 const MASK_WINDOW_CHARS = 16 * 1024
@@ -30,7 +34,8 @@ const MASK = '***'
 // `api_key`, `api-key` and `apiKey` all read `apikey`.
 const SECRET_WORDS = [
   'password', 'passwd', 'passphrase', 'pwd', 'secret', 'token', 'apikey',
-  'privatekey', 'credential', 'cookie', 'session'
+  'privatekey', 'credential', 'cookie', 'session', 'signingkey', 'encryptionkey',
+  'masterkey', 'accesskey'
 ]
 // Too short for a substring test (`unauthorized`, `bypass`): `auth…` must
 // start a word of the key (`authorization`, `x-auth-token`, `basicAuth`),
@@ -70,6 +75,11 @@ const PEM_PRIVATE_KEY = /-----BEGIN [A-Z0-9 ]{0,40}PRIVATE KEY[A-Z0-9 ]{0,20}---
 const URL_USERINFO = /(?<![a-z0-9+.-])([a-z][a-z0-9+.-]{0,31}:\/\/)[^\s/?#]{1,2048}@/gi
 const BEARER = /\b(Bearer)\s+[A-Za-z0-9\-._~+/]{1,4096}=*/gi
 const AWS_ACCESS_KEY = /\b(?:AKIA|ASIA)[0-9A-Z]{16}\b/g
+// Tokens whose prefix says what they are: GitHub's, Slack's, and JWTs
+// (three base64url parts, the first two JSON objects: `eyJ`).
+const GITHUB_TOKEN = /\b(?:gh[pousr]_[A-Za-z0-9]{20,255}|github_pat_[A-Za-z0-9_]{20,255})\b/g
+const SLACK_TOKEN = /\bxox[abeposr]-[A-Za-z0-9-]{10,255}/g
+const JWT = /\beyJ[A-Za-z0-9_-]{4,4096}\.eyJ[A-Za-z0-9_-]{4,8192}\.[A-Za-z0-9_-]{0,4096}/g
 // `password=x`, `"token": "x"`, `Authorization: Basic x`, `?api_key=x&`,
 // `--db-password x`. The key is a whole run of `[\w.-]` holding a secret
 // word (`auth` and `pass` as for keys); a run inside a URL
@@ -87,9 +97,9 @@ const KEY_VALUE = new RegExp(
 // Every pattern above needs one of these: text without any is left as it is
 // without running (and compiling) them, which is most text, and set-up's
 // masking of argv.
-const MAY_HOLD_SECRET = /-----|:\/\/|bearer|akia|asia|pass|pwd|secret|token|key|credential|cookie|session|auth/i
+const MAY_HOLD_SECRET = /-----|:\/\/|bearer|akia|asia|pass|pwd|secret|token|key|credential|cookie|session|auth|gh[pousr]_|github_pat_|xox|eyJ/i
 
-/** Masks secrets inside free text: URL credentials, PEM private keys, bearer tokens, AWS access keys, `password=…` pairs. */
+/** Masks secrets inside free text: URL credentials, PEM private keys, bearer tokens, AWS access keys, GitHub and Slack tokens, JWTs, `password=…` pairs. */
 export function maskSecretsInText (s: string): string {
   try {
     if (!MAY_HOLD_SECRET.test(s)) return s
@@ -98,6 +108,9 @@ export function maskSecretsInText (s: string): string {
       .replace(URL_USERINFO, `$1${MASK}@`)
       .replace(BEARER, `$1 ${MASK}`)
       .replace(AWS_ACCESS_KEY, MASK)
+      .replace(GITHUB_TOKEN, MASK)
+      .replace(SLACK_TOKEN, MASK)
+      .replace(JWT, MASK)
       .replace(KEY_VALUE, (_m, q: string, key: string, sep: string, value: string) => {
         const quote = value[0] === '"' || value[0] === "'" ? value[0] : ''
         return `${q}${key}${q}${sep}${quote}${MASK}${quote}`
@@ -108,11 +121,26 @@ export function maskSecretsInText (s: string): string {
 }
 
 /** A string shown as a value: masked, then cut to a readable length. */
-function boundedText (s: string): string {
+function boundedText (s: string, max = MAX_VALUE_CHARS): string {
   const window = s.length > MASK_WINDOW_CHARS ? s.slice(0, MASK_WINDOW_CHARS) : s
   const masked = maskSecretsInText(window)
-  if (masked.length <= MAX_VALUE_CHARS && window === s) return masked
-  return `${masked.slice(0, MAX_VALUE_CHARS)}… (${Math.max(s.length, masked.length) - MAX_VALUE_CHARS} more chars)`
+  if (masked.length <= max && window === s) return masked
+  return `${masked.slice(0, max)}… (${Math.max(s.length, masked.length) - max} more chars)`
+}
+
+/**
+ * Command-line style arguments, masked: the value after a secret flag
+ * (`--password x`), `--token=x`, and secrets in any text. For argv, execArgv
+ * and lists of strings in the configuration.
+ */
+export function maskArgs (args: string[], secretKeys: readonly (string | RegExp)[] = []): string[] {
+  return args.map((arg, i) => {
+    const previous = args[i - 1]
+    if (typeof previous === 'string' && /^--?[\w.-]+$/.test(previous) && isSecretKey(previous.replace(/^-+/, ''), secretKeys)) return MASK
+    const flag = /^(--?[\w.-]+)=/.exec(arg)
+    if (flag && isSecretKey(flag[1].replace(/^-+/, ''), secretKeys)) return `${flag[1]}=${MASK}`
+    return maskSecretsInText(arg)
+  })
 }
 
 function describeError (err: unknown): string {
@@ -163,17 +191,23 @@ function isPrimitive (v: unknown): boolean {
 class Flattener {
   readonly entries: Array<[string, string]> = []
   leftOut = 0
+  private chars = 0
   private readonly ancestors = new Set<object>()
 
   constructor (private readonly extra: readonly (string | RegExp)[]) {}
 
   private emit (path: string, text: string): void {
     this.entries.push([path === '' ? '(root)' : path, text])
+    this.chars += path.length + text.length
+  }
+
+  private full (): boolean {
+    return this.entries.length >= MAX_ENTRIES || this.chars >= MAX_TOTAL_CHARS
   }
 
   walk (value: unknown, path: string, depth: number): void {
     // Past the cap each remaining key is counted, not visited.
-    if (this.entries.length >= MAX_ENTRIES) { this.leftOut++; return }
+    if (this.full()) { this.leftOut++; return }
     try {
       const leaf = leafText(value)
       if (leaf !== null) return this.emit(path, leaf)
@@ -212,8 +246,17 @@ class Flattener {
       }
       if (items.length === 0) return this.emit(path, '[]')
       if (items.every(isPrimitive)) {
-        const more = total > items.length ? `, … (${total - items.length} more)` : ''
-        return this.emit(path, boundedText(items.map((x) => leafText(x) ?? '').join(', ') + more))
+        // Only as much as can be shown is masked: a window's worth.
+        const texts: string[] = []
+        let length = 0
+        for (const x of items) {
+          if (length > MASK_WINDOW_CHARS) break
+          const text = typeof x === 'string' ? x.slice(0, MASK_WINDOW_CHARS) : leafText(x) ?? ''
+          texts.push(text)
+          length += text.length + 2
+        }
+        const more = total > texts.length ? `, … (${total - texts.length} more)` : ''
+        return this.emit(path, boundedText(maskArgs(texts, this.extra).join(', ') + more))
       }
       this.leftOut += total - items.length
       return this.walkEntries(items.map((x, i) => [`[${i}]`, () => x]), path, depth, '[]', '')
@@ -229,8 +272,8 @@ class Flattener {
   private walkEntries (entries: Array<[string, () => unknown]>, path: string, depth: number, empty: string, sep = '.'): void {
     if (entries.length === 0) return this.emit(path, empty)
     for (const [label, read] of entries) {
-      if (this.entries.length >= MAX_ENTRIES) { this.leftOut++; continue }
-      const key = boundedText(label)
+      if (this.full()) { this.leftOut++; continue }
+      const key = boundedText(label, MAX_KEY_CHARS)
       const childPath = path === '' ? key : `${path}${sep}${key}`
       if (isSecretKey(key, this.extra) || matchesExtra(childPath, this.extra)) {
         this.emit(childPath, MASK)
@@ -254,7 +297,7 @@ export function flattenConfig (conf: unknown, secretKeys: (string | RegExp)[] = 
     if (conf === undefined || conf === null) return {}
     const f = new Flattener(Array.isArray(secretKeys) ? secretKeys : [])
     f.walk(conf, '', 0)
-    if (f.leftOut > 0) f.entries.push(['…', `${f.leftOut} more keys not listed (limit ${MAX_ENTRIES} entries)`])
+    if (f.leftOut > 0) f.entries.push(['…', `${f.leftOut} more keys not listed (limit ${MAX_ENTRIES} entries or ${MAX_TOTAL_CHARS / 1024} KiB)`])
     // fromEntries defines own properties, so a `__proto__` key stays a key.
     return Object.fromEntries(f.entries)
   } catch (err) {

@@ -2,7 +2,7 @@
 import os from 'node:os'
 import type { PackageInfo } from '../model'
 import { applicationPackage } from '../options'
-import { isSecretKey, maskSecretsInText } from './configuration'
+import { maskArgs } from './configuration'
 
 /** oslo's version object, `{ name, version }`, or a plain version string. */
 export type VersionInfo =
@@ -29,17 +29,6 @@ function text (value: unknown): string {
   } catch (err) {
     return `[threw: ${(err as Error).message}]`
   }
-}
-
-/** Command-line arguments with secrets masked: `--token=x`, `--password x`, URLs with credentials. */
-export function maskArgs (args: string[], secretKeys: Array<string | RegExp> = []): string[] {
-  return args.map((arg, i) => {
-    const previous = args[i - 1]
-    if (previous && /^--?[\w.-]+$/.test(previous) && isSecretKey(previous.replace(/^-+/, ''), secretKeys)) return '***'
-    const flag = /^(--?[\w.-]+)=/.exec(arg)
-    if (flag && isSecretKey(flag[1].replace(/^-+/, ''), secretKeys)) return `${flag[1]}=***`
-    return maskSecretsInText(arg)
-  })
 }
 
 export function staticPackage (version: VersionInfo, serviceName: string, secretKeys: Array<string | RegExp> = []): StaticPackage {

@@ -38,18 +38,35 @@ function content (value: unknown): unknown {
   return JSON.parse(json)
 }
 
+const MAX_ERROR_CHARS = 2000
+
+/** Why a generator failed, in one bounded line; never throws (a thrown value's getters may). */
+function failureText (err: unknown): string {
+  let text: string
+  try {
+    text = err instanceof Error ? String(err.message) : String(err)
+  } catch {
+    try { text = Object.prototype.toString.call(err) } catch { text = 'an unreadable value' }
+  }
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { maskSecretsInText } = require('./configuration') as typeof import('./configuration')
+  text = maskSecretsInText(text.length > MAX_ERROR_CHARS ? text.slice(0, MAX_ERROR_CHARS) + '…' : text)
+  return text
+}
+
 async function runOne (name: string, generator: SectionGenerator, timeoutMs: number): Promise<UserSection> {
+  const timedOut = Symbol('timed out')
   let timer: NodeJS.Timeout | undefined
   try {
     const timeout = new Promise<never>((_resolve, reject) => {
-      timer = setTimeout(() => reject(new Error(`timed out after ${timeoutMs} ms`)), timeoutMs)
+      timer = setTimeout(() => reject(timedOut), timeoutMs)
       timer.unref()
     })
     const value = await Promise.race([Promise.resolve().then(generator), timeout])
     return { name, content: content(value), error: null }
   } catch (err) {
-    const message = err instanceof Error ? err.message : String(err)
-    return { name, content: null, error: message.startsWith('timed out') ? message : `the generator threw: ${message}` }
+    if (err === timedOut) return { name, content: null, error: `timed out after ${timeoutMs} ms` }
+    return { name, content: null, error: `the generator threw: ${failureText(err)}` }
   } finally {
     clearTimeout(timer)
   }
@@ -70,7 +87,7 @@ export function runSectionsSync (asyncReason: string): UserSection[] {
       }
       return { name, content: content(value), error: null }
     } catch (err) {
-      return { name, content: null, error: `the generator threw: ${err instanceof Error ? err.message : String(err)}` }
+      return { name, content: null, error: `the generator threw: ${failureText(err)}` }
     }
   })
 }

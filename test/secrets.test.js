@@ -1,0 +1,85 @@
+'use strict'
+// The secrets corpus (test/fixtures/secrets-corpus.json) in a real process:
+// its configuration, command line, NODE_OPTIONS and environment; a real
+// signal; the report file in both views, written by the event loop and by
+// the reporter environment (main thread blocked). No secret anywhere in it;
+// hosts, paths and plain values kept.
+const t = require('tap')
+const { spawn } = require('node:child_process')
+const fs = require('node:fs')
+const path = require('node:path')
+const { FIXTURES, ROOT, tmpDir, waitForReports, until } = require('./helpers')
+const corpus = require('./fixtures/secrets-corpus.json')
+
+const APP = path.join(FIXTURES, 'secrets-app.js')
+
+// As helpers.spawnNode, but with NODE_OPTIONS set for the service itself
+// (env(1) drops the test runner's and sets ours, then execs node).
+function spawnService (t, args, env) {
+  const { NODE_OPTIONS, ...inherited } = process.env
+  const child = spawn('/usr/bin/env', ['-u', 'NODE_OPTIONS', `NODE_OPTIONS=${corpus.nodeOptions}`, process.execPath, ...args], {
+    cwd: ROOT, env: { ...inherited, ...env }, stdio: ['ignore', 'pipe', 'pipe']
+  })
+  child.stdoutText = ''
+  child.stderrText = ''
+  child.stdout.on('data', d => { child.stdoutText += d })
+  child.stderr.on('data', d => { child.stderrText += d })
+  t.teardown(() => {
+    for (const pid of childrenOf(child.pid)) { try { process.kill(pid, 'SIGKILL') } catch {} }
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL')
+  })
+  return child
+}
+
+function childrenOf (pid) {
+  try {
+    return fs.readdirSync(`/proc/${pid}/task`).flatMap(tid =>
+      fs.readFileSync(`/proc/${pid}/task/${tid}/children`, 'utf8').split(' ').filter(Boolean).map(Number))
+      .flatMap(c => [c, ...childrenOf(c)])
+  } catch { return [] }
+}
+
+for (const mode of ['idle', 'blocked']) {
+  for (const format of ['text', 'json']) {
+    t.test(`${format} view, ${mode === 'idle' ? 'written by the event loop' : 'written by the reporter environment'}: no secret, hosts and paths kept`, async t => {
+      const dir = tmpDir(t)
+      const child = spawnService(t, [APP, dir, mode, ...corpus.argv], { ...corpus.env, GMR_FORMAT: format })
+      await until('ready', () => child.stdoutText.includes(mode === 'blocked' ? 'blocking' : 'ready'), 15000, child)
+      t.match(child.stdoutText, /node-options-ran/, 'NODE_OPTIONS was really in force')
+      if (mode === 'blocked') await until('blocked in sleep', () => childrenOf(child.pid).length > 0, 15000, child)
+      process.kill(child.pid, 'SIGUSR2')
+      const [file] = await waitForReports(dir, 1, 20000, child)
+      const out = fs.readFileSync(file, 'utf8')
+      t.match(out, /End of Guru Meditation Report|"schema": 1/, 'a complete report')
+      const leaked = corpus.secrets.filter(s => out.includes(s))
+      t.same(leaked, [], 'no secret appears')
+      const lost = corpus.kept.filter(k => !out.includes(format === 'json' ? JSON.stringify(k).slice(1, -1) : k))
+      t.same(lost, [], 'hosts, paths and plain values are kept')
+      if (format === 'json') {
+        const r = JSON.parse(out)
+        const app = r.configuration.application
+        t.equal(app['database.url'], 'postgres://***@db.internal.example.com:5432/orders?sslmode=require')
+        t.equal(app['cache.redis'], 'redis://***@cache.example.com:6379/0')
+        t.equal(app['http.headers.Authorization'], '***')
+        t.equal(app['http.headers.Accept'], 'application/json')
+        t.equal(app['database.mssql'], 'Server=tcp:sql.example.com,1433;Database=app;User ID=sa;Password=***;Encrypt=True;')
+        t.equal(app['cli.args'], '--db-password, ***, --api-token=***, --verbose')
+        t.equal(app['tls.bundle'], '-----BEGIN CERTIFICATE-----\nMIIBsecondPublicCert\n-----END CERTIFICATE-----\n***')
+        const rt = r.configuration.runtime
+        t.equal(rt['env.NODE_OPTIONS'], "--max-old-space-size=512 --import=data:text/javascript,globalThis.API_TOKEN='***'")
+        t.match(rt['env.(values hidden)'], /\bDATABASE_PASSWORD\b/, 'other variables by name only')
+        t.same(r.package.argv.slice(-6), ['--db-url', 'postgres://***@orders-db.example.com:5432/orders', '--api-token', '***', '--password=***', '--verbose'])
+        t.match(r.package.writtenBy, mode === 'idle' ? /event loop/ : /reporter environment/)
+        const me = (function find (list) {
+          for (const p of list) { if (p.pid === child.pid) return p; const c = find(p.children || []); if (c) return c }
+          return null
+        })(r.processes)
+        t.ok(me, 'the service is in the process tree')
+        t.match(me.command, /--db-url postgres:\/\/\*\*\*@orders-db/, 'its command line is masked too')
+      } else {
+        t.match(out, /database\.url = postgres:\/\/\*\*\*@db\.internal\.example\.com:5432\/orders\?sslmode=require/)
+        t.match(out, /env\.NODE_OPTIONS = --max-old-space-size=512/)
+      }
+    })
+  }
+}
