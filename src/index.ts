@@ -17,6 +17,7 @@ import { trackTimers } from './track/timers'
 /* eslint-disable @typescript-eslint/no-require-imports */
 const reportModule = (): typeof import('./report') => require('./report')
 const outputModule = (): typeof import('./output') => require('./output')
+const activeResources = (): Record<string, number> => (require('./sections/green-threads') as typeof import('./sections/green-threads')).activeResources()
 const runtimeConfig = (): Record<string, string> => (require('./sections/configuration') as typeof import('./sections/configuration')).runtimeConfig()
 /* eslint-enable @typescript-eslint/no-require-imports */
 
@@ -69,14 +70,20 @@ function liveConfiguration (options: ResolvedOptions): { configuration: Configur
 }
 
 /** Runs on the thread that called setupAutorun (or the API caller). */
+/** This thread's active resources, for its Green Threads entry. */
+function liveResources (): LiveParts['resources'] {
+  return { tid: addon().info().tid, counts: activeResources() }
+}
+
 async function collectLive (options: ResolvedOptions, writtenBy: string): Promise<LiveParts> {
-  return { ...liveConfiguration(options), sections: await runSections(options.sectionTimeout), writtenBy }
+  const resources = liveResources()
+  return { ...liveConfiguration(options), sections: await runSections(options.sectionTimeout), writtenBy, resources }
 }
 
 /** The live parts without waiting: for a report written from an interrupt. */
 function collectLiveSync (options: ResolvedOptions): LiveParts {
   const reason = 'the main thread was busy running JavaScript: the report was written between two of its operations, where a promise cannot be waited for'
-  return { ...liveConfiguration(options), sections: runSectionsSync(reason), writtenBy: 'main thread (interrupt: it was busy running JavaScript)' }
+  return { ...liveConfiguration(options), sections: runSectionsSync(reason), writtenBy: 'main thread (interrupt: it was busy running JavaScript)', resources: liveResources() }
 }
 
 function writeLive (capture: RawCapture, current: State, live: LiveParts): void {

@@ -137,6 +137,13 @@ export interface GreenThread {
   problem: string | null
   /** Pending promises by creation site, when trackPromises is on; else null. */
   promises: GreenPromises | null
+  /**
+   * Node's active resources by type (process.getActiveResourcesInfo(): requests
+   * in flight such as FSReqCallback or GetAddrInfoReqWrap, handles, timers),
+   * read on the thread that wrote the report; null for other threads, and
+   * when it could not run JavaScript.
+   */
+  resources: Record<string, number> | null
   /** Its JavaScript timers with their callbacks, soonest first, when trackPromises is on (threads that loaded the library); else null. */
   timers: GreenTimers | null
 }

@@ -20,6 +20,8 @@ export interface LiveParts {
   errors: string[]
   /** PackageInfo.writtenBy */
   writtenBy: string
+  /** The writing thread's active resources by type (Green Threads); absent when it runs no JavaScript. */
+  resources?: { tid: number, counts: Record<string, number> }
 }
 
 export function buildReport (capture: RawCapture, pkg: StaticPackage, live: LiveParts): Report {
@@ -48,7 +50,7 @@ export function buildReport (capture: RawCapture, pkg: StaticPackage, live: Live
     errors.push(`threads: ${(err as Error).message}`)
   }
   try {
-    report.greenThreads = buildGreenThreads(capture)
+    report.greenThreads = buildGreenThreads(capture, live.resources)
   } catch (err) {
     errors.push(`green threads: ${(err as Error).message}`)
   }

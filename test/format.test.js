@@ -114,7 +114,25 @@ function fixture (overrides = {}) {
           { type: 'pipe', description: 'pipe fd 22', active: false, referenced: true, closing: true, node: false, fd: 22 }
         ],
         more: 3,
-        problem: null
+        problem: null,
+        resources: { TCPServerWrap: 1, FSReqCallback: 2 },
+        timers: {
+          timers: [
+            { function: 'refreshCache', file: '/srv/nova/cache.js', line: 12, column: 3, dueInMs: -4900, afterMs: 1000, repeat: true },
+            { function: '', file: '/srv/nova/api.js', line: 40, column: 1, dueInMs: null, afterMs: 300, repeat: false }
+          ],
+          more: 1,
+          untracked: 0
+        },
+        promises: {
+          pending: 30,
+          untracked: 5,
+          groups: [
+            { function: 'awaitApproval', file: '/srv/nova/orders.js', line: 88, column: 1, count: 28, oldestMs: 303000 },
+            { function: '', file: '', line: 0, column: 0, count: 2, oldestMs: 12 }
+          ],
+          moreGroups: 0
+        }
       }, {
         tid: 4250,
         threadId: 1,
@@ -264,6 +282,14 @@ t.test('text: Green Threads, Processes, Configuration, user sections, errors', a
     '  pipe fd 22  [inactive, closing]',
     "  + 1 of Node's own (the immediates' check and idle handles)",
     '  … and 3 more',
+    "Node's active resources: 2 FSReqCallback, 1 TCPServerWrap",
+    '3 JavaScript timers',
+    '  every 1.0 s: refreshCache (cache.js:12), overdue by 4.9 s',
+    '  after 300 ms: <anonymous> (api.js:40), running now',
+    '  … and 1 more',
+    "30 pending promises (and 5 past the tracker's capacity)",
+    '  28 × awaitApproval (orders.js:88), oldest 5m 03s',
+    "  2 × Node's internals (no JavaScript frame), oldest 12 ms",
     '',
     '------     worker 1 "resizer" (tid 4250): waiting for events      ------',
     '1 active handle',

@@ -62,6 +62,8 @@ t.test('a free main thread: servers, sockets, the child, the watcher, the signal
   t.ok(timers.dueInMs > 500_000 && timers.dueInMs <= 600_000, `the 10-minute timer is the next (${timers.dueInMs} ms)`)
   t.match(timers.description, /^JavaScript timers: the next due in 9m \d\ds$/)
   t.match(g.summary, /^1 event loop: .*\d+ tcp.*; \d+ keep the process alive; \d+ requests? in flight$/)
+  t.ok(main.resources.TCPServerWrap >= 1 && main.resources.TCPSocketWrap >= 2 && main.resources.ProcessWrap === 1,
+    `Node's active resources by type, from the main thread (${JSON.stringify(main.resources)})`)
 })
 
 t.test('a main thread stuck in a busy loop: the same, read as it stands', async t => {
@@ -69,6 +71,7 @@ t.test('a main thread stuck in a busy loop: the same, read as it stands', async 
   t.equal(got.report.package.writtenBy, 'main thread (interrupt: it was busy running JavaScript)')
   const main = checkMainLoop(t, got.report.greenThreads, got, got.child.pid)
   t.match(main.loop, /^(running|has not turned for .*)$/)
+  t.ok(main.resources.TCPServerWrap >= 1, 'the interrupt reads Node\'s active resources too')
   t.not(main.loop, 'waiting for events')
 })
 
@@ -77,6 +80,7 @@ t.test('a main thread blocked in execFileSync: read by the reporter, the loop na
   t.equal(got.report.package.writtenBy, 'reporter environment (the main thread was blocked)')
   const main = checkMainLoop(t, got.report.greenThreads, got, got.child.pid)
   t.not(main.loop, 'waiting for events', 'execFileSync waits on an epoll of its own, not the loop\'s')
+  t.equal(main.resources, null, 'no JavaScript ran on it: no active resources from Node')
 })
 
 t.test("a worker's green threads are under the worker", async t => {

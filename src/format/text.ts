@@ -182,6 +182,10 @@ function greenThreadLines (g: GreenThread): string[] {
   if (own > 0) lines.push(`  + ${str(own)} of Node's own (the immediates' check and idle handles)`)
   if (g.more > 0) lines.push(`  … and ${str(g.more)} more`)
   if (g.problem) lines.push(`  (incomplete: ${str(g.problem)})`)
+  if (g.resources) {
+    const counts = Object.entries(g.resources).sort((a, b) => b[1] - a[1]).map(([type, n]) => `${str(n)} ${str(type)}`)
+    lines.push(`Node's active resources: ${counts.length > 0 ? counts.join(', ') : 'none'}`)
+  }
   const tm = g.timers
   if (tm) {
     const untracked = tm.untracked > 0 ? ` (and ${str(tm.untracked)} past the tracker's capacity)` : ''

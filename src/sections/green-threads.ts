@@ -123,7 +123,16 @@ function loopState (loop: RawLoop): string {
   return loop.clockAgeMs >= 1000 ? `has not turned for ${seconds(loop.clockAgeMs)}` : 'running'
 }
 
-function greenThread (loop: RawLoop, thread: RawThread | undefined): GreenThread {
+/** This thread's active resources by type, from Node; {} when it cannot tell. */
+export function activeResources (): Record<string, number> {
+  const counts: Record<string, number> = {}
+  try {
+    for (const type of process.getActiveResourcesInfo()) counts[type] = (counts[type] ?? 0) + 1
+  } catch {}
+  return counts
+}
+
+function greenThread (loop: RawLoop, thread: RawThread | undefined, resources: Record<string, number> | null): GreenThread {
   const handles = loop.handles.map(handle)
   return {
     tid: loop.tid,
@@ -136,6 +145,7 @@ function greenThread (loop: RawLoop, thread: RawThread | undefined): GreenThread
     handles,
     more: loop.more,
     problem: loop.problem || null,
+    resources,
     promises: loop.promises ? { ...loop.promises, groups: loop.promises.groups.map(g => ({ ...g })) } : null,
     timers: loop.timers ? { ...loop.timers, timers: loop.timers.timers.map(tm => ({ ...tm })) } : null
   }
@@ -179,10 +189,10 @@ function summary (threads: GreenThread[]): string {
   return parts.join('; ')
 }
 
-export function buildGreenThreads (capture: RawCapture): GreenThreads {
+export function buildGreenThreads (capture: RawCapture, resources?: { tid: number, counts: Record<string, number> }): GreenThreads {
   const byTid = new Map(capture.threads.map(t => [t.tid, t]))
   const threads = (capture.loops ?? [])
-    .map(loop => greenThread(loop, byTid.get(loop.tid)))
+    .map(loop => greenThread(loop, byTid.get(loop.tid), resources?.tid === loop.tid ? resources.counts : null))
     .sort((a, b) => (a.threadId ?? Infinity) - (b.threadId ?? Infinity) || a.tid - b.tid)
   return { summary: summary(threads), threads }
 }
