@@ -173,6 +173,8 @@ export interface GreenTimer {
 export interface GreenPromises {
   /** Pending promises tracked. */
   pending: number
+  /** The sites are named (false: the code map is off, so every promise is in one unnamed group). */
+  named: boolean
   /** Pending past the tracker's capacity: counted, not placed. */
   untracked: number
   /** By the function that created them, largest first (at most greenThreadsLimit). */

@@ -101,7 +101,7 @@ export interface RawLoop {
   /** Why the walk stopped early; '' when it did not. */
   problem: string
   /** Its isolate's pending promises; null when not tracked. */
-  promises: { pending: number, untracked: number, groups: RawPromiseGroup[], moreGroups: number } | null
+  promises: { pending: number, named: boolean, untracked: number, groups: RawPromiseGroup[], moreGroups: number } | null
   /** Its JavaScript timers, soonest first; null when not tracked. */
   timers: { timers: RawTimer[], more: number, untracked: number } | null
 }

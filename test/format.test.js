@@ -126,6 +126,7 @@ function fixture (overrides = {}) {
         },
         promises: {
           pending: 30,
+          named: true,
           untracked: 5,
           groups: [
             { function: 'awaitApproval', file: '/srv/nova/orders.js', line: 88, column: 1, count: 28, oldestMs: 303000 },

@@ -182,7 +182,7 @@ PromiseSummary SummarizePromises(v8::Isolate* isolate, size_t max_groups) {
   std::vector<uintptr_t> pcs;
   for (const auto& [pc, site] : sites) pcs.push_back(pc);
   std::vector<CodeLookup> found(pcs.size());
-  ResolveCodeAddresses(isolate, 0, pcs.data(), pcs.size(), found.data());
+  out.named = ResolveCodeAddresses(isolate, 0, pcs.data(), pcs.size(), found.data());
   // Sites in the same function merge: the table keeps bytecode offsets.
   std::map<std::tuple<std::string, std::string, int, int>, PromiseGroup> groups;
   uint64_t now = NowMs();

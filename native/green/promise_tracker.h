@@ -44,6 +44,7 @@ struct PromiseGroup {
 
 struct PromiseSummary {
   bool tracked = false;
+  bool named = false;      // the sites were named (the isolate has a code map)
   uint64_t pending = 0;    // tracked and pending
   uint64_t untracked = 0;  // pending past the table's capacity: counted only
   std::vector<PromiseGroup> groups;  // largest first

@@ -197,7 +197,8 @@ function greenThreadLines (g: GreenThread): string[] {
   const p = g.promises
   if (p) {
     const untracked = p.untracked > 0 ? ` (and ${str(p.untracked)} past the tracker's capacity)` : ''
-    lines.push(`${str(p.pending)} pending promise${p.pending === 1 ? '' : 's'}${untracked}`)
+    const unnamed = p.named === false ? ' (their sites are not named: the code map is off)' : ''
+    lines.push(`${str(p.pending)} pending promise${p.pending === 1 ? '' : 's'}${untracked}${unnamed}`)
     lines.push(...list(p.groups).map((group) => `  ${promiseGroupLine(group)}`))
     if (p.moreGroups > 0) lines.push(`  … and ${str(p.moreGroups)} more sites`)
   }
