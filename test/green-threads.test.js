@@ -141,6 +141,11 @@ t.test('trackPromises: pending promises by the function that created them, settl
   }
 })
 
+t.test('trackPromises with the code map off: counted, the sites unnamed, and the text says why', async t => {
+  const got = await reportOf(t, 'free', { trackPromises: true, codeMap: false, format: 'text' }, { GMR_PROMISES: '14' })
+  t.match(got.report, /\n\d+ pending promises \(their sites are not named: the code map is off\)\n/)
+})
+
 t.test('trackPromises off (the default): no promise is tracked', async t => {
   const got = await reportOf(t, 'free', {}, { GMR_PROMISES: '14' })
   t.equal(promisesOf(got.report, got.child.pid), null)
