@@ -19,7 +19,6 @@
 #include "codemap/code_map.h"
 #include "convert.h"
 #include "green/promise_tracker.h"
-#include "green/timer_tracker.h"
 #include "reporter/dispatch.h"
 #include "reporter/reporter_env.h"
 #include "watchdog/watchdog.h"
@@ -193,36 +192,6 @@ Napi::Value CodeMapStatsJs(const Napi::CallbackInfo& info) {
   return o;
 }
 
-// In Node a napi_value is a v8::Local<v8::Value> (its N-API implementation
-// converts them by copying); the addon is built against V8 for each Node
-// line anyway.
-v8::Local<v8::Value> V8(napi_value value) {
-  v8::Local<v8::Value> local;
-  static_assert(sizeof local == sizeof value, "napi_value is a Local");
-  memcpy(static_cast<void*>(&local), &value, sizeof value);
-  return local;
-}
-
-// timerCreated(timeout, callback), timerArmed(timeout, startMs, afterMs,
-// repeat), timerDone(timeout): from the accessors of src/track/timers.ts.
-Napi::Value TimerCreatedJs(const Napi::CallbackInfo& info) {
-  if (info[0].IsObject() && info[1].IsFunction())
-    TimerCreated(v8::Isolate::GetCurrent(), V8(info[0]).As<v8::Object>(), V8(info[1]).As<v8::Function>());
-  return info.Env().Undefined();
-}
-
-Napi::Value TimerArmedJs(const Napi::CallbackInfo& info) {
-  if (info[0].IsObject() && info[1].IsNumber() && info[2].IsNumber())
-    TimerArmed(v8::Isolate::GetCurrent(), V8(info[0]).As<v8::Object>(), info[1].As<Napi::Number>().DoubleValue(),
-               info[2].As<Napi::Number>().DoubleValue(), info[3].ToBoolean().Value());
-  return info.Env().Undefined();
-}
-
-Napi::Value TimerDoneJs(const Napi::CallbackInfo& info) {
-  if (info[0].IsObject()) TimerDone(v8::Isolate::GetCurrent(), V8(info[0]).As<v8::Object>());
-  return info.Env().Undefined();
-}
-
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   static std::once_flag once;
   std::call_once(once, [] { InstallCaptureHandler(IsolateKnown); });
@@ -244,9 +213,6 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("reclaimSignal", Napi::Function::New(env, ReclaimSignal));
   exports.Set("info", Napi::Function::New(env, Info));
   exports.Set("setSwitches", Napi::Function::New(env, SetSwitchesJs));
-  exports.Set("timerCreated", Napi::Function::New(env, TimerCreatedJs));
-  exports.Set("timerArmed", Napi::Function::New(env, TimerArmedJs));
-  exports.Set("timerDone", Napi::Function::New(env, TimerDoneJs));
   exports.Set("codeMapStats", Napi::Function::New(env, CodeMapStatsJs));
   return exports;
 }

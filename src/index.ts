@@ -10,7 +10,6 @@ import { flattenConfig } from './sections/configuration'
 import { staticPackage, type StaticPackage, type VersionInfo } from './sections/package'
 import { onSectionsChanged, registerSection, runSections, runSectionsSync, sectionNames, type SectionGenerator } from './sections/user'
 import type { ReporterData } from './reporter'
-import { trackTimers } from './track/timers'
 
 // What only reports need is loaded when the first report is made, not at
 // require time: set-up stays quick.
@@ -193,7 +192,6 @@ export function setupAutorun (version?: VersionInfo, options: Options = {}): voi
     throw err
   }
   native.setSwitches(resolved.codeMap, resolved.trackPromises)
-  trackTimers(native, resolved.trackPromises)
   const first = !state
   state = { options: resolved, pkg, confSnapshot }
   if (first) {

@@ -144,7 +144,7 @@ export interface GreenThread {
    * when it could not run JavaScript.
    */
   resources: Record<string, number> | null
-  /** Its JavaScript timers with their callbacks, soonest first, when trackPromises is on (threads that loaded the library); else null. */
+  /** Its JavaScript timers with their callbacks, soonest first, when trackPromises is on; else null. */
   timers: GreenTimers | null
 }
 

@@ -167,10 +167,6 @@ export interface Addon {
   /** A worker is starting: the watchdog meets its isolate while it runs. */
   meetNewThreads (): void
   reclaimSignal (): void
-  /** Timer tracking (src/track/timers.ts): a Timeout was created, armed, or is done. */
-  timerCreated (timeout: object, callback: Function): void
-  timerArmed (timeout: object, startMs: number, afterMs: number, repeat: boolean): void
-  timerDone (timeout: object): void
   /** The code map and promise tracking switches; every isolate follows. */
   setSwitches (codeMap: boolean, trackPromises: boolean): void
   codeMapStats (): { enabled: boolean, maps: number, events: number, pending: number, indexed: number, dropped: number, scripts: number, bytes: number }

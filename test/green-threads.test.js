@@ -141,6 +141,16 @@ t.test('trackPromises: pending promises by the function that created them, settl
   }
 })
 
+t.test("trackPromises: a worker's timers, by their callbacks, under the worker", async t => {
+  const got = await reportOf(t, 'worker', { trackPromises: true })
+  const worker = got.report.greenThreads.threads.find(th => th.tid !== got.child.pid)
+  t.ok(worker.timers, "the worker's timers are tracked (it never loaded the library)")
+  const later = worker.timers.timers.find(tm => tm.function === 'workerLater')
+  t.ok(later && later.afterMs === 400_000 && later.dueInMs > 300_000, `the timer it made once met (${JSON.stringify(worker.timers)})`)
+  const main = got.report.greenThreads.threads.find(th => th.tid === got.child.pid)
+  t.notOk(main.timers.timers.find(tm => tm.function === 'workerLater'), "not among the main thread's")
+})
+
 t.test('trackPromises with the code map off: counted, the sites unnamed, and the text says why', async t => {
   const got = await reportOf(t, 'free', { trackPromises: true, codeMap: false, format: 'text' }, { GMR_PROMISES: '14' })
   t.match(got.report, /\n\d+ pending promises \(their sites are not named: the code map is off\)\n/)
@@ -158,7 +168,7 @@ t.test('a hundred thousand pending promises: the tracker is capped, the rest cou
   const section = got.report.slice(got.report.indexOf('Green Threads'), got.report.indexOf('====                           Processes'))
   const m = /(\d+) pending promises \(and (\d+) past the tracker's capacity\)/.exec(section)
   t.ok(m, 'the count past the capacity is given')
-  t.ok(Number(m[1]) <= 49152, `at most 49152 tracked (${m[1]})`)
+  t.ok(Number(m[1]) <= 65536, `at most 65536 tracked (${m[1]})`)
   t.ok(Number(m[1]) + Number(m[2]) >= 200_000, `all 200000 pending counted (${Number(m[1]) + Number(m[2])})`)
   t.match(section, /\n {2}\d+ × awaitApproval \(green-threads\.js:\d+\), oldest /)
 })

@@ -176,7 +176,7 @@ bool MeetNewIsolates(const CaptureOptions& options) {
     if (s.v8.isolate && IdentityOf(s.v8.isolate, s.tid).thread_id < 0) all_met = false;
   }
   RequestMissingIdentities();
-  return all_met;
+  return all_met && !SwitchesPending();
 }
 
 Capture CaptureProcess(const CaptureSettings& settings) {

@@ -15,6 +15,7 @@
 
 #include "../codemap/code_map.h"
 #include "../green/promise_tracker.h"
+#include "../green/timer_tracker.h"
 #include "thread_identity.h"
 
 namespace gmr {
@@ -35,7 +36,9 @@ struct Entry {
   // still bootstraps cannot tell it yet: it is asked again, see
   // RequestMissingIdentities).
   ThreadIdentity identity;
-  bool identity_requested;
+  // Asked again for its identity, or to install timer tracking (which a
+  // bootstrapping worker cannot yet): one such interrupt outstanding.
+  bool followup_requested;
   uv_loop_t* loop;             // its environment's event loop; nullptr for the reporter's
   // Its node::Environment: the handles Node embeds in it (the one timer of
   // all JavaScript timers, the immediates' check and idle) lie inside it.
@@ -102,6 +105,7 @@ void FollowSwitches(v8::Isolate* isolate) {
   if (!CodeMapEnabled()) StopCodeMap(isolate);
   else StartCodeMap(isolate);
   FollowPromiseTracking(isolate);
+  FollowTimerTracking(isolate);
 }
 
 void OnSwitch(v8::Isolate* isolate, void*) { FollowSwitches(isolate); }
@@ -143,7 +147,7 @@ bool RegisterOnThread(v8::Isolate* isolate) {
       Registry().push_back(e);
     }
     if (identity.thread_id != kIdentityNotYet) e->identity = identity;
-    e->identity_requested = false;
+    e->followup_requested = false;
     if (created) PublishKnown(isolate);
   }
   if (created) node::AddEnvironmentCleanupHook(isolate, OnEnvironmentCleanup, created);
@@ -255,18 +259,36 @@ ThreadIdentity IdentityOf(v8::Isolate* isolate, int tid) {
 
 namespace {
 void OnIdentityInterrupt(v8::Isolate* isolate, void*) { RegisterOnThread(isolate); }
+
+void OnSwitchRequested(v8::Isolate* isolate, void*) {
+  {
+    std::lock_guard<std::mutex> lock(RegistryMutex());
+    if (Entry* e = FindEntry(isolate)) e->followup_requested = false;
+  }
+  FollowSwitches(isolate);
+}
 }  // namespace
 
 void RequestMissingIdentities() {
   std::lock_guard<std::mutex> lock(RegistryMutex());
   for (Entry* e : Registry()) {
-    if (!e->alive || !e->loop || e->identity.thread_id >= 0 || e->identity_requested) continue;
-    e->identity_requested = true;
+    if (!e->alive || !e->loop || e->followup_requested) continue;
+    bool identity = e->identity.thread_id < 0;
+    bool timers = !identity && TimerTrackingPending(e->isolate);
+    if (!identity && !timers) continue;
+    e->followup_requested = true;
     // V8's interrupt, not node::RequestInterrupt: node runs those where
     // JavaScript is disallowed (the identity script would abort the
     // process). An idle worker answers at its next JavaScript.
-    e->isolate->RequestInterrupt(OnIdentityInterrupt, nullptr);
+    e->isolate->RequestInterrupt(identity ? OnIdentityInterrupt : OnSwitchRequested, nullptr);
   }
+}
+
+bool SwitchesPending() {
+  std::lock_guard<std::mutex> lock(RegistryMutex());
+  for (Entry* e : Registry())
+    if (e->alive && e->loop && TimerTrackingPending(e->isolate)) return true;
+  return false;
 }
 
 bool InterruptIfAlive(v8::Isolate* isolate, void (*callback)(v8::Isolate*, void*), void* data) {

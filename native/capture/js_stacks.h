@@ -59,8 +59,12 @@ std::vector<LoopProgress> ReadLoopProgress();
 std::vector<LoopInfo> WalkLoops(size_t max_details);
 
 // Asks every known isolate whose identity is not known yet to read it at its
-// next interrupt check (one request outstanding each).
+// next interrupt check, and one whose timer tracking could not be installed
+// yet to try again (one request outstanding each).
 void RequestMissingIdentities();
+
+// Some known isolate still has to install its timer tracking.
+bool SwitchesPending();
 
 // The worker identity of the known isolate running on thread `tid`.
 ThreadIdentity IdentityOf(v8::Isolate* isolate, int tid);

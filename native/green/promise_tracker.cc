@@ -16,14 +16,17 @@
 namespace gmr {
 namespace {
 
-// 2 MB per tracking isolate; three quarters of it may hold pending promises.
+// 1.5 MB per tracking isolate.
 constexpr uint32_t kCapacity = 1 << 16;
-constexpr uint32_t kMaxLive = kCapacity / 4 * 3;
+// A promise carries its slot in its internal field (Node builds V8 with one,
+// and leaves it unused) as a Smi: the slot's index and its generation, so
+// a settle never frees a slot another promise has taken since.
+constexpr uint32_t kIndexBits = 16;
+constexpr uint32_t kGenerationMask = (1u << 14) - 1;  // Smi-safe: 30 bits in all
 
 struct Slot {
-  enum : uint32_t { kEmpty = 0, kLive, kGone };
-  uint32_t state;
-  uint32_t hash;
+  uint32_t generation;  // bumped at each use; 0: never used
+  bool live;
   uintptr_t site;       // code address of the creating JS frame; 0: none
   uint64_t created_ms;  // CLOCK_MONOTONIC_COARSE
 };
@@ -36,60 +39,48 @@ uint64_t NowMs() {
   return static_cast<uint64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
 }
 
-// Open addressing by identity hash (equal hashes of different promises just
-// take two slots; a settle removes one of them). Written by the isolate's
-// thread, copied by the watchdog, both under `mu`.
+// Written by the isolate's thread, read by the watchdog, both under `mu`.
 struct Table {
   std::mutex mu;
   std::unique_ptr<Slot[]> slots{new Slot[kCapacity]()};
-  std::unique_ptr<Slot[]> spare{new Slot[kCapacity]()};
+  std::unique_ptr<uint32_t[]> free_list{new uint32_t[kCapacity]};
+  uint32_t free_count = kCapacity;
   uint32_t live = 0;
-  uint32_t gone = 0;
   uint64_t untracked = 0;  // pending promises that found the table full
 
-  // Tombstones slow probing down: past a quarter of the table, live slots
-  // are moved to the spare table, which becomes the table.
-  void Compact() {
-    std::memset(spare.get(), 0, sizeof(Slot) * kCapacity);
-    for (uint32_t i = 0; i < kCapacity; i++) {
-      const Slot& s = slots[i];
-      if (s.state != Slot::kLive) continue;
-      uint32_t j = s.hash & (kCapacity - 1);
-      while (spare[j].state != Slot::kEmpty) j = (j + 1) & (kCapacity - 1);
-      spare[j] = s;
-    }
-    std::swap(slots, spare);
-    gone = 0;
+  Table() {
+    for (uint32_t i = 0; i < kCapacity; i++) free_list[i] = kCapacity - 1 - i;
   }
 
-  void Insert(uint32_t hash, uintptr_t site) {
+  // The tag for the promise's field; 0 when the table is full.
+  uint32_t Insert(uintptr_t site) {
     std::lock_guard<std::mutex> lock(mu);
-    if (live >= kMaxLive) {
+    if (free_count == 0) {
       untracked++;
-      return;
+      return 0;
     }
-    if (live + gone >= kMaxLive) Compact();
-    uint32_t i = hash & (kCapacity - 1);
-    while (slots[i].state == Slot::kLive) i = (i + 1) & (kCapacity - 1);
-    if (slots[i].state == Slot::kGone) gone--;
-    slots[i] = {Slot::kLive, hash, site, NowMs()};
+    uint32_t i = free_list[--free_count];
+    Slot& s = slots[i];
+    s.generation = (s.generation % kGenerationMask) + 1;
+    s.live = true;
+    s.site = site;
+    s.created_ms = NowMs();
     live++;
+    return (s.generation << kIndexBits) | i;
   }
 
-  void Remove(uint32_t hash) {
+  void Remove(uint32_t tag) {
     std::lock_guard<std::mutex> lock(mu);
-    for (uint32_t i = hash & (kCapacity - 1), n = 0; n < kCapacity; i = (i + 1) & (kCapacity - 1), n++) {
-      Slot& s = slots[i];
-      if (s.state == Slot::kEmpty) break;
-      if (s.state == Slot::kLive && s.hash == hash) {
-        s.state = Slot::kGone;
-        live--;
-        gone++;
-        return;
-      }
-    }
-    // Not found: created before tracking began, or one of those counted
-    // only (a settled one of them leaves the count).
+    Slot& s = slots[tag & (kCapacity - 1)];
+    if (!s.live || s.generation != tag >> kIndexBits) return;
+    s.live = false;
+    free_list[free_count++] = tag & (kCapacity - 1);
+    live--;
+  }
+
+  // A promise of those counted only settled.
+  void RemoveUntracked() {
+    std::lock_guard<std::mutex> lock(mu);
     if (untracked > 0) untracked--;
   }
 };
@@ -109,11 +100,19 @@ std::map<v8::Isolate*, Table*>& Tables() {
 // The calling thread's table: the hook runs on its isolate's thread.
 thread_local Table* t_table = nullptr;
 
+// The field's value: our tag (a positive Smi), or Smi 0 as V8 leaves it.
+uint32_t TagOf(v8::Local<v8::Promise> promise) {
+  v8::Local<v8::Data> field = promise->GetInternalField(0);
+  if (!field->IsValue()) return 0;
+  v8::Local<v8::Value> value = field.As<v8::Value>();
+  return value->IsUint32() ? value.As<v8::Uint32>()->Value() : 0;
+}
+
 void OnPromise(v8::PromiseHookType type, v8::Local<v8::Promise> promise, v8::Local<v8::Value>) {
   Table* table = t_table;
-  if (!table) return;
+  if (!table || promise->InternalFieldCount() < 1) return;
+  v8::Isolate* isolate = promise->GetIsolate();
   if (type == v8::PromiseHookType::kInit) {
-    v8::Isolate* isolate = promise->GetIsolate();
     // One frame, no allocation: the code address of the JavaScript frame
     // that created the promise (the interpreter's is its bytecode's).
     void* frames[1] = {nullptr};
@@ -126,9 +125,14 @@ void OnPromise(v8::PromiseHookType type, v8::Local<v8::Promise> promise, v8::Loc
     state.sp = __builtin_frame_address(0);
     isolate->GetStackSample(state, frames, 1, &info);
     uintptr_t site = info.frames_count > 0 ? reinterpret_cast<uintptr_t>(frames[0]) : 0;
-    table->Insert(static_cast<uint32_t>(promise->GetIdentityHash()), site);
+    if (uint32_t tag = table->Insert(site)) promise->SetInternalField(0, v8::Integer::NewFromUnsigned(isolate, tag));
   } else if (type == v8::PromiseHookType::kResolve) {
-    table->Remove(static_cast<uint32_t>(promise->GetIdentityHash()));
+    if (uint32_t tag = TagOf(promise)) {
+      table->Remove(tag);
+      promise->SetInternalField(0, v8::Integer::New(isolate, 0));
+    } else {
+      table->RemoveUntracked();
+    }
   }
 }
 
@@ -172,7 +176,7 @@ PromiseSummary SummarizePromises(v8::Isolate* isolate, size_t max_groups) {
     out.untracked = table->untracked;
     for (uint32_t i = 0; i < kCapacity; i++) {
       const Slot& s = table->slots[i];
-      if (s.state != Slot::kLive) continue;
+      if (!s.live) continue;
       Site& site = sites[s.site];
       site.count++;
       site.oldest = std::min(site.oldest, s.created_ms);

@@ -4,11 +4,12 @@
 // when the thread is stuck and runs no JavaScript.
 //
 // A V8 promise hook (Isolate::SetPromiseHook: Node itself uses the
-// per-context hooks, which this leaves alone) records each new promise by its
-// identity hash with the code address of the JavaScript frame that created
-// it (a one-frame V8 stack sample, named later from the code map), and drops
-// it when it settles. Memory is fixed: past kCapacity pending promises, new
-// ones are only counted. A promise collected by the GC without ever settling
+// per-context hooks, which this leaves alone) gives each new promise a slot
+// with the code address of the JavaScript frame that created it (a
+// one-frame V8 stack sample, named later from the code map) and its time,
+// and keeps the slot's tag in the promise's internal field (which Node
+// leaves unused), so that its settling frees exactly that slot. Memory is
+// fixed: past 65,536 pending promises, new ones are only counted. A promise collected by the GC without ever settling
 // stays: whatever awaited it will never resume, which is worth seeing.
 #pragma once
 

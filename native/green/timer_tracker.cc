@@ -1,5 +1,7 @@
 #include "timer_tracker.h"
 
+#include "promise_tracker.h"
+
 #include <node.h>
 #include <uv.h>
 #include <v8.h>
@@ -21,6 +23,8 @@ struct Entry {
 };
 
 struct Table {
+  bool on = false;         // reporting (the accessors stay once installed)
+  bool installed = false;
   std::unordered_multimap<uint32_t, Entry> timers;  // by the Timeout's identity hash
   uint64_t untracked = 0;
   // Node counts timer time from its environment's start (its timer base):
@@ -44,8 +48,6 @@ std::string Utf8(v8::Isolate* isolate, v8::Local<v8::Value> value) {
 }
 
 
-}  // namespace
-
 void TimerCreated(v8::Isolate* isolate, v8::Local<v8::Object> timeout, v8::Local<v8::Function> fn) {
   Entry e;
   e.info.function = Utf8(isolate, fn->GetDebugName());
@@ -55,6 +57,7 @@ void TimerCreated(v8::Isolate* isolate, v8::Local<v8::Object> timeout, v8::Local
   uint32_t hash = static_cast<uint32_t>(timeout->GetIdentityHash());
   std::lock_guard<std::mutex> lock(TablesMutex());
   Table& t = Tables()[isolate];
+  if (!t.on) return;
   if (t.timers.size() >= kCapacity) {
     t.untracked++;
     return;
@@ -67,7 +70,7 @@ void TimerArmed(v8::Isolate* isolate, v8::Local<v8::Object> timeout, double star
   std::lock_guard<std::mutex> lock(TablesMutex());
   Table& t = Tables()[isolate];
   auto it = t.timers.find(hash);
-  if (it == t.timers.end()) return;
+  if (!t.on || it == t.timers.end()) return;
   if (!t.has_base) {
     // On the loop's thread, during the turn whose time Node read.
     uv_loop_t* loop = node::GetCurrentEventLoop(isolate);
@@ -88,6 +91,104 @@ void TimerDone(v8::Isolate* isolate, v8::Local<v8::Object> timeout) {
   auto it = t.timers.find(hash);
   if (it != t.timers.end()) t.timers.erase(it);
   else if (t.untracked > 0) t.untracked--;
+}
+
+// The accessors' calls into the table.
+void OnCreated(const v8::FunctionCallbackInfo<v8::Value>& info) {
+  if (info[0]->IsObject() && info[1]->IsFunction())
+    TimerCreated(info.GetIsolate(), info[0].As<v8::Object>(), info[1].As<v8::Function>());
+}
+
+void OnArmed(const v8::FunctionCallbackInfo<v8::Value>& info) {
+  if (info[0]->IsObject() && info[1]->IsNumber() && info[2]->IsNumber())
+    TimerArmed(info.GetIsolate(), info[0].As<v8::Object>(), info[1].As<v8::Number>()->Value(),
+               info[2].As<v8::Number>()->Value(), info[3]->BooleanValue(info.GetIsolate()));
+}
+
+void OnDone(const v8::FunctionCallbackInfo<v8::Value>& info) {
+  if (info[0]->IsObject()) TimerDone(info.GetIsolate(), info[0].As<v8::Object>());
+}
+
+// Takes the Timeout prototype from a timer made and cleared at once.
+// Once per realm: a second install (another copy of the library) would hide
+// the values the first one keeps.
+const char kInstall[] = R"js((function (created, armed, done) {
+  if (typeof setTimeout !== 'function') return false
+  const probe = setTimeout(() => {}, 0)
+  const proto = Object.getPrototypeOf(probe)
+  clearTimeout(probe)
+  const mark = Symbol.for('guru-meditation timers')
+  if (proto[mark]) return true
+  Object.defineProperty(proto, mark, { value: true })
+  const CALLBACK = Symbol('guru-meditation onTimeout')
+  const START = Symbol('guru-meditation idleStart')
+  const DESTROYED = Symbol('guru-meditation destroyed')
+  Object.defineProperty(proto, '_onTimeout', { configurable: true,
+    get () { return this[CALLBACK] },
+    set (v) { this[CALLBACK] = v; if (typeof v === 'function') created(this, v) } })
+  Object.defineProperty(proto, '_idleStart', { configurable: true,
+    get () { return this[START] },
+    set (v) { this[START] = v; if (typeof v === 'number') armed(this, v, this._idleTimeout, this._repeat !== null) } })
+  Object.defineProperty(proto, '_destroyed', { configurable: true,
+    get () { return this[DESTROYED] },
+    set (v) { this[DESTROYED] = v; if (v === true) done(this) } })
+  return true
+}))js";
+
+// Runs the installer in the current context; false when it could not (no
+// timers there yet: a worker still bootstrapping, or a vm context).
+bool Install(v8::Isolate* isolate) {
+  if (!isolate->InContext() || isolate->IsExecutionTerminating()) return false;
+  v8::HandleScope scope(isolate);
+  v8::Local<v8::Context> context = isolate->GetCurrentContext();
+  // Called between two operations of whatever runs (an interrupt): nothing
+  // may escape into it.
+  v8::TryCatch try_catch(isolate);
+  v8::Local<v8::String> code;
+  v8::Local<v8::Script> script;
+  v8::Local<v8::Value> fn, result;
+  v8::Local<v8::Function> created, armed, done;
+  if (!v8::String::NewFromUtf8(isolate, kInstall).ToLocal(&code) ||
+      !v8::Script::Compile(context, code).ToLocal(&script) || !script->Run(context).ToLocal(&fn) || !fn->IsFunction() ||
+      !v8::Function::New(context, OnCreated).ToLocal(&created) || !v8::Function::New(context, OnArmed).ToLocal(&armed) ||
+      !v8::Function::New(context, OnDone).ToLocal(&done))
+    return false;
+  v8::Local<v8::Value> argv[] = {created, armed, done};
+  // A worker still bootstrapping throws from its timer code (its debuglog is
+  // not set up yet): asked again at the next meeting round.
+  return fn.As<v8::Function>()->Call(context, v8::Undefined(isolate), 3, argv).ToLocal(&result) && result->IsTrue();
+}
+
+}  // namespace
+
+void FollowTimerTracking(v8::Isolate* isolate) {
+  bool on = PromiseTrackingEnabled();
+  {
+    std::lock_guard<std::mutex> lock(TablesMutex());
+    auto it = Tables().find(isolate);
+    if (it == Tables().end()) {
+      if (!on) return;
+      it = Tables().emplace(isolate, Table{}).first;
+    }
+    it->second.on = on;
+    if (!on) it->second.timers.clear();
+    if (!on || it->second.installed) return;
+    // Marked first: the installer runs JavaScript, where V8 may run another
+    // interrupt that comes here again.
+    it->second.installed = true;
+  }
+  // Not under the lock: the accessors call into the table.
+  if (Install(isolate)) return;
+  std::lock_guard<std::mutex> lock(TablesMutex());
+  auto it = Tables().find(isolate);
+  if (it != Tables().end()) it->second.installed = false;  // asked again at the next contact
+}
+
+bool TimerTrackingPending(v8::Isolate* isolate) {
+  if (!PromiseTrackingEnabled()) return false;
+  std::lock_guard<std::mutex> lock(TablesMutex());
+  auto it = Tables().find(isolate);
+  return it == Tables().end() || !it->second.installed;
 }
 
 TimerSummary SummarizeTimers(v8::Isolate* isolate, size_t max) {

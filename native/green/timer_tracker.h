@@ -1,9 +1,12 @@
 // Pending JavaScript timers with their callbacks, for the Green Threads
 // section when trackPromises is on. Node keeps its timers in JavaScript
-// lists that nothing outside its internals can enumerate; the library's
-// accessors on Timeout.prototype (src/track/timers.ts) tell this
-// table when a timer is created, armed and done, so the watchdog can list
-// them also while the thread is stuck. Per isolate, bounded.
+// lists that nothing outside its internals can enumerate, but its timer code
+// assigns `_onTimeout`, `_idleStart` and `_destroyed` on each timer:
+// accessors on Timeout.prototype, installed on each JavaScript thread
+// (workers that never loaded the library too), see those assignments and
+// tell this table, so the watchdog can list the timers also while the
+// thread is stuck. Each value still lives on the timer, under a symbol.
+// Per isolate, bounded.
 #pragma once
 
 #include <v8.h>
@@ -32,11 +35,14 @@ struct TimerSummary {
   uint64_t untracked = 0;         // past the table's capacity
 };
 
-// On the timer's thread, from the accessors: a Timeout was created with its
-// callback, (re)armed at start_ms (libuv's clock) for after_ms, or is done.
-void TimerCreated(v8::Isolate* isolate, v8::Local<v8::Object> timeout, v8::Local<v8::Function> callback);
-void TimerArmed(v8::Isolate* isolate, v8::Local<v8::Object> timeout, double start_ms, double after_ms, bool repeat);
-void TimerDone(v8::Isolate* isolate, v8::Local<v8::Object> timeout);
+// On the isolate's thread, in a context of its node environment: follows
+// the promise tracking switch (the accessors, once installed, stay: timers
+// keep their values in them; off, they stop reporting).
+void FollowTimerTracking(v8::Isolate* isolate);
+
+// Tracking is on but the accessors are not installed on `isolate` yet (a
+// worker met while bootstrapping): its thread is to be asked again.
+bool TimerTrackingPending(v8::Isolate* isolate);
 
 // Watchdog side.
 TimerSummary SummarizeTimers(v8::Isolate* isolate, size_t max);
