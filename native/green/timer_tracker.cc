@@ -25,7 +25,7 @@ struct Entry {
 struct Table {
   bool on = false;         // reporting (the accessors stay once installed)
   bool installed = false;
-  std::unordered_multimap<uint32_t, Entry> timers;  // by the Timeout's identity hash
+  std::unordered_map<double, Entry> timers;  // by the id the accessors give each Timeout
   uint64_t untracked = 0;
   // Node counts timer time from its environment's start (its timer base):
   // libuv's loop time minus a _idleStart, taken at the first arming.
@@ -48,29 +48,30 @@ std::string Utf8(v8::Isolate* isolate, v8::Local<v8::Value> value) {
 }
 
 
-void TimerCreated(v8::Isolate* isolate, v8::Local<v8::Object> timeout, v8::Local<v8::Function> fn) {
+void TimerCreated(v8::Isolate* isolate, double id, v8::Local<v8::Function> fn) {
   Entry e;
   e.info.function = Utf8(isolate, fn->GetDebugName());
   e.info.file = Utf8(isolate, fn->GetScriptOrigin().ResourceName());
   e.info.line = fn->GetScriptLineNumber() + 1;
   e.info.column = fn->GetScriptColumnNumber() + 1;
-  uint32_t hash = static_cast<uint32_t>(timeout->GetIdentityHash());
   std::lock_guard<std::mutex> lock(TablesMutex());
-  Table& t = Tables()[isolate];
-  if (!t.on) return;
+  auto found = Tables().find(isolate);
+  if (found == Tables().end() || !found->second.on) return;  // off, or the isolate is going
+  Table& t = found->second;
   if (t.timers.size() >= kCapacity) {
     t.untracked++;
     return;
   }
-  t.timers.emplace(hash, std::move(e));
+  t.timers[id] = std::move(e);
 }
 
-void TimerArmed(v8::Isolate* isolate, v8::Local<v8::Object> timeout, double start_ms, double after_ms, bool repeat) {
-  uint32_t hash = static_cast<uint32_t>(timeout->GetIdentityHash());
+void TimerArmed(v8::Isolate* isolate, double id, double start_ms, double after_ms, bool repeat) {
   std::lock_guard<std::mutex> lock(TablesMutex());
-  Table& t = Tables()[isolate];
-  auto it = t.timers.find(hash);
-  if (!t.on || it == t.timers.end()) return;
+  auto found = Tables().find(isolate);
+  if (found == Tables().end() || !found->second.on) return;
+  Table& t = found->second;
+  auto it = t.timers.find(id);
+  if (it == t.timers.end()) return;
   if (!t.has_base) {
     // On the loop's thread, during the turn whose time Node read.
     uv_loop_t* loop = node::GetCurrentEventLoop(isolate);
@@ -84,29 +85,30 @@ void TimerArmed(v8::Isolate* isolate, v8::Local<v8::Object> timeout, double star
   it->second.info.armed = true;
 }
 
-void TimerDone(v8::Isolate* isolate, v8::Local<v8::Object> timeout) {
-  uint32_t hash = static_cast<uint32_t>(timeout->GetIdentityHash());
+void TimerDone(v8::Isolate* isolate, double id) {
   std::lock_guard<std::mutex> lock(TablesMutex());
-  Table& t = Tables()[isolate];
-  auto it = t.timers.find(hash);
+  auto found = Tables().find(isolate);
+  if (found == Tables().end()) return;
+  Table& t = found->second;
+  auto it = t.timers.find(id);
   if (it != t.timers.end()) t.timers.erase(it);
   else if (t.untracked > 0) t.untracked--;
 }
 
 // The accessors' calls into the table.
 void OnCreated(const v8::FunctionCallbackInfo<v8::Value>& info) {
-  if (info[0]->IsObject() && info[1]->IsFunction())
-    TimerCreated(info.GetIsolate(), info[0].As<v8::Object>(), info[1].As<v8::Function>());
+  if (info[0]->IsNumber() && info[1]->IsFunction())
+    TimerCreated(info.GetIsolate(), info[0].As<v8::Number>()->Value(), info[1].As<v8::Function>());
 }
 
 void OnArmed(const v8::FunctionCallbackInfo<v8::Value>& info) {
-  if (info[0]->IsObject() && info[1]->IsNumber() && info[2]->IsNumber())
-    TimerArmed(info.GetIsolate(), info[0].As<v8::Object>(), info[1].As<v8::Number>()->Value(),
+  if (info[0]->IsNumber() && info[1]->IsNumber() && info[2]->IsNumber())
+    TimerArmed(info.GetIsolate(), info[0].As<v8::Number>()->Value(), info[1].As<v8::Number>()->Value(),
                info[2].As<v8::Number>()->Value(), info[3]->BooleanValue(info.GetIsolate()));
 }
 
 void OnDone(const v8::FunctionCallbackInfo<v8::Value>& info) {
-  if (info[0]->IsObject()) TimerDone(info.GetIsolate(), info[0].As<v8::Object>());
+  if (info[0]->IsNumber()) TimerDone(info.GetIsolate(), info[0].As<v8::Number>()->Value());
 }
 
 // Takes the Timeout prototype from a timer made and cleared at once.
@@ -120,18 +122,21 @@ const char kInstall[] = R"js((function (created, armed, done) {
   const mark = Symbol.for('guru-meditation timers')
   if (proto[mark]) return true
   Object.defineProperty(proto, mark, { value: true })
+  const ID = Symbol('guru-meditation timer')
+  let next = 0
+  const id = t => t[ID] ?? (t[ID] = ++next)
   const CALLBACK = Symbol('guru-meditation onTimeout')
   const START = Symbol('guru-meditation idleStart')
   const DESTROYED = Symbol('guru-meditation destroyed')
   Object.defineProperty(proto, '_onTimeout', { configurable: true,
     get () { return this[CALLBACK] },
-    set (v) { this[CALLBACK] = v; if (typeof v === 'function') created(this, v) } })
+    set (v) { this[CALLBACK] = v; if (typeof v === 'function') created(id(this), v) } })
   Object.defineProperty(proto, '_idleStart', { configurable: true,
     get () { return this[START] },
-    set (v) { this[START] = v; if (typeof v === 'number') armed(this, v, this._idleTimeout, this._repeat !== null) } })
+    set (v) { this[START] = v; if (typeof v === 'number') armed(id(this), v, this._idleTimeout, this._repeat !== null) } })
   Object.defineProperty(proto, '_destroyed', { configurable: true,
     get () { return this[DESTROYED] },
-    set (v) { this[DESTROYED] = v; if (v === true) done(this) } })
+    set (v) { this[DESTROYED] = v; if (v === true) done(id(this)) } })
   return true
 }))js";
 
@@ -200,7 +205,7 @@ TimerSummary SummarizeTimers(v8::Isolate* isolate, size_t max) {
   out.untracked = it->second.untracked;
   // libuv's loop time is ms of the monotonic clock, as is this.
   int64_t now = static_cast<int64_t>(uv_hrtime() / 1000000);
-  for (const auto& [hash, e] : it->second.timers) {
+  for (const auto& [id, e] : it->second.timers) {
     TimerInfo t = e.info;
     t.due_in_ms = static_cast<int64_t>(e.start_ms + e.info.after_ms) - now;
     out.timers.push_back(std::move(t));
