@@ -230,10 +230,11 @@ class FileWatch {
   int64_t last_mtime_ = kMissing;
 };
 
-void Drain(int fd) {
-  uint64_t value;
-  while (read(fd, &value, sizeof value) > 0) {
-  }
+// Returns the eventfd's count: how many writes it folded (0 when none).
+uint64_t Drain(int fd) {
+  uint64_t value, total = 0;
+  while (read(fd, &value, sizeof value) == sizeof value) total += value;
+  return total;
 }
 
 void Wake() {
@@ -244,16 +245,20 @@ void Wake() {
 
 // Called with shared.mu held. Starts a report now, or folds the trigger into
 // the one in flight, or keeps it for when a reporter attaches.
-// Returns true when the caller should capture and deliver `out`.
+// `trigger.coalesced` counts triggers already folded into this one (several
+// signals read from the eventfd at once). Returns true when the caller
+// should capture and deliver `out`.
 bool TakeTrigger(Shared& s, const Trigger& trigger, Trigger* out) {
   auto now = std::chrono::steady_clock::now();
   if (s.in_flight && now - s.in_flight_since > kInFlightTimeout) s.in_flight = false;
+  s.coalesced += trigger.coalesced;
   if (s.in_flight) {
     // A CLI request waits for the report in flight (its caller waits for
     // its own file); any other trigger is folded into the next report.
     if (!trigger.out_path.empty()) {
       s.has_pending = true;
       s.pending = trigger;
+      s.pending.coalesced = 0;
     } else {
       s.coalesced++;
     }
@@ -263,6 +268,7 @@ bool TakeTrigger(Shared& s, const Trigger& trigger, Trigger* out) {
     if (s.has_pending) s.coalesced++;
     s.has_pending = true;
     s.pending = trigger;
+    s.pending.coalesced = 0;
     return false;
   }
   *out = trigger;
@@ -387,8 +393,10 @@ void* WatchdogMain(void*) {
       continue;
     }
     if (fds[0].revents & POLLIN) {
-      Drain(g_signal_fd);  // several signals before we woke are one request
-      Trigger trigger{"signal", SignalName(g_report_signal), 0, "", ""};
+      // Several signals before we woke are one request, the others folded into it.
+      uint64_t signals = Drain(g_signal_fd);
+      int folded = signals > 1 ? static_cast<int>(std::min<uint64_t>(signals - 1, 1 << 30)) : 0;
+      Trigger trigger{"signal", SignalName(g_report_signal), folded, "", ""};
       AttachRequest request;
       if (TakeAttachRequest(&request)) {
         trigger.kind = "cli";
