@@ -231,6 +231,8 @@ class FileWatch {
 };
 
 // Returns the eventfd's count: how many writes it folded (0 when none).
+// The reads and the poll of this thread cannot return EINTR: it blocks
+// every signal (Start).
 uint64_t Drain(int fd) {
   uint64_t value, total = 0;
   while (read(fd, &value, sizeof value) == sizeof value) total += value;
