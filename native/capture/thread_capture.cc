@@ -32,12 +32,20 @@ constexpr long kHoldTimeoutNs = 20 * 1000 * 1000;  // first-contact hold, at mos
 
 enum SlotState : int { kFree = 0, kArmed = 1, kBusy = 2, kDone = 3 };
 
+// A thread met for the first time is held in its handler while the watchdog
+// posts an interrupt to its isolate (its isolate cannot go away meanwhile).
+// It waits kHoldTimeoutNs at most for the watchdog to begin: it gives up
+// with kHeld -> kNotHeld, the watchdog begins with kHeld -> kInUse, and
+// once begun the thread waits until it is done (kNotHeld), so an isolate
+// is never touched after its thread went on, to dispose of it perhaps.
+enum Hold : int { kNotHeld = 0, kHeld = 1, kInUse = 2 };
+
 // One per thread being captured. Written by that thread's handler only
 // between kArmed->kBusy and kBusy->kDone; read by the watchdog after kDone.
 struct Slot {
   std::atomic<int> tid;
   std::atomic<int> state;
-  std::atomic<int> hold;            // futex word: 1 while the watchdog wants the thread held
+  std::atomic<int> hold;            // futex word: a Hold
   std::atomic<int> held;            // 1 while a held thread is inside WaitWhileHeld (it reads the slot)
   uint64_t interrupted_ns;
   bool in_syscall;
@@ -134,14 +142,33 @@ bool InSyscall(uintptr_t pc) {
   return at(pc) || at(pc - 2);
 }
 
-// Async-signal-safe: memcpy within one readable mapping, clamped to its end,
-// so a stack pointer near the top of its stack never reads past the mapping.
+// Async-signal-safe: plain loads and stores. The copy reads the whole top
+// of another frame's stack, dead bytes and sanitizer redzones included, so
+// it is not instrumented, and not memcpy (a sanitizer's memcpy checks what
+// it reads); volatile keeps the compiler from making it a memcpy call.
+__attribute__((no_sanitize("address", "undefined")))
+void CopyRaw(unsigned char* dst, uintptr_t src, size_t n) {
+  size_t i = 0;
+  if (src % sizeof(uint64_t) == 0) {
+    auto* from = reinterpret_cast<const volatile uint64_t*>(src);
+    for (; i + sizeof(uint64_t) <= n; i += sizeof(uint64_t)) {
+      uint64_t word = from[i / sizeof(uint64_t)];
+      __builtin_memcpy(dst + i, &word, sizeof word);  // inlined: a fixed 8-byte store
+    }
+  }
+  auto* bytes = reinterpret_cast<const volatile unsigned char*>(src);
+  for (; i < n; i++) dst[i] = bytes[i];
+}
+
+// Async-signal-safe: a copy within one readable mapping, clamped to its
+// end, so a stack pointer near the top of its stack never reads past the
+// mapping.
 void CopyStack(Slot* slot) {
   slot->stack_size = 0;
   const Readable* m = FindMapping(slot->regs.rsp);
   if (!m) return;
   size_t n = std::min<size_t>(g_max_stack_bytes, m->end - slot->regs.rsp);
-  memcpy(slot->stack, reinterpret_cast<const void*>(slot->regs.rsp), n);
+  CopyRaw(slot->stack, slot->regs.rsp, n);
   slot->stack_size = n;
 }
 
@@ -168,12 +195,18 @@ void SampleV8(Slot* slot) {
   slot->code_events = CodeMapEventCount(slot->isolate);
 }
 
-// Async-signal-safe: a raw futex wait with a timeout; no libc locking.
+// Async-signal-safe: raw futex waits and atomics; no libc locking.
 void WaitWhileHeld(Slot* slot) {
   timespec timeout{0, kHoldTimeoutNs};
-  while (slot->hold.load(std::memory_order_acquire)) {
-    long rc = syscall(SYS_futex, &slot->hold, FUTEX_WAIT_PRIVATE, 1, &timeout, nullptr, 0);
-    if (rc == -1 && errno == ETIMEDOUT) break;
+  for (;;) {
+    int hold = slot->hold.load(std::memory_order_acquire);
+    if (hold == kNotHeld) return;
+    // While the watchdog is at the isolate (kInUse): no timeout.
+    long rc = syscall(SYS_futex, &slot->hold, FUTEX_WAIT_PRIVATE, hold, hold == kHeld ? &timeout : nullptr, nullptr, 0);
+    if (rc == -1 && errno == ETIMEDOUT) {
+      int expected = kHeld;
+      if (slot->hold.compare_exchange_strong(expected, kNotHeld, std::memory_order_acq_rel)) return;
+    }
   }
 }
 
@@ -195,7 +228,7 @@ void OnCaptureSignal(int, siginfo_t* info, void* context) {
       CopyStack(slot);
       SampleV8(slot);
       bool hold = slot->isolate && g_isolate_known && !g_isolate_known(slot->isolate);
-      slot->hold.store(hold ? 1 : 0, std::memory_order_relaxed);
+      slot->hold.store(hold ? kHeld : kNotHeld, std::memory_order_relaxed);
       slot->held.store(hold ? 1 : 0, std::memory_order_relaxed);
       slot->interrupted_ns = NowNs() - start;
       slot->state.store(kDone, std::memory_order_release);
@@ -211,7 +244,7 @@ void OnCaptureSignal(int, siginfo_t* info, void* context) {
 }
 
 void ReleaseHold(Slot* slot) {
-  slot->hold.store(0, std::memory_order_release);
+  slot->hold.store(kNotHeld, std::memory_order_release);
   syscall(SYS_futex, &slot->hold, FUTEX_WAKE_PRIVATE, 1, nullptr, nullptr, 0);
 }
 
@@ -248,7 +281,10 @@ void CollectAnswers(const std::vector<Slot*>& sent, uint64_t deadline_ns,
       if (seen[i] || s->state.load(std::memory_order_acquire) != kDone) continue;
       seen[i] = true;
       answered++;
-      if (s->hold.load(std::memory_order_acquire)) {
+      // Only while the thread still waits: one that gave up may be
+      // disposing of its isolate by now.
+      int waiting = kHeld;
+      if (s->hold.compare_exchange_strong(waiting, kInUse, std::memory_order_acq_rel)) {
         if (first_contact) first_contact(s->isolate, s->tid.load());
         ReleaseHold(s);
       }
