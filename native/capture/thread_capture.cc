@@ -28,16 +28,21 @@ namespace {
 
 constexpr size_t kMaxJsFrames = 64;
 constexpr size_t kMaxMappings = 8192;
-constexpr long kHoldTimeoutNs = 20 * 1000 * 1000;  // first-contact hold, at most
+constexpr uint64_t kHoldTimeoutNs = 20 * 1000 * 1000;   // first-contact hold, for the watchdog to begin
+constexpr uint64_t kInUseTimeoutNs = 20 * 1000 * 1000;  // and then for it to be done
 
 enum SlotState : int { kFree = 0, kArmed = 1, kBusy = 2, kDone = 3 };
 
 // A thread met for the first time is held in its handler while the watchdog
 // posts an interrupt to its isolate (its isolate cannot go away meanwhile).
 // It waits kHoldTimeoutNs at most for the watchdog to begin: it gives up
-// with kHeld -> kNotHeld, the watchdog begins with kHeld -> kInUse, and
-// once begun the thread waits until it is done (kNotHeld), so an isolate
-// is never touched after its thread went on, to dispose of it perhaps.
+// with kHeld -> kNotHeld, the watchdog begins with kHeld -> kInUse, so an
+// isolate whose thread went on (to dispose of it, perhaps) is not touched.
+// Once begun, the thread waits until the watchdog is done (kNotHeld), or
+// kInUseTimeoutNs more: longer means the watchdog waits for a lock of V8's
+// the held thread holds. Then the watchdog's RequestInterrupt completes as
+// soon as the thread leaves V8's critical section, long before the thread
+// could dispose of its isolate.
 enum Hold : int { kNotHeld = 0, kHeld = 1, kInUse = 2 };
 
 // One per thread being captured. Written by that thread's handler only
@@ -182,6 +187,14 @@ void SampleV8(Slot* slot) {
   slot->external_callback = nullptr;
   slot->code_events = 0;
   if (!slot->isolate) return;
+  // V8 makes an isolate current on its thread while it disposes of it,
+  // without entering it (Isolate::Delete): one not entered is going away,
+  // and is neither sampled nor held nor sent an interrupt. IsInUse() reads
+  // one field, as V8's own sampler does from its signal handler.
+  if (!slot->isolate->IsInUse()) {
+    slot->isolate = nullptr;
+    return;
+  }
   v8::RegisterState state;
   state.pc = reinterpret_cast<void*>(slot->regs.rip);
   state.sp = reinterpret_cast<void*>(slot->regs.rsp);
@@ -195,18 +208,26 @@ void SampleV8(Slot* slot) {
   slot->code_events = CodeMapEventCount(slot->isolate);
 }
 
-// Async-signal-safe: raw futex waits and atomics; no libc locking.
+// Async-signal-safe: raw futex waits, clock_gettime and atomics; no libc
+// locking.
 void WaitWhileHeld(Slot* slot) {
-  timespec timeout{0, kHoldTimeoutNs};
+  uint64_t start = NowNs();
   for (;;) {
     int hold = slot->hold.load(std::memory_order_acquire);
     if (hold == kNotHeld) return;
-    // While the watchdog is at the isolate (kInUse): no timeout.
-    long rc = syscall(SYS_futex, &slot->hold, FUTEX_WAIT_PRIVATE, hold, hold == kHeld ? &timeout : nullptr, nullptr, 0);
-    if (rc == -1 && errno == ETIMEDOUT) {
+    uint64_t waited = NowNs() - start;
+    uint64_t limit = hold == kHeld ? kHoldTimeoutNs : kHoldTimeoutNs + kInUseTimeoutNs;
+    if (waited >= limit) {
+      // The watchdog still at the isolate this long waits for a lock of
+      // V8's that this thread holds (it was signalled inside V8): it must
+      // go on, or neither would.
+      if (hold == kInUse) return;
       int expected = kHeld;
       if (slot->hold.compare_exchange_strong(expected, kNotHeld, std::memory_order_acq_rel)) return;
+      continue;
     }
+    timespec timeout{0, static_cast<long>(limit - waited)};
+    syscall(SYS_futex, &slot->hold, FUTEX_WAIT_PRIVATE, hold, &timeout, nullptr, 0);
   }
 }
 
