@@ -363,13 +363,24 @@ void CopyOut(const Slot& slot, ThreadSnapshot* t) {
 }
 
 // True when the thread blocks the signal: tgkill would leave it pending.
-bool SignalBlocked(int tid, int sig) {
+// `running` says whether it is on a CPU (or runnable) meanwhile.
+bool SignalBlocked(int tid, int sig, bool* running = nullptr) {
   std::string status = ReadProcFile("/proc/self/task/" + std::to_string(tid) + "/status");
+  size_t state = status.find("State:\t");
+  if (running) *running = state != std::string::npos && status.compare(state + 7, 1, "R") == 0;
   size_t at = status.find("SigBlk:");
   if (at == std::string::npos) return false;
   uint64_t mask = strtoull(status.c_str() + at + 7, nullptr, 16);
   return (mask >> (sig - 1)) & 1;
 }
+
+// libuv blocks every signal for the moment it creates a thread or forks
+// (a Worker starting, a child process spawned): a thread that blocks the
+// signal while it runs, or the main thread, is asked again for a few ms.
+// One that blocks it for good (Node's inspector thread, asleep) is not
+// signalled at all: the signal would stay queued for ever.
+constexpr int kBlockedRetries = 50;
+constexpr int kBlockedRetryUs = 200;
 
 }  // namespace
 
@@ -448,21 +459,40 @@ std::vector<ThreadSnapshot> CaptureAllThreads(const CaptureOptions& options,
   g_slots.store(slots, std::memory_order_release);
 
   std::vector<Slot*> sent;
-  for (size_t i = 0; i < n; i++) {
+  std::vector<size_t> again;  // blocking the signal for a moment, perhaps
+  auto send = [&](size_t i) {
     ThreadSnapshot& t = threads[i];
-    if (t.self) continue;
-    if (SignalBlocked(t.tid, g_signal)) {
-      t.missing_reason = "the thread blocks the capture signal";
-      continue;
-    }
     slots[i].state.store(kArmed, std::memory_order_release);
     if (syscall(SYS_tgkill, g_pid, t.tid, g_signal) != 0) {
       slots[i].state.store(kFree, std::memory_order_release);
       t.missing_reason = errno == ESRCH ? "the thread exited during the capture"
                                         : std::string("tgkill failed: ") + strerror(errno);
+      return;
+    }
+    t.missing_reason.clear();
+    sent.push_back(&slots[i]);
+  };
+  for (size_t i = 0; i < n; i++) {
+    ThreadSnapshot& t = threads[i];
+    if (t.self) continue;
+    bool running = false;
+    if (SignalBlocked(t.tid, g_signal, &running)) {
+      t.missing_reason = "the thread blocks the capture signal";
+      if (running || t.tid == g_pid) again.push_back(i);
       continue;
     }
-    sent.push_back(&slots[i]);
+    send(i);
+  }
+  for (int tries = 0; tries < kBlockedRetries && !again.empty(); tries++) {
+    usleep(kBlockedRetryUs);
+    for (size_t k = 0; k < again.size();) {
+      if (SignalBlocked(threads[again[k]].tid, g_signal)) {
+        k++;
+        continue;
+      }
+      send(again[k]);
+      again.erase(again.begin() + k);
+    }
   }
   CollectAnswers(sent, NowNs() + uint64_t(options.timeout_ms) * 1000000u, first_contact);
   bool quiet = DisarmAll(slots, n);
