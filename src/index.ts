@@ -42,7 +42,14 @@ let state: State | null = null
 // thread's isolate known, so its stack can be asked for. A failure is kept
 // for setup, which reports it.
 let addonError: Error | null = null
-try { loadAddon() } catch (err) { addonError = err as Error }
+
+// Two copies of the library on one thread (two versions in one dependency
+// tree) are one: a later copy hands its exports over to the first, so there
+// is one watchdog, one signal handler, one set of sections (see the end).
+const SHARED = Symbol.for('guru-meditation')
+const earlier = (globalThis as Record<symbol, unknown>)[SHARED]
+
+if (!earlier) try { loadAddon() } catch (err) { addonError = err as Error }
 
 function addon (): Addon {
   if (addonError) throw addonError
@@ -238,3 +245,6 @@ export async function writeReport (options: { format?: Format } = {}): Promise<s
 }
 
 export const TextGuruMeditation = { setupAutorun, registerSection, generateReport, writeReport }
+
+if (earlier) module.exports = earlier
+else Object.defineProperty(globalThis, SHARED, { value: module.exports })
