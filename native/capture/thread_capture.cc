@@ -84,9 +84,10 @@ IsolateKnownFn g_isolate_known = nullptr;
 // The thread running the report signal's handler, 0 when none.
 std::atomic<int> g_report_handler_tid{0};
 
+// Async-signal-safe: clock_gettime is on POSIX's list.
 uint64_t NowNs() {
   timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);  // async-signal-safe (POSIX)
+  clock_gettime(CLOCK_MONOTONIC, &ts);
   return uint64_t(ts.tv_sec) * 1000000000u + ts.tv_nsec;
 }
 
@@ -179,7 +180,9 @@ void CopyStack(Slot* slot) {
 
 // Async-signal-safe: V8 documents GetStackSample for use from a signal
 // handler on the sampled thread (its CPU profiler does the same); it neither
-// allocates nor locks.
+// allocates nor locks. TryGetCurrent is a read of V8's thread-local
+// isolate pointer, as in V8's own sampler; CodeMapEventCount is atomics
+// over a fixed table (code_map.h).
 void SampleV8(Slot* slot) {
   slot->isolate = v8::Isolate::TryGetCurrent();  // a thread-local read
   slot->vm_state = -1;
@@ -231,11 +234,13 @@ void WaitWhileHeld(Slot* slot) {
   }
 }
 
-// The capture signal's handler. Everything it calls is async-signal-safe:
-// syscalls (gettid, clock_gettime, futex), atomics, memcpy, a read of the
-// code at the pc (InSyscall), sem_post,
-// V8's signal-safe sampler and the code map's lock-free event count. It
-// allocates nothing and takes no lock.
+// The capture signal's handler. Everything it calls is async-signal-safe,
+// each says so where it is defined: syscalls (gettid, clock_gettime,
+// futex), atomics, memcpy of two bytes and a plain copy of the stack, a
+// read of the code at the pc (InSyscall), sem_post (POSIX lists it),
+// V8's signal-safe sampler, the code map's lock-free event count and the
+// lock-free IsolateKnown (js_stacks.cc). It allocates nothing and takes no
+// lock; it saves errno.
 void OnCaptureSignal(int, siginfo_t* info, void* context) {
   int saved_errno = errno;
   // Only our own tgkill: another sender of this signal is not ours to answer.

@@ -68,24 +68,29 @@ int g_signal_fd = -1;
 int g_control_fd = -1;
 
 // The report signal and the action that was there before ours, to chain to.
-// g_previous is written before our handler is installed (see
-// InstallReportHandler), so a handler never sees it half-written.
+// Each action chained to is a copy of its own, published with one atomic
+// store before our handler is installed and never freed (one per reclaim:
+// a handler on another thread may still be reading the one before), so a
+// handler never sees one half-written.
 volatile sig_atomic_t g_report_signal = 0;
-struct sigaction g_previous;
+std::atomic<const struct sigaction*> g_previous{nullptr};
 
-// Async-signal-safe: write() to an eventfd, then the previous handler, which
-// was itself installed as a signal handler; the bracket is an atomic store
-// (thread_capture.h). errno is preserved.
+// Async-signal-safe: write() to an eventfd (never blocks: EFD_NONBLOCK),
+// an atomic load, then the previous handler, which was itself installed as
+// a signal handler; the bracket is an atomic store (thread_capture.h).
+// errno is preserved.
 void OnReportSignal(int sig, siginfo_t* info, void* context) {
   int saved_errno = errno;
   EnterReportHandler();
   uint64_t one = 1;
   ssize_t ignored = write(g_signal_fd, &one, sizeof one);
   (void)ignored;
-  if (g_previous.sa_flags & SA_SIGINFO) {
-    if (g_previous.sa_sigaction) g_previous.sa_sigaction(sig, info, context);
-  } else if (g_previous.sa_handler != SIG_DFL && g_previous.sa_handler != SIG_IGN) {
-    g_previous.sa_handler(sig);
+  const struct sigaction* previous = g_previous.load(std::memory_order_acquire);
+  if (!previous) {
+  } else if (previous->sa_flags & SA_SIGINFO) {
+    if (previous->sa_sigaction) previous->sa_sigaction(sig, info, context);
+  } else if (previous->sa_handler != SIG_DFL && previous->sa_handler != SIG_IGN) {
+    previous->sa_handler(sig);
   }
   LeaveReportHandler();
   errno = saved_errno;
@@ -107,13 +112,13 @@ void InstallReportHandler(int sig) {
   sa.sa_sigaction = OnReportSignal;
   sa.sa_flags = SA_SIGINFO | SA_RESTART;
   sigemptyset(&sa.sa_mask);
-  // Block the signal here while the chained action changes, so our own
-  // thread cannot run the handler with a half-written g_previous.
+  // The action to chain to is published before our handler is installed;
+  // this thread takes the signal only once both are done.
   sigset_t block, old;
   sigemptyset(&block);
   sigaddset(&block, sig);
   pthread_sigmask(SIG_BLOCK, &block, &old);
-  g_previous = current;
+  g_previous.store(new struct sigaction(current), std::memory_order_release);
   g_report_signal = sig;
   sigaction(sig, &sa, nullptr);
   pthread_sigmask(SIG_SETMASK, &old, nullptr);
@@ -123,7 +128,8 @@ void InstallReportHandler(int sig) {
 void UninstallReportHandler(int sig) {
   struct sigaction current;
   if (sigaction(sig, nullptr, &current) != 0 || !IsOurs(current)) return;
-  sigaction(sig, &g_previous, nullptr);
+  const struct sigaction* previous = g_previous.load(std::memory_order_acquire);
+  if (previous) sigaction(sig, previous, nullptr);
   g_report_signal = 0;
 }
 
