@@ -34,7 +34,11 @@ t.test(`worker churn for ${SECONDS} s under continuous reports`, async t => {
     try { r = JSON.parse(fs.readFileSync(file, 'utf8')) } catch (err) { problems.push(`${file}: ${err.message}`); continue }
     const main = r.threads.find(th => th.kind === 'main')
     if (!main || !main.native.length) problems.push(`${file}: no main thread stack: ${JSON.stringify(main)}`)
-    if (r.errors.length) problems.push(`${file}: ${r.errors.join('; ')}`)
+    // A main thread that did not pick the report up in time (starting a
+    // worker, on a loaded machine) leaves it to the reporter environment,
+    // which says its configuration is the one of setup: not a fault.
+    const errors = r.errors.filter(e => !(e.startsWith('configuration: as of setup') && r.package.writtenBy.startsWith('reporter environment')))
+    if (errors.length) problems.push(`${file}: ${errors.join('; ')}`)
     if (!r.sections.some(s => s.name === 'Churn')) problems.push(`${file}: no user section`)
     // A worker that ended between the listing and its signal, or was still
     // starting (blocking all signals), is said to be so.

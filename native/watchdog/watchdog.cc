@@ -111,7 +111,10 @@ void InstallReportHandler(int sig) {
   memset(&sa, 0, sizeof sa);
   sa.sa_sigaction = OnReportSignal;
   sa.sa_flags = SA_SIGINFO | SA_RESTART;
-  sigemptyset(&sa.sa_mask);
+  // The handler chained to runs with the signals it asked to be blocked:
+  // libuv's blocks them all, as it takes a lock that a second signal's
+  // handler on the same thread would wait for for ever.
+  sa.sa_mask = current.sa_mask;
   // The action to chain to is published before our handler is installed;
   // this thread takes the signal only once both are done.
   sigset_t block, old;
