@@ -26,7 +26,11 @@ t.test(`worker churn for ${SECONDS} s under continuous reports`, async t => {
     const start = Date.now()
     child.kill('SIGUSR2')
     signalled++
-    const name = await until(`report ${signalled}`, () => reportFiles(dir).find(f => !seen.has(f)), BOUND_MS, child)
+    const name = await until(`report ${signalled}`, () => reportFiles(dir).find(f => !seen.has(f)), BOUND_MS).catch(err => {
+      // A hang and a crash look alike from here: say which.
+      const exit = child.exitCode !== null || child.signalCode !== null ? `exited (code ${child.exitCode}, signal ${child.signalCode})` : 'alive, not answering'
+      throw new Error(`${err.message}: the process is ${exit}\nstdout: ${child.stdoutText.slice(-500)}\nstderr: ${child.stderrText.slice(-2000)}`)
+    })
     seen.add(name)
     slowest = Math.max(slowest, Date.now() - start)
     const file = path.join(dir, name)
