@@ -43,7 +43,14 @@ let state: State | null = null
 // thread's isolate known, so its stack can be asked for. A failure is kept
 // for setup, which reports it.
 let addonError: Error | null = null
-try { loadAddon() } catch (err) { addonError = err as Error }
+
+// Two copies of the library on one thread (two versions in one dependency
+// tree) are one: a later copy hands its exports over to the first, so there
+// is one watchdog, one signal handler, one set of sections (see the end).
+const SHARED = Symbol.for('guru-meditation')
+const earlier = (globalThis as Record<symbol, unknown>)[SHARED]
+
+if (!earlier) try { loadAddon() } catch (err) { addonError = err as Error }
 
 function addon (): Addon {
   if (addonError) throw addonError
@@ -133,13 +140,31 @@ function reporterData ({ options, pkg, confSnapshot }: State): string {
 }
 
 // libuv installs its own handler when the application listens on a signal,
-// and restores the default when it stops: put ours back in front each time.
+// and restores the default action when the last listener goes: put ours
+// back in front each time. Between libuv's restoring the default and our
+// reclaiming, a signal would end the process: a listener of our own, which
+// does nothing, keeps libuv from restoring it at all (unless the
+// application removes all the signal's listeners, ours included: then it
+// comes back at once).
+const keepSignal = (): void => {}
+let keptSignal: string | null = null
+
+function keepListening (): void {
+  const wanted = state?.options.signal?.name ?? null
+  if (keptSignal === wanted) return
+  if (keptSignal) process.off(keptSignal as NodeJS.Signals, keepSignal)
+  keptSignal = wanted
+  if (wanted) process.on(wanted as NodeJS.Signals, keepSignal)
+}
+
 function guardSignal (): void {
-  const reclaim = (event: string | symbol): void => {
-    if (state?.options.signal && event === state.options.signal.name) addon().reclaimSignal()
-  }
-  process.on('newListener', reclaim)
-  process.on('removeListener', reclaim)
+  const ours = (event: string | symbol): boolean => Boolean(state?.options.signal && event === state.options.signal.name)
+  process.on('newListener', (event: string | symbol) => { if (ours(event)) addon().reclaimSignal() })
+  process.on('removeListener', (event: string | symbol, listener: unknown) => {
+    if (!ours(event)) return
+    addon().reclaimSignal()
+    if (listener === keepSignal) process.on(event as NodeJS.Signals, keepSignal)
+  })
 }
 
 // A worker that never loads the library is met while it starts (its
@@ -204,6 +229,7 @@ export function setupAutorun (version?: VersionInfo, options: Options = {}): voi
   } else {
     native.setReporterData(reporterData(state))
   }
+  keepListening()
 }
 
 function captureNow (options: ResolvedOptions): Promise<RawCapture> {
@@ -253,3 +279,6 @@ export async function writeReport (options?: { format?: Format }): Promise<strin
 }
 
 export const TextGuruMeditation = { setupAutorun, registerSection, generateReport, writeReport }
+
+if (earlier) module.exports = earlier
+else Object.defineProperty(globalThis, SHARED, { value: module.exports })

@@ -185,10 +185,26 @@ function localBuild (): string | null {
   return fs.existsSync(file) ? file : null
 }
 
+// A worker that loads another copy of the library than the main thread's
+// (two versions in one tree) loads the binary already in the process: one
+// native instance, with one watchdog and one set of signal handlers. (Two
+// copies on one thread are one already: see index.ts.) Only in workers:
+// the main thread loads first, and /proc/self/maps costs half a millisecond.
+function binaryInProcess (): string | null {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  if ((require('node:worker_threads') as typeof import('node:worker_threads')).isMainThread) return null
+  try {
+    const maps = fs.readFileSync('/proc/self/maps', 'utf8')
+    return /^\S+ \S+ \S+ \S+ \S+ +(\/.*\/(?:guru_meditation|guru-meditation\.abi\d+)\.node)$/m.exec(maps)?.[1] ?? null
+  } catch {
+    return null
+  }
+}
+
 export function loadAddon (): Addon {
   if (addon) return addon
   try {
-    const local = localBuild()
+    const local = binaryInProcess() ?? localBuild()
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     addon = (local ? require(local) : require('node-gyp-build')(packageRoot)) as Addon
   } catch (err) {

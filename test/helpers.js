@@ -10,7 +10,7 @@ const FIXTURES = path.join(__dirname, 'fixtures')
 const REPORT_NAME = /^(.+)_gurumeditation_(\d{14})(_\d+)?$/
 
 /** A child process that the test always kills, with its output collected. */
-function spawnNode (t, args, { env = {}, cwd = ROOT } = {}) {
+function spawnNode (t, args, { env = {}, cwd = ROOT, stdin = 'ignore' } = {}) {
   // Without the test runner's NODE_OPTIONS (its loader hooks would be in
   // every report, and in every worker): the service as a user runs it. The
   // runner's spawn wrapper puts NODE_OPTIONS back into any env it is given,
@@ -19,7 +19,7 @@ function spawnNode (t, args, { env = {}, cwd = ROOT } = {}) {
   const child = spawn('/usr/bin/env', ['-u', 'NODE_OPTIONS', process.execPath, ...args], {
     cwd,
     env: { ...inherited, ...env },
-    stdio: ['ignore', 'pipe', 'pipe']
+    stdio: [stdin, 'pipe', 'pipe']
   })
   child.stdoutText = ''
   child.stderrText = ''

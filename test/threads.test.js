@@ -150,6 +150,33 @@ t.test('a worker in heavy garbage collection: the report says so', async t => {
   t.ok(isAlive(child.pid))
 })
 
+t.test('a main thread near its heap limit, collecting without pause: reports come, say so, and do not tip it over', async t => {
+  const dir = tmpDir(t)
+  const HEAP_MB = 32
+  const child = spawnWithChildren(t, [`--max-old-space-size=${HEAP_MB}`, path.join(FIXTURES, 'heap-limit.js')], {
+    GMR_TEST_OPTIONS: JSON.stringify({ logDir: dir, format: 'json' }),
+    GMR_TEST_FILL_MB: '28'
+  })
+  const [, used] = await waitForOutput(child, /^ready ([\d.]+) of/m)
+  t.ok(Number(used) >= HEAP_MB * 0.85, `${used} MB of its ${HEAP_MB} MB old space kept alive`)
+  await sleep(300)
+  // Collecting most of the time: a report or a few catch it in a collection.
+  const seen = []
+  let main
+  for (let n = 1; n <= 8 && !(main && main.vmState === 'GC'); n++) {
+    const r = await report(child, dir, n)
+    t.same(r.errors, [], `report ${n}: no errors`)
+    main = mainOf(r)
+    seen.push(main.vmState)
+    t.ok(main.native.length > 0, `report ${n}: the main thread's native stack`)
+    await sleep(300)
+  }
+  t.equal(main.vmState, 'GC', `one report caught it collecting (${seen.join(', ')})`)
+  t.match(main.note, /^in garbage collection/)
+  t.ok(isAlive(child.pid), 'no out-of-memory crash')
+  t.notMatch(child.stderrText, /heap out of memory|guru-meditation/)
+})
+
 t.test('workers starting and exiting during captures: every report complete, the process alive', async t => {
   const { child, dir } = service(t, 'churn')
   await waitForOutput(child, /^ready/m)

@@ -209,6 +209,8 @@ void OnInterrupt(v8::Isolate* isolate, void* data) {
 
 }  // namespace
 
+// Async-signal-safe (called from the capture signal's handler): acquire
+// loads over the fixed table g_known, nothing else.
 bool IsolateKnown(v8::Isolate* isolate) {
   for (auto& slot : g_known)
     if (slot.load(std::memory_order_acquire) == isolate) return true;

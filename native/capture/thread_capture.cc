@@ -28,16 +28,29 @@ namespace {
 
 constexpr size_t kMaxJsFrames = 64;
 constexpr size_t kMaxMappings = 8192;
-constexpr long kHoldTimeoutNs = 20 * 1000 * 1000;  // first-contact hold, at most
+constexpr uint64_t kHoldTimeoutNs = 20 * 1000 * 1000;   // first-contact hold, for the watchdog to begin
+constexpr uint64_t kInUseTimeoutNs = 20 * 1000 * 1000;  // and then for it to be done
 
 enum SlotState : int { kFree = 0, kArmed = 1, kBusy = 2, kDone = 3 };
+
+// A thread met for the first time is held in its handler while the watchdog
+// posts an interrupt to its isolate (its isolate cannot go away meanwhile).
+// It waits kHoldTimeoutNs at most for the watchdog to begin: it gives up
+// with kHeld -> kNotHeld, the watchdog begins with kHeld -> kInUse, so an
+// isolate whose thread went on (to dispose of it, perhaps) is not touched.
+// Once begun, the thread waits until the watchdog is done (kNotHeld), or
+// kInUseTimeoutNs more: longer means the watchdog waits for a lock of V8's
+// the held thread holds. Then the watchdog's RequestInterrupt completes as
+// soon as the thread leaves V8's critical section, long before the thread
+// could dispose of its isolate.
+enum Hold : int { kNotHeld = 0, kHeld = 1, kInUse = 2 };
 
 // One per thread being captured. Written by that thread's handler only
 // between kArmed->kBusy and kBusy->kDone; read by the watchdog after kDone.
 struct Slot {
   std::atomic<int> tid;
   std::atomic<int> state;
-  std::atomic<int> hold;            // futex word: 1 while the watchdog wants the thread held
+  std::atomic<int> hold;            // futex word: a Hold
   std::atomic<int> held;            // 1 while a held thread is inside WaitWhileHeld (it reads the slot)
   uint64_t interrupted_ns;
   bool in_syscall;
@@ -71,9 +84,10 @@ IsolateKnownFn g_isolate_known = nullptr;
 // The thread running the report signal's handler, 0 when none.
 std::atomic<int> g_report_handler_tid{0};
 
+// Async-signal-safe: clock_gettime is on POSIX's list.
 uint64_t NowNs() {
   timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);  // async-signal-safe (POSIX)
+  clock_gettime(CLOCK_MONOTONIC, &ts);
   return uint64_t(ts.tv_sec) * 1000000000u + ts.tv_nsec;
 }
 
@@ -134,20 +148,41 @@ bool InSyscall(uintptr_t pc) {
   return at(pc) || at(pc - 2);
 }
 
-// Async-signal-safe: memcpy within one readable mapping, clamped to its end,
-// so a stack pointer near the top of its stack never reads past the mapping.
+// Async-signal-safe: plain loads and stores. The copy reads the whole top
+// of another frame's stack, dead bytes and sanitizer redzones included, so
+// it is not instrumented, and not memcpy (a sanitizer's memcpy checks what
+// it reads); volatile keeps the compiler from making it a memcpy call.
+__attribute__((no_sanitize("address", "undefined")))
+void CopyRaw(unsigned char* dst, uintptr_t src, size_t n) {
+  size_t i = 0;
+  if (src % sizeof(uint64_t) == 0) {
+    auto* from = reinterpret_cast<const volatile uint64_t*>(src);
+    for (; i + sizeof(uint64_t) <= n; i += sizeof(uint64_t)) {
+      uint64_t word = from[i / sizeof(uint64_t)];
+      __builtin_memcpy(dst + i, &word, sizeof word);  // inlined: a fixed 8-byte store
+    }
+  }
+  auto* bytes = reinterpret_cast<const volatile unsigned char*>(src);
+  for (; i < n; i++) dst[i] = bytes[i];
+}
+
+// Async-signal-safe: a copy within one readable mapping, clamped to its
+// end, so a stack pointer near the top of its stack never reads past the
+// mapping.
 void CopyStack(Slot* slot) {
   slot->stack_size = 0;
   const Readable* m = FindMapping(slot->regs.rsp);
   if (!m) return;
   size_t n = std::min<size_t>(g_max_stack_bytes, m->end - slot->regs.rsp);
-  memcpy(slot->stack, reinterpret_cast<const void*>(slot->regs.rsp), n);
+  CopyRaw(slot->stack, slot->regs.rsp, n);
   slot->stack_size = n;
 }
 
 // Async-signal-safe: V8 documents GetStackSample for use from a signal
 // handler on the sampled thread (its CPU profiler does the same); it neither
-// allocates nor locks.
+// allocates nor locks. TryGetCurrent is a read of V8's thread-local
+// isolate pointer, as in V8's own sampler; CodeMapEventCount is atomics
+// over a fixed table (code_map.h).
 void SampleV8(Slot* slot) {
   slot->isolate = v8::Isolate::TryGetCurrent();  // a thread-local read
   slot->vm_state = -1;
@@ -155,6 +190,14 @@ void SampleV8(Slot* slot) {
   slot->external_callback = nullptr;
   slot->code_events = 0;
   if (!slot->isolate) return;
+  // V8 makes an isolate current on its thread while it disposes of it,
+  // without entering it (Isolate::Delete): one not entered is going away,
+  // and is neither sampled nor held nor sent an interrupt. IsInUse() reads
+  // one field, as V8's own sampler does from its signal handler.
+  if (!slot->isolate->IsInUse()) {
+    slot->isolate = nullptr;
+    return;
+  }
   v8::RegisterState state;
   state.pc = reinterpret_cast<void*>(slot->regs.rip);
   state.sp = reinterpret_cast<void*>(slot->regs.rsp);
@@ -168,20 +211,36 @@ void SampleV8(Slot* slot) {
   slot->code_events = CodeMapEventCount(slot->isolate);
 }
 
-// Async-signal-safe: a raw futex wait with a timeout; no libc locking.
+// Async-signal-safe: raw futex waits, clock_gettime and atomics; no libc
+// locking.
 void WaitWhileHeld(Slot* slot) {
-  timespec timeout{0, kHoldTimeoutNs};
-  while (slot->hold.load(std::memory_order_acquire)) {
-    long rc = syscall(SYS_futex, &slot->hold, FUTEX_WAIT_PRIVATE, 1, &timeout, nullptr, 0);
-    if (rc == -1 && errno == ETIMEDOUT) break;
+  uint64_t start = NowNs();
+  for (;;) {
+    int hold = slot->hold.load(std::memory_order_acquire);
+    if (hold == kNotHeld) return;
+    uint64_t waited = NowNs() - start;
+    uint64_t limit = hold == kHeld ? kHoldTimeoutNs : kHoldTimeoutNs + kInUseTimeoutNs;
+    if (waited >= limit) {
+      // The watchdog still at the isolate this long waits for a lock of
+      // V8's that this thread holds (it was signalled inside V8): it must
+      // go on, or neither would.
+      if (hold == kInUse) return;
+      int expected = kHeld;
+      if (slot->hold.compare_exchange_strong(expected, kNotHeld, std::memory_order_acq_rel)) return;
+      continue;
+    }
+    timespec timeout{0, static_cast<long>(limit - waited)};
+    syscall(SYS_futex, &slot->hold, FUTEX_WAIT_PRIVATE, hold, &timeout, nullptr, 0);
   }
 }
 
-// The capture signal's handler. Everything it calls is async-signal-safe:
-// syscalls (gettid, clock_gettime, futex), atomics, memcpy, a read of the
-// code at the pc (InSyscall), sem_post,
-// V8's signal-safe sampler and the code map's lock-free event count. It
-// allocates nothing and takes no lock.
+// The capture signal's handler. Everything it calls is async-signal-safe,
+// each says so where it is defined: syscalls (gettid, clock_gettime,
+// futex), atomics, memcpy of two bytes and a plain copy of the stack, a
+// read of the code at the pc (InSyscall), sem_post (POSIX lists it),
+// V8's signal-safe sampler, the code map's lock-free event count and the
+// lock-free IsolateKnown (js_stacks.cc). It allocates nothing and takes no
+// lock; it saves errno.
 void OnCaptureSignal(int, siginfo_t* info, void* context) {
   int saved_errno = errno;
   // Only our own tgkill: another sender of this signal is not ours to answer.
@@ -195,7 +254,7 @@ void OnCaptureSignal(int, siginfo_t* info, void* context) {
       CopyStack(slot);
       SampleV8(slot);
       bool hold = slot->isolate && g_isolate_known && !g_isolate_known(slot->isolate);
-      slot->hold.store(hold ? 1 : 0, std::memory_order_relaxed);
+      slot->hold.store(hold ? kHeld : kNotHeld, std::memory_order_relaxed);
       slot->held.store(hold ? 1 : 0, std::memory_order_relaxed);
       slot->interrupted_ns = NowNs() - start;
       slot->state.store(kDone, std::memory_order_release);
@@ -211,7 +270,7 @@ void OnCaptureSignal(int, siginfo_t* info, void* context) {
 }
 
 void ReleaseHold(Slot* slot) {
-  slot->hold.store(0, std::memory_order_release);
+  slot->hold.store(kNotHeld, std::memory_order_release);
   syscall(SYS_futex, &slot->hold, FUTEX_WAKE_PRIVATE, 1, nullptr, nullptr, 0);
 }
 
@@ -248,7 +307,10 @@ void CollectAnswers(const std::vector<Slot*>& sent, uint64_t deadline_ns,
       if (seen[i] || s->state.load(std::memory_order_acquire) != kDone) continue;
       seen[i] = true;
       answered++;
-      if (s->hold.load(std::memory_order_acquire)) {
+      // Only while the thread still waits: one that gave up may be
+      // disposing of its isolate by now.
+      int waiting = kHeld;
+      if (s->hold.compare_exchange_strong(waiting, kInUse, std::memory_order_acq_rel)) {
         if (first_contact) first_contact(s->isolate, s->tid.load());
         ReleaseHold(s);
       }
@@ -306,13 +368,24 @@ void CopyOut(const Slot& slot, ThreadSnapshot* t) {
 }
 
 // True when the thread blocks the signal: tgkill would leave it pending.
-bool SignalBlocked(int tid, int sig) {
+// `running` says whether it is on a CPU (or runnable) meanwhile.
+bool SignalBlocked(int tid, int sig, bool* running = nullptr) {
   std::string status = ReadProcFile("/proc/self/task/" + std::to_string(tid) + "/status");
+  size_t state = status.find("State:\t");
+  if (running) *running = state != std::string::npos && status.compare(state + 7, 1, "R") == 0;
   size_t at = status.find("SigBlk:");
   if (at == std::string::npos) return false;
   uint64_t mask = strtoull(status.c_str() + at + 7, nullptr, 16);
   return (mask >> (sig - 1)) & 1;
 }
+
+// libuv blocks every signal for the moment it creates a thread or forks
+// (a Worker starting, a child process spawned): a thread that blocks the
+// signal while it runs, or the main thread, is asked again for a few ms.
+// One that blocks it for good (Node's inspector thread, asleep) is not
+// signalled at all: the signal would stay queued for ever.
+constexpr int kBlockedRetries = 50;
+constexpr int kBlockedRetryUs = 200;
 
 }  // namespace
 
@@ -391,21 +464,40 @@ std::vector<ThreadSnapshot> CaptureAllThreads(const CaptureOptions& options,
   g_slots.store(slots, std::memory_order_release);
 
   std::vector<Slot*> sent;
-  for (size_t i = 0; i < n; i++) {
+  std::vector<size_t> again;  // blocking the signal for a moment, perhaps
+  auto send = [&](size_t i) {
     ThreadSnapshot& t = threads[i];
-    if (t.self) continue;
-    if (SignalBlocked(t.tid, g_signal)) {
-      t.missing_reason = "the thread blocks the capture signal";
-      continue;
-    }
     slots[i].state.store(kArmed, std::memory_order_release);
     if (syscall(SYS_tgkill, g_pid, t.tid, g_signal) != 0) {
       slots[i].state.store(kFree, std::memory_order_release);
       t.missing_reason = errno == ESRCH ? "the thread exited during the capture"
                                         : std::string("tgkill failed: ") + strerror(errno);
+      return;
+    }
+    t.missing_reason.clear();
+    sent.push_back(&slots[i]);
+  };
+  for (size_t i = 0; i < n; i++) {
+    ThreadSnapshot& t = threads[i];
+    if (t.self) continue;
+    bool running = false;
+    if (SignalBlocked(t.tid, g_signal, &running)) {
+      t.missing_reason = "the thread blocks the capture signal";
+      if (running || t.tid == g_pid) again.push_back(i);
       continue;
     }
-    sent.push_back(&slots[i]);
+    send(i);
+  }
+  for (int tries = 0; tries < kBlockedRetries && !again.empty(); tries++) {
+    usleep(kBlockedRetryUs);
+    for (size_t k = 0; k < again.size();) {
+      if (SignalBlocked(threads[again[k]].tid, g_signal)) {
+        k++;
+        continue;
+      }
+      send(again[k]);
+      again.erase(again.begin() + k);
+    }
   }
   CollectAnswers(sent, NowNs() + uint64_t(options.timeout_ms) * 1000000u, first_contact);
   bool quiet = DisarmAll(slots, n);

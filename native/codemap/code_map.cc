@@ -554,6 +554,8 @@ void StopCodeMap(v8::Isolate* isolate) {
   LogCodeMoves(isolate, false);
 }
 
+// Async-signal-safe (called from the capture signal's handler): acquire
+// loads over the fixed table g_map_slots, nothing else.
 uint64_t CodeMapEventCount(v8::Isolate* isolate) {
   for (MapSlot& s : g_map_slots)
     if (s.isolate.load(std::memory_order_acquire) == isolate) return s.events.load(std::memory_order_acquire);

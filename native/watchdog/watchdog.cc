@@ -68,24 +68,29 @@ int g_signal_fd = -1;
 int g_control_fd = -1;
 
 // The report signal and the action that was there before ours, to chain to.
-// g_previous is written before our handler is installed (see
-// InstallReportHandler), so a handler never sees it half-written.
+// Each action chained to is a copy of its own, published with one atomic
+// store before our handler is installed and never freed (one per reclaim:
+// a handler on another thread may still be reading the one before), so a
+// handler never sees one half-written.
 volatile sig_atomic_t g_report_signal = 0;
-struct sigaction g_previous;
+std::atomic<const struct sigaction*> g_previous{nullptr};
 
-// Async-signal-safe: write() to an eventfd, then the previous handler, which
-// was itself installed as a signal handler; the bracket is an atomic store
-// (thread_capture.h). errno is preserved.
+// Async-signal-safe: write() to an eventfd (never blocks: EFD_NONBLOCK),
+// an atomic load, then the previous handler, which was itself installed as
+// a signal handler; the bracket is an atomic store (thread_capture.h).
+// errno is preserved.
 void OnReportSignal(int sig, siginfo_t* info, void* context) {
   int saved_errno = errno;
   EnterReportHandler();
   uint64_t one = 1;
   ssize_t ignored = write(g_signal_fd, &one, sizeof one);
   (void)ignored;
-  if (g_previous.sa_flags & SA_SIGINFO) {
-    if (g_previous.sa_sigaction) g_previous.sa_sigaction(sig, info, context);
-  } else if (g_previous.sa_handler != SIG_DFL && g_previous.sa_handler != SIG_IGN) {
-    g_previous.sa_handler(sig);
+  const struct sigaction* previous = g_previous.load(std::memory_order_acquire);
+  if (!previous) {
+  } else if (previous->sa_flags & SA_SIGINFO) {
+    if (previous->sa_sigaction) previous->sa_sigaction(sig, info, context);
+  } else if (previous->sa_handler != SIG_DFL && previous->sa_handler != SIG_IGN) {
+    previous->sa_handler(sig);
   }
   LeaveReportHandler();
   errno = saved_errno;
@@ -106,14 +111,17 @@ void InstallReportHandler(int sig) {
   memset(&sa, 0, sizeof sa);
   sa.sa_sigaction = OnReportSignal;
   sa.sa_flags = SA_SIGINFO | SA_RESTART;
-  sigemptyset(&sa.sa_mask);
-  // Block the signal here while the chained action changes, so our own
-  // thread cannot run the handler with a half-written g_previous.
+  // The handler chained to runs with the signals it asked to be blocked:
+  // libuv's blocks them all, as it takes a lock that a second signal's
+  // handler on the same thread would wait for for ever.
+  sa.sa_mask = current.sa_mask;
+  // The action to chain to is published before our handler is installed;
+  // this thread takes the signal only once both are done.
   sigset_t block, old;
   sigemptyset(&block);
   sigaddset(&block, sig);
   pthread_sigmask(SIG_BLOCK, &block, &old);
-  g_previous = current;
+  g_previous.store(new struct sigaction(current), std::memory_order_release);
   g_report_signal = sig;
   sigaction(sig, &sa, nullptr);
   pthread_sigmask(SIG_SETMASK, &old, nullptr);
@@ -123,7 +131,8 @@ void InstallReportHandler(int sig) {
 void UninstallReportHandler(int sig) {
   struct sigaction current;
   if (sigaction(sig, nullptr, &current) != 0 || !IsOurs(current)) return;
-  sigaction(sig, &g_previous, nullptr);
+  const struct sigaction* previous = g_previous.load(std::memory_order_acquire);
+  if (previous) sigaction(sig, previous, nullptr);
   g_report_signal = 0;
 }
 
@@ -230,10 +239,13 @@ class FileWatch {
   int64_t last_mtime_ = kMissing;
 };
 
-void Drain(int fd) {
-  uint64_t value;
-  while (read(fd, &value, sizeof value) > 0) {
-  }
+// Returns the eventfd's count: how many writes it folded (0 when none).
+// The reads and the poll of this thread cannot return EINTR: it blocks
+// every signal (Start).
+uint64_t Drain(int fd) {
+  uint64_t value, total = 0;
+  while (read(fd, &value, sizeof value) == sizeof value) total += value;
+  return total;
 }
 
 void Wake() {
@@ -244,16 +256,20 @@ void Wake() {
 
 // Called with shared.mu held. Starts a report now, or folds the trigger into
 // the one in flight, or keeps it for when a reporter attaches.
-// Returns true when the caller should capture and deliver `out`.
+// `trigger.coalesced` counts triggers already folded into this one (several
+// signals read from the eventfd at once). Returns true when the caller
+// should capture and deliver `out`.
 bool TakeTrigger(Shared& s, const Trigger& trigger, Trigger* out) {
   auto now = std::chrono::steady_clock::now();
   if (s.in_flight && now - s.in_flight_since > kInFlightTimeout) s.in_flight = false;
+  s.coalesced += trigger.coalesced;
   if (s.in_flight) {
     // A CLI request waits for the report in flight (its caller waits for
     // its own file); any other trigger is folded into the next report.
     if (!trigger.out_path.empty()) {
       s.has_pending = true;
       s.pending = trigger;
+      s.pending.coalesced = 0;
     } else {
       s.coalesced++;
     }
@@ -263,6 +279,7 @@ bool TakeTrigger(Shared& s, const Trigger& trigger, Trigger* out) {
     if (s.has_pending) s.coalesced++;
     s.has_pending = true;
     s.pending = trigger;
+    s.pending.coalesced = 0;
     return false;
   }
   *out = trigger;
@@ -387,8 +404,10 @@ void* WatchdogMain(void*) {
       continue;
     }
     if (fds[0].revents & POLLIN) {
-      Drain(g_signal_fd);  // several signals before we woke are one request
-      Trigger trigger{"signal", SignalName(g_report_signal), 0, "", ""};
+      // Several signals before we woke are one request, the others folded into it.
+      uint64_t signals = Drain(g_signal_fd);
+      int folded = signals > 1 ? static_cast<int>(std::min<uint64_t>(signals - 1, 1 << 30)) : 0;
+      Trigger trigger{"signal", SignalName(g_report_signal), folded, "", ""};
       AttachRequest request;
       if (TakeAttachRequest(&request)) {
         trigger.kind = "cli";
