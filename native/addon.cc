@@ -122,6 +122,12 @@ Napi::Value AttachMainReporterJs(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// holdInterruptReports(bool): see dispatch.h.
+Napi::Value HoldInterruptReportsJs(const Napi::CallbackInfo& info) {
+  HoldInterruptReports(info[0].ToBoolean().Value());
+  return info.Env().Undefined();
+}
+
 Napi::Value ReportDoneJs(const Napi::CallbackInfo& info) {
   ReportDone();
   return info.Env().Undefined();
@@ -208,6 +214,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("endReporter", Napi::Function::New(env, EndReporter));
   exports.Set("attachMainReporter", Napi::Function::New(env, AttachMainReporterJs));
   exports.Set("reportDone", Napi::Function::New(env, ReportDoneJs));
+  exports.Set("holdInterruptReports", Napi::Function::New(env, HoldInterruptReportsJs));
   exports.Set("capture", Napi::Function::New(env, CaptureJs));
   exports.Set("meetNewThreads", Napi::Function::New(env, MeetNewThreadsJs));
   exports.Set("reclaimSignal", Napi::Function::New(env, ReclaimSignal));

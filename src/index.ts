@@ -14,8 +14,25 @@ import type { ReporterData } from './reporter'
 // What only reports need is loaded when the first report is made, not at
 // require time: set-up stays quick.
 /* eslint-disable @typescript-eslint/no-require-imports */
-const reportModule = (): typeof import('./report') => require('./report')
-const outputModule = (): typeof import('./output') => require('./output')
+// A report written from an interrupt of the busy main thread must not land
+// inside the first load of these modules, which it would find half
+// initialized: the native side is told, and leaves such a report to the
+// reporter environment.
+let reportModulesLoaded = false
+function loaded<T> (load: () => T): T {
+  if (reportModulesLoaded || addonError) return load()
+  const native = loadAddon()
+  native.holdInterruptReports(true)
+  try {
+    const m = load()
+    reportModulesLoaded = true
+    return m
+  } finally {
+    native.holdInterruptReports(false)
+  }
+}
+const reportModule = (): typeof import('./report') => loaded(() => require('./report'))
+const outputModule = (): typeof import('./output') => loaded(() => require('./output'))
 const activeResources = (): Record<string, number> => (require('./sections/green-threads') as typeof import('./sections/green-threads')).activeResources()
 const runtimeConfig = (): Record<string, string> => (require('./sections/configuration') as typeof import('./sections/configuration')).runtimeConfig()
 /* eslint-enable @typescript-eslint/no-require-imports */

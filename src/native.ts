@@ -163,6 +163,8 @@ export interface Addon {
    */
   attachMainReporter (onReport: (capture: RawCapture, fromInterrupt: boolean) => void, pickupMs: number): void
   reportDone (): void
+  /** Main thread, around the first load of the report's modules: no report is taken from an interrupt meanwhile. */
+  holdInterruptReports (hold: boolean): void
   capture (options: { jsTimeoutMs: number, captureTimeoutMs: number, maxHandles: number }, callback: Callback): void
   /** A worker is starting: the watchdog meets its isolate while it runs. */
   meetNewThreads (): void

@@ -49,6 +49,7 @@ struct Main {
   v8::Isolate* isolate = nullptr;
   std::shared_ptr<Job> offered;       // the report being offered, while it is
   bool interrupt_outstanding = false;  // at most one interrupt pending
+  bool held = false;                   // HoldInterruptReports
 };
 
 Main& M() {
@@ -88,7 +89,7 @@ void OnMainInterrupt(v8::Isolate*, void*) {
     m.interrupt_outstanding = false;
     job = m.offered;
     int expected = Job::kNobody;
-    if (!job || !m.attached || !job->owner.compare_exchange_strong(expected, Job::kMain)) return;
+    if (!job || !m.attached || m.held || !job->owner.compare_exchange_strong(expected, Job::kMain)) return;
     m.claimed.notify_all();
   }
   Napi::Env env(m.env);
@@ -117,6 +118,11 @@ void AttachMainReporter(Napi::Env env, Napi::Function on_report, int pickup_ms) 
   m.env = env;
   m.on_report = Napi::Persistent(on_report);
   m.isolate = v8::Isolate::GetCurrent();
+}
+
+void HoldInterruptReports(bool hold) {
+  std::lock_guard<std::mutex> lock(M().mu);
+  M().held = hold;
 }
 
 bool DispatchReport(std::unique_ptr<Capture> capture, const Trigger& trigger) {

@@ -20,6 +20,12 @@ namespace gmr {
 // ReportDone when written. The channel does not keep the loop alive.
 void AttachMainReporter(Napi::Env env, Napi::Function on_report, int pickup_ms);
 
+// On the main thread, around its first load of the report's modules: an
+// interrupt then landing inside that load would find them half
+// initialized, so while held the busy main thread does not take a report
+// (the reporter environment writes it after the pickup time).
+void HoldInterruptReports(bool hold);
+
 // The watchdog's Deliver for triggered reports.
 bool DispatchReport(std::unique_ptr<Capture> capture, const Trigger& trigger);
 
