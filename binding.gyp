@@ -11,6 +11,8 @@
         "native/capture/thread_identity.cc",
         "native/codemap/code_map.cc",
         "native/convert.cc",
+        "native/fatal/fatal_report.cc",
+        "native/fatal/fatal_signal.cc",
         "native/reporter/dispatch.cc",
         "native/reporter/reporter_env.cc",
         "native/symbolize/symbolize.cc",

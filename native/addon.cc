@@ -18,6 +18,7 @@
 #include "capture/thread_capture.h"
 #include "codemap/code_map.h"
 #include "convert.h"
+#include "fatal/fatal_signal.h"
 #include "reporter/dispatch.h"
 #include "reporter/reporter_env.h"
 #include "watchdog/watchdog.h"
@@ -60,6 +61,21 @@ Napi::Value Configure(const Napi::CallbackInfo& info) {
   config.stall_threshold_ms = o.Get("stallThresholdMs").As<Napi::Number>().Int32Value();
   config.capture = SettingsFrom(o);
   std::string error = ConfigureWatchdog(config);
+  if (!error.empty()) Napi::Error::New(env, error).ThrowAsJavaScriptException();
+  return env.Undefined();
+}
+
+// configureFatal({ enabled, logDir, serviceName }): the reportOnFatalSignal
+// option (fatal/fatal_signal.h).
+Napi::Value ConfigureFatal(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Object o = info[0].As<Napi::Object>();
+  FatalConfig config;
+  config.enabled = o.Get("enabled").ToBoolean().Value();
+  config.log_dir = o.Get("logDir").As<Napi::String>().Utf8Value();
+  config.service_name = o.Get("serviceName").As<Napi::String>().Utf8Value();
+  config.node_version = o.Get("nodeVersion").As<Napi::String>().Utf8Value();
+  std::string error = ConfigureFatalSignals(config);
   if (!error.empty()) Napi::Error::New(env, error).ThrowAsJavaScriptException();
   return env.Undefined();
 }
@@ -199,6 +215,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   if (code_map && (strcmp(code_map, "0") == 0 || strcmp(code_map, "false") == 0)) SetCodeMapEverywhere(false);
   RegisterCurrentIsolate();
   exports.Set("configure", Napi::Function::New(env, Configure));
+  exports.Set("configureFatal", Napi::Function::New(env, ConfigureFatal));
   exports.Set("prepareReporter", Napi::Function::New(env, PrepareReporter));
   exports.Set("setReporterData", Napi::Function::New(env, SetReporterDataJs));
   exports.Set("takeReporterJob", Napi::Function::New(env, TakeReporterJobJs));

@@ -172,6 +172,12 @@ export function setupAutorun (version?: VersionInfo, options: Options = {}): voi
     captureTimeoutMs: CAPTURE_TIMEOUT_MS,
     stallThresholdMs: resolved.stallThreshold
   })
+  native.configureFatal({
+    enabled: resolved.reportOnFatalSignal,
+    logDir: resolved.logDir ?? '',
+    serviceName: resolved.serviceName,
+    nodeVersion: process.version
+  })
   const first = !state
   state = { options: resolved, pkg, confSnapshot: flattenConfig(resolved.conf, resolved.secretKeys) }
   if (first) {

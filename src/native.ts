@@ -82,6 +82,8 @@ type Callback = (err: Error | null, capture: RawCapture | null) => void
 
 export interface Addon {
   configure (config: NativeConfig): void
+  /** The reportOnFatalSignal option: installs (or removes) the fatal-signal handlers. */
+  configureFatal (config: { enabled: boolean, logDir: string, serviceName: string, nodeVersion: string }): void
   /** Main thread: triggered reports run `script` in an environment of their own. */
   prepareReporter (script: string, dataJson: string): void
   setReporterData (dataJson: string): void

@@ -18,6 +18,7 @@ export interface Options {
   sectionTimeout?: number
   codeMap?: boolean
   stallThreshold?: number | false
+  reportOnFatalSignal?: boolean
 }
 
 export interface ResolvedOptions {
@@ -35,6 +36,8 @@ export interface ResolvedOptions {
   codeMap: boolean
   /** ms an event loop may go without turning before a report is written on its own; 0: off. */
   stallThreshold: number
+  /** A native-stacks report on SIGSEGV, SIGBUS, SIGILL, SIGFPE and SIGABRT, then the signal goes on. */
+  reportOnFatalSignal: boolean
 }
 
 export class OptionError extends Error {
@@ -55,11 +58,13 @@ const ENV: Record<string, string> = {
   format: 'GMR_FORMAT',
   sectionTimeout: 'GMR_SECTION_TIMEOUT',
   codeMap: 'GMR_CODE_MAP',
-  stallThreshold: 'GMR_STALL_THRESHOLD'
+  stallThreshold: 'GMR_STALL_THRESHOLD',
+  reportOnFatalSignal: 'GMR_REPORT_ON_FATAL_SIGNAL'
 }
 
 const KNOWN = new Set(['serviceName', 'logDir', 'fileEventHandler', 'fileEventHandlerInterval',
-  'signal', 'format', 'conf', 'secretKeys', 'sectionTimeout', 'codeMap', 'stallThreshold'])
+  'signal', 'format', 'conf', 'secretKeys', 'sectionTimeout', 'codeMap', 'stallThreshold',
+  'reportOnFatalSignal'])
 
 // Signals that cannot be caught, or whose default meaning (a fault) must not
 // be taken over by a report.
@@ -214,6 +219,7 @@ export function resolveOptions (options: Options = {}, env: NodeJS.ProcessEnv = 
   const triggerSrc = get('fileEventHandler')
   const codeMapSrc = get('codeMap')
   const stallSrc = get('stallThreshold')
+  const fatalSrc = get('reportOnFatalSignal')
   const keysSrc = options.secretKeys !== undefined ? { name: 'option secretKeys', value: options.secretKeys } : null
 
   return {
@@ -227,7 +233,8 @@ export function resolveOptions (options: Options = {}, env: NodeJS.ProcessEnv = 
     secretKeys: keysSrc ? secretKeys(keysSrc) : [],
     sectionTimeout: timeoutSrc ? number(timeoutSrc, 1, MAX_SECTION_TIMEOUT, true) : DEFAULT_SECTION_TIMEOUT,
     codeMap: codeMapSrc ? boolean(codeMapSrc) : true,
-    stallThreshold: stallSrc ? stallThreshold(stallSrc) : 0
+    stallThreshold: stallSrc ? stallThreshold(stallSrc) : 0,
+    reportOnFatalSignal: fatalSrc ? boolean(fatalSrc) : false
   }
 }
 

@@ -16,6 +16,7 @@
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
+#include <mutex>
 
 #include <v8.h>
 
@@ -350,12 +351,15 @@ int CaptureSignal() { return g_signal; }
 
 std::vector<ThreadSnapshot> CaptureAllThreads(const CaptureOptions& options,
                                               const FirstContactFn& first_contact) {
+  static std::mutex* one_at_a_time = new std::mutex;  // never destroyed: used at exit
+  std::lock_guard<std::mutex> lock(*one_at_a_time);
   std::vector<ThreadSnapshot> threads;
   int self = static_cast<int>(syscall(SYS_gettid));
   for (int tid : ListThreads()) {
     ThreadSnapshot t;
     t.tid = tid;
     t.self = tid == self;
+    t.skipped = tid == options.skip_tid;
     threads.push_back(std::move(t));
   }
   if (g_signal == -1) {
@@ -393,7 +397,7 @@ std::vector<ThreadSnapshot> CaptureAllThreads(const CaptureOptions& options,
   std::vector<Slot*> sent;
   for (size_t i = 0; i < n; i++) {
     ThreadSnapshot& t = threads[i];
-    if (t.self) continue;
+    if (t.self || t.skipped) continue;
     if (SignalBlocked(t.tid, g_signal)) {
       t.missing_reason = "the thread blocks the capture signal";
       continue;
@@ -413,9 +417,13 @@ std::vector<ThreadSnapshot> CaptureAllThreads(const CaptureOptions& options,
   for (size_t i = 0; i < n; i++) {
     ThreadSnapshot& t = threads[i];
     if (slots[i].state.load(std::memory_order_acquire) == kDone) CopyOut(slots[i], &t);
-    else if (!t.self && t.missing_reason.empty())
+    else if (!t.self && !t.skipped && t.missing_reason.empty())
       t.missing_reason = "the thread did not answer the capture signal in time";
     if (options.identify_only) continue;
+    if (t.skipped) {
+      FillFromProc(&t);
+      continue;
+    }
     // A thread that blocks the signal may still be read while it waits.
     if (!t.captured && !t.self && CaptureBlockedThread(&t, stack_bytes)) {
       t.from_proc = true;
