@@ -45,7 +45,9 @@ const cases = [
   ['secretKeys not an array', "{ secretKeys: 'password' }", {}, 'option secretKeys', /array/],
   ['a misspelt option', "{ logdir: '/tmp' }", {}, 'option logdir', /unknown option/],
   ['codeMap not a boolean', "{ codeMap: 'yes' }", {}, 'option codeMap', /true or false/],
-  ['GMR_CODE_MAP not a boolean', '{}', { GMR_CODE_MAP: 'maybe' }, 'environment variable GMR_CODE_MAP', /true or false/]
+  ['GMR_CODE_MAP not a boolean', '{}', { GMR_CODE_MAP: 'maybe' }, 'environment variable GMR_CODE_MAP', /true or false/],
+  ['reportOnFatalSignal not a boolean', "{ reportOnFatalSignal: 'on' }", {}, 'option reportOnFatalSignal', /true or false/],
+  ['GMR_REPORT_ON_FATAL_SIGNAL not a boolean', '{}', { GMR_REPORT_ON_FATAL_SIGNAL: 'yes' }, 'environment variable GMR_REPORT_ON_FATAL_SIGNAL', /true or false/]
 ]
 
 for (const [title, options, env, option, message] of cases) {
