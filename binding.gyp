@@ -25,7 +25,10 @@
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_DISABLE_CPP_EXCEPTIONS", "NODE_ADDON_API_DISABLE_DEPRECATED"],
       "cflags_cc": ["-fno-exceptions", "-Wall", "-Wextra", "-Wno-unused-parameter", "-Wno-cast-function-type"],
-      "libraries": ["-ldl"]
+      "libraries": ["-ldl"],
+      # Every symbol bound at load: a binary for another Node fails to load
+      # (an error the loader reports) instead of ending the process later.
+      "ldflags": ["-Wl,-z,now"]
     }
   ]
 }

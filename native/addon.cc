@@ -23,6 +23,15 @@
 #include "reporter/reporter_env.h"
 #include "watchdog/watchdog.h"
 
+// The Node ABI (NODE_MODULE_VERSION) this binary is built for, in a section
+// of its own: src/util/elf-abi.ts reads it from the file before loading it,
+// because loading a binary built for another Node can end the process (an
+// undefined V8 symbol met at the first call).
+#define GMR_STRINGIFY2(x) #x
+#define GMR_STRINGIFY(x) GMR_STRINGIFY2(x)
+extern "C" __attribute__((used, section(".gmr_node_abi"))) const char gmr_node_abi[] =
+    "node-abi=" GMR_STRINGIFY(NODE_MODULE_VERSION);
+
 namespace gmr {
 namespace {
 

@@ -39,13 +39,11 @@ interface State {
 let state: State | null = null
 
 // Loading the addon on every thread that loads the library makes that
-// thread's isolate known, so its stack can be asked for. A failure is kept
-// for setup, which reports it.
-let addonError: Error | null = null
-try { loadAddon() } catch (err) { addonError = err as Error }
+// thread's isolate known, so its stack can be asked for. Without a binary
+// for this Node, require fails here with loadAddon's one message.
+loadAddon()
 
 function addon (): Addon {
-  if (addonError) throw addonError
   return loadAddon()
 }
 

@@ -1,7 +1,8 @@
-// Loads the addon: a prebuilt binary when one matches this Node, else the
-// local build. A missing binary is one clear message, not a loader's trace.
+// Loads the addon: the local build or a prebuilt binary, whichever is built
+// for this Node's ABI. None is one clear message, not a loader's trace.
 import fs from 'node:fs'
 import path from 'node:path'
+import { binaryAbi } from './util/elf-abi'
 
 export interface RawJsFrame { function: string, file: string, line: number, column: number }
 
@@ -114,26 +115,50 @@ export const packageRoot = path.join(__dirname, '..')
 
 let addon: Addon | undefined
 
-// node-gyp-build's first choice, when nothing overrides it: looked for
-// directly, node-gyp-build (2-3 ms of set-up) is loaded only otherwise.
-function localBuild (): string | null {
-  if (process.env.PREBUILDS_ONLY || process.env.GURU_MEDITATION_PREBUILD) return null
-  const file = path.join(packageRoot, 'build', 'Release', 'guru_meditation.node')
-  return fs.existsSync(file) ? file : null
+interface Found { file: string, abi: number | null }
+
+// node-gyp-build's places and overrides, in its order: <NAME>_PREBUILD
+// stands for the package directory, PREBUILDS_ONLY skips the local build.
+// Each binary is asked its ABI before it is loaded (binaryAbi): loading one
+// for another Node can end the process, and node-gyp-build loads a local
+// build whatever its ABI.
+function binaries (): Found[] {
+  const dir = process.env.GURU_MEDITATION_PREBUILD || packageRoot
+  const files: string[] = []
+  if (!process.env.PREBUILDS_ONLY) files.push(path.join(dir, 'build', 'Release', 'guru_meditation.node'))
+  const prebuilds = path.join(dir, 'prebuilds', `${process.platform}-${process.arch}`)
+  try {
+    for (const f of fs.readdirSync(prebuilds).sort()) if (f.endsWith('.node')) files.push(path.join(prebuilds, f))
+  } catch {}
+  // A prebuilt binary's name says its ABI too (prebuildify's abi<N> tag), for one built before the mark.
+  const named = (file: string): number | null => {
+    const m = file.startsWith(prebuilds) ? /\.abi(\d+)\.node$/.exec(file) : null
+    return m ? Number(m[1]) : null
+  }
+  return files.filter(f => fs.existsSync(f)).map(file => ({ file, abi: binaryAbi(file) ?? named(file) }))
+}
+
+function noBinary (found: Found[], reason: string): Error {
+  const list = found.length === 0
+    ? 'none'
+    : found.map(f => `${path.relative(packageRoot, f.file) || f.file} (${f.abi === null ? 'ABI unknown: built before binaries were marked with it' : `ABI ${f.abi}`})`).join(', ')
+  return new Error(
+    `guru-meditation: no native binary for Node ${process.version} (ABI ${process.versions.modules}, ` +
+    `${process.platform}-${process.arch}): ${reason}. Binaries found: ${list}. ` +
+    'Build one for this Node with `npm rebuild guru-meditation` (a C++ compiler and Python are needed; ' +
+    'if your npm holds back install scripts, approve it first: `npm approve-scripts guru-meditation`).')
 }
 
 export function loadAddon (): Addon {
   if (addon) return addon
+  const found = binaries()
+  const match = found.find(f => f.abi === Number(process.versions.modules))
+  if (!match) throw noBinary(found, 'none is built for this ABI')
   try {
-    const local = localBuild()
     // eslint-disable-next-line @typescript-eslint/no-require-imports
-    addon = (local ? require(local) : require('node-gyp-build')(packageRoot)) as Addon
+    addon = require(match.file) as Addon
   } catch (err) {
-    const reason = (err as Error).message.split('\n')[0]
-    throw new Error(
-      `guru-meditation: no native binary for Node ${process.version} (ABI ${process.versions.modules}, ` +
-      `${process.platform}-${process.arch}): ${reason}. ` +
-      'Build it with `npm rebuild guru-meditation` (approve its install script first if your npm asks).')
+    throw noBinary(found, `${path.relative(packageRoot, match.file)} does not load (${(err as Error).message.split('\n')[0]})`)
   }
   return addon
 }
