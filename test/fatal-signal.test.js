@@ -65,7 +65,8 @@ function checkHeader (t, report, signal, pid, kind) {
   const count = Number(report.match(/\n(\d+) threads \(native stacks only/)[1])
   t.ok(count >= 5, `every thread is listed (${count})`)
   t.equal(report.match(/^-{6} +Thread #/gm).length, count, 'a section per thread')
-  t.match(report, /gmr-watchdog \(other\)[^]*?Native stack:\n {2}#0 +0x[0-9a-f]{16} {2}\S+/, 'other threads have symbolized native stacks')
+  const symbolized = report.match(/Native stack:\n {2}#0 +0x[0-9a-f]{16} {2}[^?\s]\S*/g) || []
+  t.ok(symbolized.length >= 3, `the other threads' native stacks too, symbolized (${symbolized.length} threads)`)
 }
 
 t.test('a null write on the main thread: SIGSEGV, the report in logDir', async t => {

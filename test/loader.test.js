@@ -7,8 +7,14 @@ const fs = require('node:fs')
 const path = require('node:path')
 const { ROOT, spawnNode, tmpDir } = require('./helpers')
 
-const LOCAL = path.join(ROOT, 'build', 'Release', 'guru_meditation.node')
+const { binaryAbi } = require('../dist/util/elf-abi')
+
 const ABI = process.versions.modules
+// The binary this Node uses (the local build, or with PREBUILDS_ONLY the prebuilt one).
+const LOCAL = [
+  ...(process.env.PREBUILDS_ONLY ? [] : [path.join(ROOT, 'build', 'Release', 'guru_meditation.node')]),
+  path.join(ROOT, 'prebuilds', 'linux-x64', `guru-meditation.abi${ABI}.node`)
+].find(f => fs.existsSync(f) && binaryAbi(f) === Number(ABI))
 
 /** The package's JavaScript in a directory of its own, with the binaries given ({ relative path: Buffer }). */
 function packageCopy (t, binaries) {
@@ -41,7 +47,7 @@ async function requireIn (t, dir, code = 'lib.generateReport().then(r => console
     }
     ${code}
   `
-  const child = spawnNode(t, ['-e', script])
+  const child = spawnNode(t, ['-e', script], { env: { PREBUILDS_ONLY: undefined } })
   const exit = await child.exited
   const m = child.stdoutText.match(/^ERROR (.*)$/m)
   return { exit, error: m && JSON.parse(m[1]).message, child }
@@ -92,7 +98,7 @@ t.test('a stale local build of another ABI does not hide a matching prebuilt bin
 
 t.test('the preload says it in one line and exits 1', async t => {
   const dir = packageCopy(t, {})
-  const child = spawnNode(t, ['-r', path.join(dir, 'dist', 'register.js'), '-e', 'console.log("APP RAN")'])
+  const child = spawnNode(t, ['-r', path.join(dir, 'dist', 'register.js'), '-e', 'console.log("APP RAN")'], { env: { PREBUILDS_ONLY: undefined } })
   const exit = await child.exited
   t.same(exit, { code: 1, signal: null }, 'exit 1')
   t.notMatch(child.stdoutText, /APP RAN/, 'the application did not run without it')
