@@ -19,7 +19,7 @@ function fail (message) {
   process.exit(1)
 }
 
-function check (nodeBin, tarball) {
+async function check (nodeBin, tarball) {
   const started = Date.now()
   const node = path.join(nodeBin, 'node')
   const env = { ...process.env, PATH: `${nodeBin}:${process.env.PATH}` }
@@ -50,8 +50,10 @@ function check (nodeBin, tarball) {
     while (!out.includes('ready')) {
       if (service.exitCode !== null) fail(`${version}: the service exited (${service.exitCode}): ${err}`)
       if (Date.now() > deadline) fail(`${version}: the service did not start: ${err}`)
-      execFileSync('sleep', ['0.05'])
+      await new Promise(resolve => setTimeout(resolve, 50))
     }
+    // Given a moment to be well inside its loop.
+    await new Promise(resolve => setTimeout(resolve, 200))
     const report = execFileSync(node, [path.join(app, 'node_modules', '.bin', 'gmr'), String(service.pid), '--timeout', '20'],
       { cwd: app, env, encoding: 'utf8', timeout: STEP_TIMEOUT_MS })
     const main = new RegExp(`Thread #${service.pid} \\S+ \\(main\\)[^]*?note = running JavaScript in stuck \\(service\\.js:2\\)`)
@@ -66,4 +68,6 @@ function check (nodeBin, tarball) {
 
 const [tarball, ...bins] = process.argv.slice(2)
 if (!tarball || !fs.existsSync(tarball)) fail('usage: node scripts/check-install.js <tarball> [<node bin dir> ...]')
-for (const bin of bins.length ? bins : [path.dirname(process.execPath)]) check(bin, path.resolve(tarball))
+;(async () => {
+  for (const bin of bins.length ? bins : [path.dirname(process.execPath)]) await check(bin, path.resolve(tarball))
+})().catch(err => fail(err.stack))

@@ -146,7 +146,7 @@ function noBinary (found: Found[], reason: string): Error {
     `guru-meditation: no native binary for Node ${process.version} (ABI ${process.versions.modules}, ` +
     `${process.platform}-${process.arch}): ${reason}. Binaries found: ${list}. ` +
     'Build one for this Node with `npm rebuild guru-meditation` (a C++ compiler and Python are needed; ' +
-    'if your npm holds back install scripts, approve it first: `npm approve-scripts guru-meditation`).')
+    'if your npm holds back install scripts, approve it first: `npm install-scripts approve guru-meditation`).')
 }
 
 export function loadAddon (): Addon {

@@ -56,7 +56,7 @@ async function requireIn (t, dir, code = 'lib.generateReport().then(r => console
 function checkMessage (t, message) {
   t.match(message, new RegExp(`^guru-meditation: no native binary for Node ${process.version.replace(/\./g, '\\.')} \\(ABI ${ABI}, linux-x64\\)`), 'says which Node and ABI')
   t.match(message, /npm rebuild guru-meditation/, 'says how to build one')
-  t.match(message, /npm approve-scripts guru-meditation/, 'and how to approve the install script')
+  t.match(message, /npm install-scripts approve guru-meditation/, 'and how to approve the install script')
   t.notMatch(message, /\n/, 'one line')
   t.notMatch(message, /node-gyp-build|dlopen|Require stack/, 'no loader trace')
 }
