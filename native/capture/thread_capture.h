@@ -65,9 +65,11 @@ using FirstContactFn = std::function<void(v8::Isolate*, int tid)>;
 using IsolateKnownFn = bool (*)(v8::Isolate*);
 
 // Async-signal-safe: the report signal's handler brackets its body with
-// these, so that a thread the capture signal catches inside that handler's
-// own write() is not taken for one blocked in a system call of its own.
-void EnterReportHandler();
+// these, giving the context it interrupted. A thread the capture signal
+// catches inside that handler (the watchdog it woke may capture before the
+// handler returns) is captured as it was when the report signal came: in
+// its own system call, say, not in the handler's write().
+void EnterReportHandler(void* interrupted_context);
 void LeaveReportHandler();
 
 // Installs the capture signal's handler once. Picks a real-time signal that

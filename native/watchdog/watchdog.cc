@@ -74,11 +74,11 @@ volatile sig_atomic_t g_report_signal = 0;
 struct sigaction g_previous;
 
 // Async-signal-safe: write() to an eventfd, then the previous handler, which
-// was itself installed as a signal handler; the bracket is an atomic store
+// was itself installed as a signal handler; the bracket is atomics
 // (thread_capture.h). errno is preserved.
 void OnReportSignal(int sig, siginfo_t* info, void* context) {
   int saved_errno = errno;
-  EnterReportHandler();
+  EnterReportHandler(context);
   uint64_t one = 1;
   ssize_t ignored = write(g_signal_fd, &one, sizeof one);
   (void)ignored;
