@@ -108,7 +108,8 @@ void WriteThreads(SafeText* w, Symbolizer* symbolizer, const CrashRecord& crash)
       if ((pass == 0) != crashed) continue;
       w->Char('\n');
       WriteHeading(w, t, crash);
-      w->Str("state = ").Str(StateName(t.os_state)).Char('\n');
+      // The crashed thread waits in its handler for this report: its OS state says nothing.
+      w->Str("state = ").Str(crashed ? "crashed (waiting in its signal handler for this report)" : StateName(t.os_state)).Char('\n');
       w->Str("cpu = user ").Dec(t.cpu_user_us / 1000).Str(" ms, system ").Dec(t.cpu_system_us / 1000).Str(" ms\n");
       if (crashed) {
         WriteFrames(w, symbolizer, crash.regs, crash.stack, crash.stack_size);
