@@ -333,6 +333,39 @@ bool SignalBlocked(int tid, int sig) {
   return (mask >> (sig - 1)) & 1;
 }
 
+// Which threads keep the capture signal blocked. One that blocks it only
+// while it finishes our handler for the previous capture (its mask comes
+// back at its sigreturn, and a meeting round may have just ended) is waited
+// for a little: under load that tail can outlast the round, and the thread
+// would be left out of the report. Threads found blocking in the previous
+// capture (Node's inspector thread blocks everything) are not waited for.
+// Watchdog (or fatal helper) only, under CaptureAllThreads' lock.
+class BlockingThreads {
+ public:
+  void NewCapture() {
+    before_.swap(now_);
+    now_.clear();
+  }
+  bool Blocks(int tid, int sig) {
+    if (!SignalBlocked(tid, sig)) return false;
+    bool known = std::find(before_.begin(), before_.end(), tid) != before_.end();
+    for (int i = 0; !known && i < 20; i++) {  // 2 ms at most
+      usleep(100);
+      if (!SignalBlocked(tid, sig)) return false;
+    }
+    now_.push_back(tid);
+    return true;
+  }
+
+ private:
+  std::vector<int> before_, now_;
+};
+
+BlockingThreads& Blocking() {
+  static auto* blocking = new BlockingThreads;  // never destroyed: used at exit
+  return *blocking;
+}
+
 }  // namespace
 
 // Async-signal-safe: atomics and gettid. The entry is claimed, then its
@@ -432,10 +465,11 @@ std::vector<ThreadSnapshot> CaptureAllThreads(const CaptureOptions& options,
   g_slots.store(slots, std::memory_order_release);
 
   std::vector<Slot*> sent;
+  Blocking().NewCapture();
   for (size_t i = 0; i < n; i++) {
     ThreadSnapshot& t = threads[i];
     if (t.self || t.skipped) continue;
-    if (SignalBlocked(t.tid, g_signal)) {
+    if (Blocking().Blocks(t.tid, g_signal)) {
       t.missing_reason = "the thread blocks the capture signal";
       continue;
     }
