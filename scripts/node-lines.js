@@ -10,7 +10,8 @@ const fs = require('node:fs')
 const os = require('node:os')
 const path = require('node:path')
 
-const CACHE = path.join(os.tmpdir(), 'guru-meditation-prebuild')
+// Not shared with older checkouts' prebuild script, which cleared guru-meditation-prebuild/ for its own use.
+const CACHE = path.join(os.tmpdir(), 'gmr-node-lines')
 
 function run (cmd, args) {
   return execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] }).trim()
