@@ -23,14 +23,20 @@
 #include "reporter/reporter_env.h"
 #include "watchdog/watchdog.h"
 
-// The Node ABI (NODE_MODULE_VERSION) this binary is built for, in a section
-// of its own: src/util/elf-abi.ts reads it from the file before loading it,
-// because loading a binary built for another Node can end the process (an
-// undefined V8 symbol met at the first call).
+// The Node ABI (NODE_MODULE_VERSION) this binary is built for, as an ELF
+// note: the linker puts notes near the start of the file, where
+// src/util/elf-abi.ts reads it before the binary is loaded, because loading
+// one built for another Node can end the process (an undefined V8 symbol
+// met at the first call).
 #define GMR_STRINGIFY2(x) #x
 #define GMR_STRINGIFY(x) GMR_STRINGIFY2(x)
-extern "C" __attribute__((used, section(".gmr_node_abi"))) const char gmr_node_abi[] =
-    "node-abi=" GMR_STRINGIFY(NODE_MODULE_VERSION);
+struct GmrAbiNote {
+  uint32_t name_size, desc_size, type;
+  char name[4];
+  char desc[24];
+};
+extern "C" __attribute__((used, section(".note.gmr_node_abi"), aligned(4))) const GmrAbiNote gmr_node_abi = {
+    4, 24, 1, "GMR", "node-abi=" GMR_STRINGIFY(NODE_MODULE_VERSION)};
 
 namespace gmr {
 namespace {

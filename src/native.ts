@@ -119,23 +119,23 @@ interface Found { file: string, abi: number | null }
 
 // node-gyp-build's places and overrides, in its order: <NAME>_PREBUILD
 // stands for the package directory, PREBUILDS_ONLY skips the local build.
-// Each binary is asked its ABI before it is loaded (binaryAbi): loading one
-// for another Node can end the process, and node-gyp-build loads a local
-// build whatever its ABI.
-function binaries (): Found[] {
+// Each binary's ABI is known before it is loaded: loading one for another
+// Node can end the process, and node-gyp-build loads a local build whatever
+// its ABI. A prebuilt binary's name says it (prebuildify's abi<N> tag, as
+// node-gyp-build trusts it); the local build's is read from its mark
+// (binaryAbi). Only until one matches: the others are read for the message.
+function* binaries (): Generator<Found> {
   const dir = process.env.GURU_MEDITATION_PREBUILD || packageRoot
-  const files: string[] = []
-  if (!process.env.PREBUILDS_ONLY) files.push(path.join(dir, 'build', 'Release', 'guru_meditation.node'))
+  const local = path.join(dir, 'build', 'Release', 'guru_meditation.node')
+  if (!process.env.PREBUILDS_ONLY && fs.existsSync(local)) yield { file: local, abi: binaryAbi(local) }
   const prebuilds = path.join(dir, 'prebuilds', `${process.platform}-${process.arch}`)
-  try {
-    for (const f of fs.readdirSync(prebuilds).sort()) if (f.endsWith('.node')) files.push(path.join(prebuilds, f))
-  } catch {}
-  // A prebuilt binary's name says its ABI too (prebuildify's abi<N> tag), for one built before the mark.
-  const named = (file: string): number | null => {
-    const m = file.startsWith(prebuilds) ? /\.abi(\d+)\.node$/.exec(file) : null
-    return m ? Number(m[1]) : null
+  let names: string[] = []
+  try { names = fs.readdirSync(prebuilds).filter(f => f.endsWith('.node')).sort() } catch {}
+  for (const name of names) {
+    const file = path.join(prebuilds, name)
+    const tag = /\.abi(\d+)\.node$/.exec(name)
+    yield { file, abi: tag ? Number(tag[1]) : binaryAbi(file) }
   }
-  return files.filter(f => fs.existsSync(f)).map(file => ({ file, abi: binaryAbi(file) ?? named(file) }))
 }
 
 function noBinary (found: Found[], reason: string): Error {
@@ -151,8 +151,12 @@ function noBinary (found: Found[], reason: string): Error {
 
 export function loadAddon (): Addon {
   if (addon) return addon
-  const found = binaries()
-  const match = found.find(f => f.abi === Number(process.versions.modules))
+  const found: Found[] = []
+  let match: Found | undefined
+  for (const f of binaries()) {
+    found.push(f)
+    if (f.abi === Number(process.versions.modules)) { match = f; break }
+  }
   if (!match) throw noBinary(found, 'none is built for this ABI')
   try {
     // eslint-disable-next-line @typescript-eslint/no-require-imports

@@ -1,19 +1,14 @@
 // The Node ABI a guru-meditation binary was built for, read from its file
-// without loading it: native/addon.cc puts "node-abi=<NODE_MODULE_VERSION>"
-// in an ELF section of its own (.gmr_node_abi). Loading a binary of another
+// without loading it: native/addon.cc puts an ELF note "GMR" holding
+// "node-abi=<NODE_MODULE_VERSION>" there, and the linker puts notes in the
+// first page of the file, so one read finds it. Loading a binary of another
 // ABI can end the process, so the loader asks first.
 import fs from 'node:fs'
 
-const SECTION = '.gmr_node_abi'
+const HEAD_BYTES = 4096
+const NOTE = Buffer.from('GMR\0node-abi=', 'latin1')
 
-function readAt (fd: number, offset: number, length: number): Buffer {
-  const buf = Buffer.alloc(length)
-  const n = fs.readSync(fd, buf, 0, length, offset)
-  if (n !== length) throw new Error('truncated ELF file')
-  return buf
-}
-
-/** The ABI number, or null when the file is no ELF64 binary with the section (a build from before it, or not ours). */
+/** The ABI number, or null when the file is no ELF binary with the note (a build from before it, or not ours). */
 export function binaryAbi (file: string): number | null {
   let fd: number
   try {
@@ -22,29 +17,13 @@ export function binaryAbi (file: string): number | null {
     return null
   }
   try {
-    const header = readAt(fd, 0, 64)
-    if (header.readUInt32BE(0) !== 0x7f454c46 || header[4] !== 2 || header[5] !== 1) return null  // ELF, 64-bit, little-endian
-    const shoff = Number(header.readBigUInt64LE(0x28))
-    const shentsize = header.readUInt16LE(0x3a)
-    const shnum = header.readUInt16LE(0x3c)
-    const shstrndx = header.readUInt16LE(0x3e)
-    if (shentsize < 64 || shnum === 0 || shstrndx >= shnum) return null
-    const sections = readAt(fd, shoff, shnum * shentsize)
-    const section = (i: number): { name: number, offset: number, size: number } => ({
-      name: sections.readUInt32LE(i * shentsize),
-      offset: Number(sections.readBigUInt64LE(i * shentsize + 0x18)),
-      size: Number(sections.readBigUInt64LE(i * shentsize + 0x20))
-    })
-    const strtab = section(shstrndx)
-    const names = readAt(fd, strtab.offset, strtab.size)
-    for (let i = 0; i < shnum; i++) {
-      const s = section(i)
-      const end = names.indexOf(0, s.name)
-      if (names.toString('latin1', s.name, end < 0 ? undefined : end) !== SECTION) continue
-      const m = /^node-abi=(\d+)/.exec(readAt(fd, s.offset, Math.min(s.size, 64)).toString('latin1'))
-      return m ? Number(m[1]) : null
-    }
-    return null
+    const head = Buffer.alloc(HEAD_BYTES)
+    const n = fs.readSync(fd, head, 0, HEAD_BYTES, 0)
+    if (n < 64 || head.readUInt32BE(0) !== 0x7f454c46) return null  // "\x7fELF"
+    const at = head.subarray(0, n).indexOf(NOTE)
+    if (at < 0) return null
+    const m = /^\d+/.exec(head.toString('latin1', at + NOTE.length, Math.min(n, at + NOTE.length + 8)))
+    return m ? Number(m[0]) : null
   } catch {
     return null
   } finally {
