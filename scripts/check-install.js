@@ -14,9 +14,11 @@ const path = require('node:path')
 
 const STEP_TIMEOUT_MS = 120000
 
+class Failure extends Error {}
+
+// Thrown, so that the check's finally kills its service and removes its directory.
 function fail (message) {
-  console.error(`check-install: FAILED: ${message}`)
-  process.exit(1)
+  throw new Failure(message)
 }
 
 async function check (nodeBin, tarball) {
@@ -67,7 +69,10 @@ async function check (nodeBin, tarball) {
 }
 
 const [tarball, ...bins] = process.argv.slice(2)
-if (!tarball || !fs.existsSync(tarball)) fail('usage: node scripts/check-install.js <tarball> [<node bin dir> ...]')
 ;(async () => {
+  if (!tarball || !fs.existsSync(tarball)) fail('usage: node scripts/check-install.js <tarball> [<node bin dir> ...]')
   for (const bin of bins.length ? bins : [path.dirname(process.execPath)]) await check(bin, path.resolve(tarball))
-})().catch(err => fail(err.stack))
+})().catch(err => {
+  console.error(`check-install: FAILED: ${err instanceof Failure ? err.message : err.stack}`)
+  process.exit(1)
+})
