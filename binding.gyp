@@ -14,6 +14,8 @@
         "native/green/loop_walk.cc",
         "native/green/promise_tracker.cc",
         "native/green/timer_tracker.cc",
+        "native/fatal/fatal_report.cc",
+        "native/fatal/fatal_signal.cc",
         "native/reporter/dispatch.cc",
         "native/reporter/reporter_env.cc",
         "native/symbolize/symbolize.cc",
@@ -27,7 +29,10 @@
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_DISABLE_CPP_EXCEPTIONS", "NODE_ADDON_API_DISABLE_DEPRECATED"],
       "cflags_cc": ["-fno-exceptions", "-Wall", "-Wextra", "-Wno-unused-parameter", "-Wno-cast-function-type"],
-      "libraries": ["-ldl"]
+      "libraries": ["-ldl"],
+      # Every symbol bound at load: a binary for another Node fails to load
+      # (an error the loader reports) instead of ending the process later.
+      "ldflags": ["-Wl,-z,now"]
     }
   ]
 }

@@ -19,9 +19,25 @@
 #include "codemap/code_map.h"
 #include "convert.h"
 #include "green/promise_tracker.h"
+#include "fatal/fatal_signal.h"
 #include "reporter/dispatch.h"
 #include "reporter/reporter_env.h"
 #include "watchdog/watchdog.h"
+
+// The Node ABI (NODE_MODULE_VERSION) this binary is built for, as an ELF
+// note: the linker puts notes near the start of the file, where
+// src/util/elf-abi.ts reads it before the binary is loaded, because loading
+// one built for another Node can end the process (an undefined V8 symbol
+// met at the first call).
+#define GMR_STRINGIFY2(x) #x
+#define GMR_STRINGIFY(x) GMR_STRINGIFY2(x)
+struct GmrAbiNote {
+  uint32_t name_size, desc_size, type;
+  char name[4];
+  char desc[24];
+};
+extern "C" __attribute__((used, section(".note.gmr_node_abi"), aligned(4))) const GmrAbiNote gmr_node_abi = {
+    4, 24, 1, "GMR", "node-abi=" GMR_STRINGIFY(NODE_MODULE_VERSION)};
 
 namespace gmr {
 namespace {
@@ -62,6 +78,21 @@ Napi::Value Configure(const Napi::CallbackInfo& info) {
   config.stall_threshold_ms = o.Get("stallThresholdMs").As<Napi::Number>().Int32Value();
   config.capture = SettingsFrom(o);
   std::string error = ConfigureWatchdog(config);
+  if (!error.empty()) Napi::Error::New(env, error).ThrowAsJavaScriptException();
+  return env.Undefined();
+}
+
+// configureFatal({ enabled, logDir, serviceName }): the reportOnFatalSignal
+// option (fatal/fatal_signal.h).
+Napi::Value ConfigureFatal(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Object o = info[0].As<Napi::Object>();
+  FatalConfig config;
+  config.enabled = o.Get("enabled").ToBoolean().Value();
+  config.log_dir = o.Get("logDir").As<Napi::String>().Utf8Value();
+  config.service_name = o.Get("serviceName").As<Napi::String>().Utf8Value();
+  config.node_version = o.Get("nodeVersion").As<Napi::String>().Utf8Value();
+  std::string error = ConfigureFatalSignals(config);
   if (!error.empty()) Napi::Error::New(env, error).ThrowAsJavaScriptException();
   return env.Undefined();
 }
@@ -208,6 +239,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   if (code_map && (strcmp(code_map, "0") == 0 || strcmp(code_map, "false") == 0)) SetSwitchesEverywhere(false, PromiseTrackingEnabled());
   RegisterCurrentIsolate();
   exports.Set("configure", Napi::Function::New(env, Configure));
+  exports.Set("configureFatal", Napi::Function::New(env, ConfigureFatal));
   exports.Set("prepareReporter", Napi::Function::New(env, PrepareReporter));
   exports.Set("setReporterData", Napi::Function::New(env, SetReporterDataJs));
   exports.Set("takeReporterJob", Napi::Function::New(env, TakeReporterJobJs));

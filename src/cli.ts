@@ -67,8 +67,12 @@ const read = (file: string): string | null => {
   try { return fs.readFileSync(file, 'utf8') } catch { return null }
 }
 
-/** The library's binary (a local build or a prebuild) among the process's mappings. */
-const LIBRARY_MAPPED = /guru[-_]meditation/
+/**
+ * The library's binary (a local build or a prebuild) among the process's
+ * mappings: its file name, not any path that holds the words (a Node
+ * unpacked under a directory named after the library is not the library).
+ */
+const LIBRARY_MAPPED = /\/(?:guru_meditation|guru-meditation\.abi\d+)\.node(?: \(deleted\))?$/m
 
 function commandOf (pid: number): string {
   return (read(`/proc/${pid}/cmdline`) ?? '').split('\0').filter(Boolean).join(' ') || (read(`/proc/${pid}/comm`) ?? '').trim()

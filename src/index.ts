@@ -20,7 +20,7 @@ import type { ReporterData } from './reporter'
 // reporter environment.
 let reportModulesLoaded = false
 function loaded<T> (load: () => T): T {
-  if (reportModulesLoaded || addonError) return load()
+  if (reportModulesLoaded) return load()
   const native = loadAddon()
   native.holdInterruptReports(true)
   try {
@@ -57,9 +57,8 @@ interface State {
 let state: State | null = null
 
 // Loading the addon on every thread that loads the library makes that
-// thread's isolate known, so its stack can be asked for. A failure is kept
-// for setup, which reports it.
-let addonError: Error | null = null
+// thread's isolate known, so its stack can be asked for. Without a binary
+// for this Node, require fails here with loadAddon's one message.
 
 // Two copies of the library on one thread (two versions in one dependency
 // tree) are one: a later copy hands its exports over to the first, so there
@@ -67,10 +66,9 @@ let addonError: Error | null = null
 const SHARED = Symbol.for('guru-meditation')
 const earlier = (globalThis as Record<symbol, unknown>)[SHARED]
 
-if (!earlier) try { loadAddon() } catch (err) { addonError = err as Error }
+if (!earlier) loadAddon()
 
 function addon (): Addon {
-  if (addonError) throw addonError
   return loadAddon()
 }
 
@@ -234,6 +232,12 @@ export function setupAutorun (version?: VersionInfo, options: Options = {}): voi
     throw err
   }
   native.setSwitches(resolved.codeMap, resolved.trackPromises)
+  native.configureFatal({
+    enabled: resolved.reportOnFatalSignal,
+    logDir: resolved.logDir ?? '',
+    serviceName: resolved.serviceName,
+    nodeVersion: process.version
+  })
   const first = !state
   state = { options: resolved, pkg, confSnapshot }
   if (first) {

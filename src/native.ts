@@ -1,7 +1,8 @@
-// Loads the addon: a prebuilt binary when one matches this Node, else the
-// local build. A missing binary is one clear message, not a loader's trace.
+// Loads the addon: the local build or a prebuilt binary, whichever is built
+// for this Node's ABI. None is one clear message, not a loader's trace.
 import fs from 'node:fs'
 import path from 'node:path'
+import { binaryAbi } from './util/elf-abi'
 
 export interface RawJsFrame { function: string, file: string, line: number, column: number }
 
@@ -147,6 +148,8 @@ type Callback = (err: Error | null, capture: RawCapture | null) => void
 
 export interface Addon {
   configure (config: NativeConfig): void
+  /** The reportOnFatalSignal option: installs (or removes) the fatal-signal handlers. */
+  configureFatal (config: { enabled: boolean, logDir: string, serviceName: string, nodeVersion: string }): void
   /** Main thread: triggered reports run `script` in an environment of their own. */
   prepareReporter (script: string, dataJson: string): void
   setReporterData (dataJson: string): void
@@ -179,12 +182,38 @@ export const packageRoot = path.join(__dirname, '..')
 
 let addon: Addon | undefined
 
-// node-gyp-build's first choice, when nothing overrides it: looked for
-// directly, node-gyp-build (2-3 ms of set-up) is loaded only otherwise.
-function localBuild (): string | null {
-  if (process.env.PREBUILDS_ONLY || process.env.GURU_MEDITATION_PREBUILD) return null
-  const file = path.join(packageRoot, 'build', 'Release', 'guru_meditation.node')
-  return fs.existsSync(file) ? file : null
+interface Found { file: string, abi: number | null }
+
+// node-gyp-build's places and overrides, in its order: <NAME>_PREBUILD
+// stands for the package directory, PREBUILDS_ONLY skips the local build.
+// Each binary's ABI is known before it is loaded: loading one for another
+// Node can end the process, and node-gyp-build loads a local build whatever
+// its ABI. A prebuilt binary's name says it (prebuildify's abi<N> tag, as
+// node-gyp-build trusts it); the local build's is read from its mark
+// (binaryAbi). Only until one matches: the others are read for the message.
+function* binaries (): Generator<Found> {
+  const dir = process.env.GURU_MEDITATION_PREBUILD || packageRoot
+  const local = path.join(dir, 'build', 'Release', 'guru_meditation.node')
+  if (!process.env.PREBUILDS_ONLY && fs.existsSync(local)) yield { file: local, abi: binaryAbi(local) }
+  const prebuilds = path.join(dir, 'prebuilds', `${process.platform}-${process.arch}`)
+  let names: string[] = []
+  try { names = fs.readdirSync(prebuilds).filter(f => f.endsWith('.node')).sort() } catch {}
+  for (const name of names) {
+    const file = path.join(prebuilds, name)
+    const tag = /\.abi(\d+)\.node$/.exec(name)
+    yield { file, abi: tag ? Number(tag[1]) : binaryAbi(file) }
+  }
+}
+
+function noBinary (found: Found[], reason: string): Error {
+  const list = found.length === 0
+    ? 'none'
+    : found.map(f => `${path.relative(packageRoot, f.file) || f.file} (${f.abi === null ? 'ABI unknown: built before binaries were marked with it' : `ABI ${f.abi}`})`).join(', ')
+  return new Error(
+    `guru-meditation: no native binary for Node ${process.version} (ABI ${process.versions.modules}, ` +
+    `${process.platform}-${process.arch}): ${reason}. Binaries found: ${list}. ` +
+    'Build one for this Node with `npm rebuild guru-meditation` (a C++ compiler and Python are needed; ' +
+    'if your npm holds back install scripts, approve it first: `npm install-scripts approve guru-meditation`).')
 }
 
 // A worker that loads another copy of the library than the main thread's
@@ -205,16 +234,24 @@ function binaryInProcess (): string | null {
 
 export function loadAddon (): Addon {
   if (addon) return addon
-  try {
-    const local = binaryInProcess() ?? localBuild()
+  const inProcess = binaryInProcess()
+  if (inProcess) {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
-    addon = (local ? require(local) : require('node-gyp-build')(packageRoot)) as Addon
+    addon = require(inProcess) as Addon
+    return addon
+  }
+  const found: Found[] = []
+  let match: Found | undefined
+  for (const f of binaries()) {
+    found.push(f)
+    if (f.abi === Number(process.versions.modules)) { match = f; break }
+  }
+  if (!match) throw noBinary(found, 'none is built for this ABI')
+  try {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    addon = require(match.file) as Addon
   } catch (err) {
-    const reason = (err as Error).message.split('\n')[0]
-    throw new Error(
-      `guru-meditation: no native binary for Node ${process.version} (ABI ${process.versions.modules}, ` +
-      `${process.platform}-${process.arch}): ${reason}. ` +
-      'Build it with `npm rebuild guru-meditation` (approve its install script first if your npm asks).')
+    throw noBinary(found, `${path.relative(packageRoot, match.file)} does not load (${(err as Error).message.split('\n')[0]})`)
   }
   return addon
 }

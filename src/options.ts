@@ -20,6 +20,7 @@ export interface Options {
   stallThreshold?: number | false
   greenThreadsLimit?: number
   trackPromises?: boolean
+  reportOnFatalSignal?: boolean
 }
 
 export interface ResolvedOptions {
@@ -41,6 +42,8 @@ export interface ResolvedOptions {
   greenThreadsLimit: number
   /** Record each pending promise's creation site and age (a V8 promise hook: costs every promise). */
   trackPromises: boolean
+  /** A native-stacks report on SIGSEGV, SIGBUS, SIGILL, SIGFPE and SIGABRT, then the signal goes on. */
+  reportOnFatalSignal: boolean
 }
 
 export class OptionError extends Error {
@@ -63,12 +66,14 @@ const ENV: Record<string, string> = {
   codeMap: 'GMR_CODE_MAP',
   stallThreshold: 'GMR_STALL_THRESHOLD',
   greenThreadsLimit: 'GMR_GREEN_THREADS_LIMIT',
-  trackPromises: 'GMR_TRACK_PROMISES'
+  trackPromises: 'GMR_TRACK_PROMISES',
+  reportOnFatalSignal: 'GMR_REPORT_ON_FATAL_SIGNAL'
 }
 
 const KNOWN = new Set(['serviceName', 'logDir', 'fileEventHandler', 'fileEventHandlerInterval',
   'signal', 'format', 'conf', 'secretKeys', 'sectionTimeout', 'codeMap', 'stallThreshold',
-  'greenThreadsLimit', 'trackPromises'])
+  'greenThreadsLimit', 'trackPromises',
+  'reportOnFatalSignal'])
 
 // Signals a report must not take, by number (aliases such as SIGIOT are
 // the same signal), with why.
@@ -313,6 +318,7 @@ export function resolveOptions (given: Options = {}, env: NodeJS.ProcessEnv = pr
   const greenLimitSrc = get('greenThreadsLimit')
   const trackSrc = get('trackPromises')
   if (intervalSrc && !triggerSrc) throw new OptionError(intervalSrc.name, 'has no effect without a trigger file (fileEventHandler or GMR_FILE_TRIGGER)')
+  const fatalSrc = get('reportOnFatalSignal')
   const keysSrc = options.secretKeys !== undefined ? { name: 'option secretKeys', value: options.secretKeys } : null
 
   return {
@@ -328,7 +334,8 @@ export function resolveOptions (given: Options = {}, env: NodeJS.ProcessEnv = pr
     codeMap: codeMapSrc ? boolean(codeMapSrc) : true,
     stallThreshold: stallSrc ? stallThreshold(stallSrc) : 0,
     greenThreadsLimit: greenLimitSrc ? number(greenLimitSrc, 1, MAX_GREEN_THREADS_LIMIT, true) : DEFAULT_GREEN_THREADS_LIMIT,
-    trackPromises: trackSrc ? boolean(trackSrc) : false
+    trackPromises: trackSrc ? boolean(trackSrc) : false,
+    reportOnFatalSignal: fatalSrc ? boolean(fatalSrc) : false
   }
 }
 

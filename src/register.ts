@@ -1,23 +1,19 @@
 // `node -r guru-meditation/register app.js`: set up from environment
 // variables alone. In worker threads (which inherit -r) it only loads the
-// addon, so their stacks can be asked for.
-import { loadAddon } from './native'
-import { setupAutorun } from './index'
+// library (and so the addon), so their stacks can be asked for.
+import { isMainThread } from 'node:worker_threads'
 
-// The main thread's tid is the pid; loading the addon (done by ./index on
-// every thread) is all a worker needs.
-let main: boolean
 try {
-  main = loadAddon().info().tid === process.pid
-} catch {
-  // setupAutorun says what is wrong with the addon, on the main thread.
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  main = (require('node:worker_threads') as typeof import('node:worker_threads')).isMainThread
-}
-if (main) {
-  try {
-    setupAutorun()
-  } catch (err) {
+  /* eslint-disable @typescript-eslint/no-require-imports */
+  const { setupAutorun } = require('./index') as typeof import('./index')
+  const { loadAddon } = require('./native') as typeof import('./native')
+  /* eslint-enable @typescript-eslint/no-require-imports */
+  // The process's main thread has the pid for its tid.
+  if (loadAddon().info().tid === process.pid) setupAutorun()
+} catch (err) {
+  // One line saying what is wrong (no binary for this Node, a bad option),
+  // on the main thread; a worker leaves it to the main thread.
+  if (isMainThread) {
     process.stderr.write(`${(err as Error).message}\n`)
     process.exit(1)
   }

@@ -16,6 +16,7 @@
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
+#include <mutex>
 
 #include <v8.h>
 
@@ -81,8 +82,24 @@ sem_t g_done;                       // posted by each handler when its slot is k
 int g_signal = -1;
 pid_t g_pid = 0;
 IsolateKnownFn g_isolate_known = nullptr;
-// The thread running the report signal's handler, 0 when none.
-std::atomic<int> g_report_handler_tid{0};
+// Threads running the report signal's handler, with the context it
+// interrupted (EnterReportHandler). A few at once at most (a signal per
+// thread that does not block it); one that finds no free entry is captured
+// as it is.
+struct InReportHandler {
+  std::atomic<int> tid;
+  std::atomic<const ucontext_t*> context;
+};
+constexpr size_t kReportHandlerEntries = 8;
+InReportHandler g_in_report_handler[kReportHandlerEntries];
+
+// Async-signal-safe: atomics only. The context the report signal's handler
+// of thread `tid` interrupted, or nullptr.
+const ucontext_t* ReportHandlerContext(int tid) {
+  for (auto& e : g_in_report_handler)
+    if (e.tid.load(std::memory_order_acquire) == tid) return e.context.load(std::memory_order_acquire);
+  return nullptr;
+}
 
 // Async-signal-safe: clock_gettime is on POSIX's list.
 uint64_t NowNs() {
@@ -248,9 +265,11 @@ void OnCaptureSignal(int, siginfo_t* info, void* context) {
     Slot* slot = ClaimSlot(static_cast<int>(syscall(SYS_gettid)));
     if (slot) {
       uint64_t start = NowNs();
-      CopyRegisters(static_cast<ucontext_t*>(context), &slot->regs);
-      slot->in_syscall = InSyscall(slot->regs.rip) &&
-                         g_report_handler_tid.load(std::memory_order_relaxed) != slot->tid.load(std::memory_order_relaxed);
+      // Inside the report signal's handler: what it interrupted is what the
+      // thread is doing (the handler's frames sit below that stack pointer).
+      const ucontext_t* outer = ReportHandlerContext(slot->tid.load(std::memory_order_relaxed));
+      CopyRegisters(outer ? outer : static_cast<ucontext_t*>(context), &slot->regs);
+      slot->in_syscall = InSyscall(slot->regs.rip);
       CopyStack(slot);
       SampleV8(slot);
       bool hold = slot->isolate && g_isolate_known && !g_isolate_known(slot->isolate);
@@ -389,9 +408,28 @@ constexpr int kBlockedRetryUs = 200;
 
 }  // namespace
 
-// Async-signal-safe: an atomic store and gettid.
-void EnterReportHandler() { g_report_handler_tid.store(static_cast<int>(syscall(SYS_gettid)), std::memory_order_relaxed); }
-void LeaveReportHandler() { g_report_handler_tid.store(0, std::memory_order_relaxed); }
+// Async-signal-safe: atomics and gettid. The entry is claimed, then its
+// context stored: a capture signal nested between the two finds no context
+// and captures the thread as it is.
+void EnterReportHandler(void* interrupted_context) {
+  int tid = static_cast<int>(syscall(SYS_gettid));
+  for (auto& e : g_in_report_handler) {
+    int expected = 0;
+    if (!e.tid.compare_exchange_strong(expected, tid)) continue;
+    e.context.store(static_cast<const ucontext_t*>(interrupted_context), std::memory_order_release);
+    return;
+  }
+}
+
+void LeaveReportHandler() {
+  int tid = static_cast<int>(syscall(SYS_gettid));
+  for (auto& e : g_in_report_handler) {
+    if (e.tid.load(std::memory_order_relaxed) != tid) continue;
+    e.context.store(nullptr, std::memory_order_release);
+    e.tid.store(0, std::memory_order_release);
+    return;
+  }
+}
 
 int InstallCaptureHandler(IsolateKnownFn isolate_known) {
   if (g_signal != -1) return g_signal;
@@ -423,12 +461,15 @@ int CaptureSignal() { return g_signal; }
 
 std::vector<ThreadSnapshot> CaptureAllThreads(const CaptureOptions& options,
                                               const FirstContactFn& first_contact) {
+  static std::mutex* one_at_a_time = new std::mutex;  // never destroyed: used at exit
+  std::lock_guard<std::mutex> lock(*one_at_a_time);
   std::vector<ThreadSnapshot> threads;
   int self = static_cast<int>(syscall(SYS_gettid));
   for (int tid : ListThreads()) {
     ThreadSnapshot t;
     t.tid = tid;
     t.self = tid == self;
+    t.skipped = tid == options.skip_tid;
     threads.push_back(std::move(t));
   }
   if (g_signal == -1) {
@@ -479,7 +520,7 @@ std::vector<ThreadSnapshot> CaptureAllThreads(const CaptureOptions& options,
   };
   for (size_t i = 0; i < n; i++) {
     ThreadSnapshot& t = threads[i];
-    if (t.self) continue;
+    if (t.self || t.skipped) continue;
     bool running = false;
     if (SignalBlocked(t.tid, g_signal, &running)) {
       t.missing_reason = "the thread blocks the capture signal";
@@ -505,9 +546,13 @@ std::vector<ThreadSnapshot> CaptureAllThreads(const CaptureOptions& options,
   for (size_t i = 0; i < n; i++) {
     ThreadSnapshot& t = threads[i];
     if (slots[i].state.load(std::memory_order_acquire) == kDone) CopyOut(slots[i], &t);
-    else if (!t.self && t.missing_reason.empty())
+    else if (!t.self && !t.skipped && t.missing_reason.empty())
       t.missing_reason = "the thread did not answer the capture signal in time";
     if (options.identify_only) continue;
+    if (t.skipped) {
+      FillFromProc(&t);
+      continue;
+    }
     // A thread that blocks the signal may still be read while it waits.
     if (!t.captured && !t.self && CaptureBlockedThread(&t, stack_bytes)) {
       t.from_proc = true;

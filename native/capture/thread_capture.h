@@ -38,6 +38,7 @@ struct ThreadSnapshot {
   uint64_t cpu_user_us = 0;
   uint64_t cpu_system_us = 0;
   bool self = false;                // the capturing (watchdog) thread itself
+  bool skipped = false;             // CaptureOptions::skip_tid: not signalled
   bool captured = false;            // the handler ran in time, or from_proc
   bool from_proc = false;           // read from /proc while blocked in a syscall (blocked_thread.h)
   std::string missing_reason;       // why not, when !captured
@@ -52,6 +53,7 @@ struct CaptureOptions {
   size_t max_stack_bytes = 128 * 1024;
   int timeout_ms = 100;             // for all threads to answer the signal
   bool identify_only = false;       // isolates only: no /proc reads, no stack read from /proc
+  int skip_tid = 0;                 // a thread not to signal: the one that crashed (fatal_signal.h)
 };
 
 // Called on the watchdog while a thread that has an isolate unknown to
@@ -63,9 +65,11 @@ using FirstContactFn = std::function<void(v8::Isolate*, int tid)>;
 using IsolateKnownFn = bool (*)(v8::Isolate*);
 
 // Async-signal-safe: the report signal's handler brackets its body with
-// these, so that a thread the capture signal catches inside that handler's
-// own write() is not taken for one blocked in a system call of its own.
-void EnterReportHandler();
+// these, giving the context it interrupted. A thread the capture signal
+// catches inside that handler (the watchdog it woke may capture before the
+// handler returns) is captured as it was when the report signal came: in
+// its own system call, say, not in the handler's write().
+void EnterReportHandler(void* interrupted_context);
 void LeaveReportHandler();
 
 // Installs the capture signal's handler once. Picks a real-time signal that
@@ -75,8 +79,9 @@ int InstallCaptureHandler(IsolateKnownFn isolate_known);
 // The signal InstallCaptureHandler picked, or -1.
 int CaptureSignal();
 
-// Signals every thread but the caller and collects what the handlers copied.
-// Called on the watchdog thread only; not reentrant (one capture at a time).
+// Signals every thread but the caller (and skip_tid) and collects what the
+// handlers copied. Called on the watchdog thread, and on the fatal-signal
+// helper once the process crashed: one capture at a time, under a lock.
 std::vector<ThreadSnapshot> CaptureAllThreads(const CaptureOptions& options,
                                               const FirstContactFn& first_contact);
 

@@ -77,11 +77,11 @@ std::atomic<const struct sigaction*> g_previous{nullptr};
 
 // Async-signal-safe: write() to an eventfd (never blocks: EFD_NONBLOCK),
 // an atomic load, then the previous handler, which was itself installed as
-// a signal handler; the bracket is an atomic store (thread_capture.h).
-// errno is preserved.
+// a signal handler; the bracket is atomics (thread_capture.h). errno is
+// preserved.
 void OnReportSignal(int sig, siginfo_t* info, void* context) {
   int saved_errno = errno;
-  EnterReportHandler();
+  EnterReportHandler(context);
   uint64_t one = 1;
   ssize_t ignored = write(g_signal_fd, &one, sizeof one);
   (void)ignored;

@@ -71,11 +71,12 @@ function javascriptOf (t: RawThread): { javascript: JsFrame[], javascriptSource:
   return { javascript: t.javascript.filter(notOwn).map(jsFrame), javascriptSource: null }
 }
 
-// The reporter's thread is named natively (native/reporter/reporter_env.cc).
-const REPORTER_THREAD = 'gmr-reporter'
+// Our threads named natively: the reporter's (native/reporter/reporter_env.cc)
+// and the fatal-signal helper (native/fatal/fatal_report.cc).
+const OWN_THREADS = new Set(['gmr-reporter', 'gmr-fatal'])
 
 function threadKind (t: RawThread): ThreadKind {
-  if (t.isWatchdog || t.name === REPORTER_THREAD) return 'guru-meditation'
+  if (t.isWatchdog || OWN_THREADS.has(t.name)) return 'guru-meditation'
   if (t.isMain) return 'main'
   if (t.hasIsolate) return 'worker'
   for (const f of t.native) {

