@@ -110,6 +110,7 @@ function fixture (overrides = {}) {
           { type: 'tcp', description: 'tcp server listening on 127.0.0.1:8080', active: true, referenced: true, closing: false, node: false, fd: 19, local: '127.0.0.1:8080' },
           { type: 'timer', description: 'JavaScript timers: the next overdue by 4.9 s', active: true, referenced: true, closing: false, node: true, fd: null, dueInMs: -4900, repeatMs: 0 },
           { type: 'check', description: "check (Node's own)", active: true, referenced: false, closing: false, node: true, fd: null },
+          { type: 'async', description: 'async wakeup', active: true, referenced: false, closing: false, node: false, fd: null },
           { type: 'signal', description: 'signal handler for SIGINT', active: true, referenced: false, closing: false, node: false, fd: null, signal: 'SIGINT' },
           { type: 'pipe', description: 'pipe fd 22', active: false, referenced: true, closing: true, node: false, fd: 22 }
         ],
@@ -281,7 +282,7 @@ t.test('text: Green Threads, Processes, Configuration, user sections, errors', a
     '  JavaScript timers: the next overdue by 4.9 s',
     '  signal handler for SIGINT  [unref]',
     '  pipe fd 22  [inactive, closing]',
-    "  + 1 of Node's own (the immediates' check and idle handles)",
+    "  + 2 of Node's own (async wakeups, the immediates' check and idle handles)",
     '  … and 3 more',
     "Node's active resources: 2 FSReqCallback, 1 TCPServerWrap",
     '3 JavaScript timers',

@@ -146,6 +146,11 @@ function threadsLines (r: Report): string[] {
   return [summary, ...threads.flatMap((t) => ['', ...guarded(() => threadLines(t))])]
 }
 
+/** Handles every loop has: not what a reader looks for. */
+function machinery (h: GreenHandle): boolean {
+  return (h.node && h.type !== 'timer') || (h.type === 'async' && !h.referenced)
+}
+
 function greenHandle (h: GreenHandle): string {
   const tags = [
     h.active ? '' : 'inactive',
@@ -175,11 +180,12 @@ function greenThreadLines (g: GreenThread): string[] {
   const lines = [subHeading(`${str(g.label)} (tid ${str(g.tid)}): ${str(g.loop)}`)]
   lines.push(`${str(g.activeHandles)} active handle${g.activeHandles === 1 ? '' : 's'}${requests}`)
   // Node's own handles (but its timer, which stands for the JavaScript
-  // timers) are in every loop: one line for them.
-  const handles = list(g.handles).filter((h) => !h.node || h.type === 'timer')
+  // timers) and the unreferenced async wakeups of its platform and message
+  // ports are in every loop: one line for them.
+  const handles = list(g.handles).filter((h) => !machinery(h))
   const own = list(g.handles).length - handles.length
   lines.push(...(handles.length > 0 ? handles.map(greenHandle) : ['  (no handles)']))
-  if (own > 0) lines.push(`  + ${str(own)} of Node's own (the immediates' check and idle handles)`)
+  if (own > 0) lines.push(`  + ${str(own)} of Node's own (async wakeups, the immediates' check and idle handles)`)
   if (g.more > 0) lines.push(`  … and ${str(g.more)} more`)
   if (g.problem) lines.push(`  (incomplete: ${str(g.problem)})`)
   if (g.resources) {

@@ -166,7 +166,8 @@ function summary (threads: GreenThread[]): string {
     requests += t.activeRequests
     for (const h of t.handles) {
       if (h.active && h.referenced) alive++
-      if (h.node && h.type !== 'timer') continue  // the immediates' machinery: in every loop
+      // Machinery every loop has: the immediates' handles, unreferenced wakeups.
+      if ((h.node && h.type !== 'timer') || (h.type === 'async' && !h.referenced)) continue
       byType.set(h.type, (byType.get(h.type) ?? 0) + 1)
       if (h.type === 'timer' && typeof h.dueInMs === 'number' && h.dueInMs < 0 && (!overdue || h.dueInMs < overdue.ms)) {
         overdue = { ms: h.dueInMs, where: t.label }
