@@ -207,6 +207,8 @@ export interface GreenHandle {
   closing: boolean
   /** One of Node's own (its JavaScript timers' libuv timer, the immediates' check and idle handles). */
   node: boolean
+  /** Machinery every loop has (Node's own handles but its timer, unreferenced async wakeups): the text view folds these into one line. */
+  machinery: boolean
   fd: number | null
   local?: string
   remote?: string

@@ -107,12 +107,12 @@ function fixture (overrides = {}) {
         activeHandles: 4,
         activeRequests: 1,
         handles: [
-          { type: 'tcp', description: 'tcp server listening on 127.0.0.1:8080', active: true, referenced: true, closing: false, node: false, fd: 19, local: '127.0.0.1:8080' },
-          { type: 'timer', description: 'JavaScript timers: the next overdue by 4.9 s', active: true, referenced: true, closing: false, node: true, fd: null, dueInMs: -4900, repeatMs: 0 },
-          { type: 'check', description: "check (Node's own)", active: true, referenced: false, closing: false, node: true, fd: null },
-          { type: 'async', description: 'async wakeup', active: true, referenced: false, closing: false, node: false, fd: null },
-          { type: 'signal', description: 'signal handler for SIGINT', active: true, referenced: false, closing: false, node: false, fd: null, signal: 'SIGINT' },
-          { type: 'pipe', description: 'pipe fd 22', active: false, referenced: true, closing: true, node: false, fd: 22 }
+          { type: 'tcp', description: 'tcp server listening on 127.0.0.1:8080', active: true, referenced: true, closing: false, node: false, machinery: false, fd: 19, local: '127.0.0.1:8080' },
+          { type: 'timer', description: 'JavaScript timers: the next overdue by 4.9 s', active: true, referenced: true, closing: false, node: true, machinery: false, fd: null, dueInMs: -4900, repeatMs: 0 },
+          { type: 'check', description: "check (Node's own)", active: true, referenced: false, closing: false, node: true, machinery: true, fd: null },
+          { type: 'async', description: 'async wakeup', active: true, referenced: false, closing: false, node: false, machinery: true, fd: null },
+          { type: 'signal', description: 'signal handler for SIGINT', active: true, referenced: false, closing: false, node: false, machinery: false, fd: null, signal: 'SIGINT' },
+          { type: 'pipe', description: 'pipe fd 22', active: false, referenced: true, closing: true, node: false, machinery: false, fd: 22 }
         ],
         more: 3,
         problem: null,

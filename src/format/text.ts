@@ -146,11 +146,6 @@ function threadsLines (r: Report): string[] {
   return [summary, ...threads.flatMap((t) => ['', ...guarded(() => threadLines(t))])]
 }
 
-/** Handles every loop has: not what a reader looks for. */
-function machinery (h: GreenHandle): boolean {
-  return (h.node && h.type !== 'timer') || (h.type === 'async' && !h.referenced)
-}
-
 function greenHandle (h: GreenHandle): string {
   const tags = [
     h.active ? '' : 'inactive',
@@ -179,10 +174,8 @@ function greenThreadLines (g: GreenThread): string[] {
   const requests = g.activeRequests > 0 ? `, ${str(g.activeRequests)} request${g.activeRequests === 1 ? '' : 's'} in flight` : ''
   const lines = [subHeading(`${str(g.label)} (tid ${str(g.tid)}): ${str(g.loop)}`)]
   lines.push(`${str(g.activeHandles)} active handle${g.activeHandles === 1 ? '' : 's'}${requests}`)
-  // Node's own handles (but its timer, which stands for the JavaScript
-  // timers) and the unreferenced async wakeups of its platform and message
-  // ports are in every loop: one line for them.
-  const handles = list(g.handles).filter((h) => !machinery(h))
+  // What every loop has (see GreenHandle.machinery): one line for it.
+  const handles = list(g.handles).filter((h) => !h.machinery)
   const own = list(g.handles).length - handles.length
   lines.push(...(handles.length > 0 ? handles.map(greenHandle) : ['  (no handles)']))
   if (own > 0) lines.push(`  + ${str(own)} of Node's own (async wakeups, the immediates' check and idle handles)`)

@@ -98,6 +98,7 @@ function handle (h: RawHandle): GreenHandle {
     referenced: h.ref,
     closing: h.closing,
     node: h.environmentOffset >= 0,
+    machinery: (h.environmentOffset >= 0 && h.type !== 'timer') || (h.type === 'async' && !h.ref),
     fd: h.fd >= 0 ? h.fd : null,
     ...(h.local ? { local: h.local } : {}),
     ...(h.remote ? { remote: h.remote } : {}),
@@ -166,8 +167,7 @@ function summary (threads: GreenThread[]): string {
     requests += t.activeRequests
     for (const h of t.handles) {
       if (h.active && h.referenced) alive++
-      // Machinery every loop has: the immediates' handles, unreferenced wakeups.
-      if ((h.node && h.type !== 'timer') || (h.type === 'async' && !h.referenced)) continue
+      if (h.machinery) continue
       byType.set(h.type, (byType.get(h.type) ?? 0) + 1)
       if (h.type === 'timer' && typeof h.dueInMs === 'number' && h.dueInMs < 0 && (!overdue || h.dueInMs < overdue.ms)) {
         overdue = { ms: h.dueInMs, where: t.label }
