@@ -9,12 +9,18 @@ const { ROOT, FIXTURES, spawnNode, waitForOutput, tmpDir, reportFiles, until, is
 
 const sleep = ms => new Promise(resolve => setTimeout(resolve, ms))
 
+// The binary this Node loads: the local build, or with PREBUILDS_ONLY (CI
+// on Node 22 and 24) its prebuilt one.
+const BINARY = process.env.PREBUILDS_ONLY
+  ? path.join('prebuilds', `${process.platform}-${process.arch}`, `guru-meditation.abi${process.versions.modules}.node`)
+  : path.join('build', 'Release', 'guru_meditation.node')
+
 /** A copy of the built package in dir/node_modules/name, as npm would install it. */
 function installCopy (dir, name, version) {
   const to = path.join(dir, 'node_modules', name)
-  fs.mkdirSync(path.join(to, 'build', 'Release'), { recursive: true })
+  fs.mkdirSync(path.join(to, path.dirname(BINARY)), { recursive: true })
   fs.cpSync(path.join(ROOT, 'dist'), path.join(to, 'dist'), { recursive: true })
-  fs.copyFileSync(path.join(ROOT, 'build', 'Release', 'guru_meditation.node'), path.join(to, 'build', 'Release', 'guru_meditation.node'))
+  fs.copyFileSync(path.join(ROOT, BINARY), path.join(to, BINARY))
   const pkg = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8'))
   fs.writeFileSync(path.join(to, 'package.json'), JSON.stringify({ ...pkg, name, version }))
 }
@@ -37,7 +43,7 @@ t.test('two copies of the library, both set up, one loaded in a worker: reports 
   const reports = path.join(dir, 'reports')
 
   const maps = fs.readFileSync(`/proc/${child.pid}/maps`, 'utf8')
-  const binaries = new Set(maps.split('\n').filter(l => /guru_meditation\.node$/.test(l)).map(l => l.split(/\s+/).pop()))
+  const binaries = new Set(maps.split('\n').filter(l => /(guru_meditation|guru-meditation\.abi\d+)\.node$/.test(l)).map(l => l.split(/\s+/).pop()))
   t.equal(binaries.size, 1, `one native binary loaded (${[...binaries].join(', ')})`)
   t.equal(caughtRealtime(child.pid).length, 1, 'one capture signal handler')
 
