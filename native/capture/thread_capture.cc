@@ -8,6 +8,7 @@
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <ucontext.h>
 #include <unistd.h>
@@ -165,34 +166,39 @@ bool InSyscall(uintptr_t pc) {
   return at(pc) || at(pc - 2);
 }
 
-// Async-signal-safe: plain loads and stores. The copy reads the whole top
-// of another frame's stack, dead bytes and sanitizer redzones included, so
-// it is not instrumented, and not memcpy (a sanitizer's memcpy checks what
-// it reads); volatile keeps the compiler from making it a memcpy call.
-__attribute__((no_sanitize("address", "undefined")))
-void CopyRaw(unsigned char* dst, uintptr_t src, size_t n) {
-  size_t i = 0;
-  if (src % sizeof(uint64_t) == 0) {
-    auto* from = reinterpret_cast<const volatile uint64_t*>(src);
-    for (; i + sizeof(uint64_t) <= n; i += sizeof(uint64_t)) {
-      uint64_t word = from[i / sizeof(uint64_t)];
-      __builtin_memcpy(dst + i, &word, sizeof word);  // inlined: a fixed 8-byte store
-    }
+// Async-signal-safe: one process_vm_readv system call (no libc state, no
+// lock). The kernel copies, a page an iovec, and stops at the first page
+// that is not mapped: the mapping read at the start of the capture may have
+// shrunk since (a worker's stack next to it unmapped as the worker exited,
+// the two having shown as one mapping), and a plain copy would fault there.
+// It also reads dead bytes and sanitizer redzones without being
+// instrumented.
+size_t CopyReadable(unsigned char* dst, uintptr_t src, size_t n) {
+  constexpr size_t kPage = 4096;
+  constexpr size_t kMaxPages = 64;  // 256 KB a call, beyond the largest copy
+  iovec local{dst, n};
+  iovec remote[kMaxPages];
+  size_t count = 0;
+  for (uintptr_t at = src; at < src + n && count < kMaxPages; count++) {
+    uintptr_t page_end = (at & ~(kPage - 1)) + kPage;
+    uintptr_t end = std::min<uintptr_t>(page_end, src + n);
+    remote[count] = {reinterpret_cast<void*>(at), end - at};
+    at = end;
   }
-  auto* bytes = reinterpret_cast<const volatile unsigned char*>(src);
-  for (; i < n; i++) dst[i] = bytes[i];
+  ssize_t got = process_vm_readv(g_pid, &local, 1, remote, count, 0);
+  return got > 0 ? static_cast<size_t>(got) : 0;
 }
 
 // Async-signal-safe: a copy within one readable mapping, clamped to its
 // end, so a stack pointer near the top of its stack never reads past the
-// mapping.
+// mapping, and through CopyReadable, so a mapping that shrank since cannot
+// fault.
 void CopyStack(Slot* slot) {
   slot->stack_size = 0;
   const Readable* m = FindMapping(slot->regs.rsp);
   if (!m) return;
   size_t n = std::min<size_t>(g_max_stack_bytes, m->end - slot->regs.rsp);
-  CopyRaw(slot->stack, slot->regs.rsp, n);
-  slot->stack_size = n;
+  slot->stack_size = CopyReadable(slot->stack, slot->regs.rsp, n);
 }
 
 // Async-signal-safe: V8 documents GetStackSample for use from a signal
