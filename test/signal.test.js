@@ -63,6 +63,31 @@ t.test('repeated signals while a report is written are coalesced, not queued', a
   t.ok(isAlive(child.pid), 'the service survived the burst')
 })
 
+t.test('signals while a report is being written bring one more report, of the process after them', async t => {
+  const dir = tmpDir(t)
+  // The idle service writes from its event loop and waits sectionTimeout
+  // for its slow section: each report is in flight for 1.5 s.
+  const child = spawnNode(t, [APP, 'programmatic', 'idle'], {
+    env: { GMR_TEST_OPTIONS: JSON.stringify({ logDir: dir, format: 'json', sectionTimeout: 1500 }) }
+  })
+  await waitForOutput(child, /ready/)
+  process.kill(child.pid, 'SIGUSR2')
+  await new Promise(resolve => setTimeout(resolve, 500))
+  const burstAt = Date.now()
+  for (let i = 0; i < 5; i++) process.kill(child.pid, 'SIGUSR2')
+  const files = await waitForReports(dir, 2, 15000, child)
+  await new Promise(resolve => setTimeout(resolve, 2500))
+  t.equal(fs.readdirSync(dir).filter(f => REPORT_NAME.test(f)).length, 2, 'two reports: the first, and one for the burst that came while it was written')
+  // generatedAt is when the capture began.
+  const [first, second] = files.map(f => ({ at: Date.parse(JSON.parse(fs.readFileSync(f, 'utf8')).package.generatedAt), written: fs.statSync(f).mtimeMs, report: JSON.parse(fs.readFileSync(f, 'utf8')) }))
+    .sort((a, b) => a.at - b.at)
+  t.ok(first.at < burstAt, 'the first report was captured before the burst')
+  t.ok(second.at >= burstAt - 5, 'the second after it')
+  t.ok(second.at >= first.written - 10, 'once the first was written')
+  t.ok(second.report.package.trigger.coalesced <= 4, `the rest of the burst folded into it (${second.report.package.trigger.coalesced})`)
+  t.ok(isAlive(child.pid))
+})
+
 t.test('an application listener on the same signal runs, and the report still comes', async t => {
   const dir = tmpDir(t)
   const child = spawnNode(t, [APP, 'programmatic', 'idle'], {

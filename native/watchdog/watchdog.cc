@@ -264,9 +264,13 @@ bool TakeTrigger(Shared& s, const Trigger& trigger, Trigger* out) {
   if (s.in_flight && now - s.in_flight_since > kInFlightTimeout) s.in_flight = false;
   s.coalesced += trigger.coalesced;
   if (s.in_flight) {
-    // A CLI request waits for the report in flight (its caller waits for
-    // its own file); any other trigger is folded into the next report.
-    if (!trigger.out_path.empty()) {
+    // Taken once the report in flight is written (ReportDone): it was
+    // captured before this trigger came, and the one who sent it wants what
+    // the process does now. However many come meanwhile, one report more
+    // answers them all, folded into it; a CLI request takes the place (its
+    // caller waits for its own file), the trigger it displaces folded too.
+    if (!s.has_pending || !trigger.out_path.empty()) {
+      if (s.has_pending) s.coalesced++;
       s.has_pending = true;
       s.pending = trigger;
       s.pending.coalesced = 0;
@@ -506,7 +510,7 @@ void ReportDone() {
     g_shared->in_flight = false;
     waiting = g_shared->has_pending;
   }
-  if (waiting) Wake();  // a CLI request waited for this report to end
+  if (waiting) Wake();  // a trigger came while this report was written
 }
 
 void RequestCapture(CaptureSettings settings, Deliver deliver) {
