@@ -130,6 +130,7 @@ bool DispatchReport(std::unique_ptr<Capture> capture, const Trigger& trigger) {
   job->capture = std::move(capture);
   job->trigger = trigger;
   Main& m = M();
+  bool queued = false;  // a call to the main thread carries the report too
   {
     std::unique_lock<std::mutex> lock(m.mu);
     if (m.attached) {
@@ -137,7 +138,8 @@ bool DispatchReport(std::unique_ptr<Capture> capture, const Trigger& trigger) {
       auto claimed = [&] { return job->owner.load() != Job::kNobody; };
       m.offered = job;
       auto* data = new std::shared_ptr<Job>(job);
-      if (m.tsfn.NonBlockingCall(data, CallOnMain) != napi_ok) delete data;
+      queued = m.tsfn.NonBlockingCall(data, CallOnMain) == napi_ok;
+      if (!queued) delete data;
       auto grace = MainRanJavaScript(*job->capture) ? std::chrono::milliseconds(0) : kLoopGrace;
       if (!m.claimed.wait_for(lock, grace, claimed) && !m.interrupt_outstanding) {
         // Not under m.mu: the interrupt may run at once, and it takes m.mu.
@@ -153,7 +155,15 @@ bool DispatchReport(std::unique_ptr<Capture> capture, const Trigger& trigger) {
   }
   int expected = Job::kNobody;
   if (!job->owner.compare_exchange_strong(expected, Job::kEnvironment)) return true;  // the main thread has it
-  return LaunchReporterEnv(std::move(job->capture), job->trigger);
+  std::string why = LaunchReporterEnv(&job->capture, job->trigger);
+  if (why.empty()) return true;
+  fprintf(stderr, "guru-meditation: the reporter environment could not start (%s)%s\n", why.c_str(),
+          queued ? "; the report waits for the main thread" : "; the report is lost");
+  if (!queued) return false;
+  // Not lost: the call queued to the main thread above still carries the
+  // report, and writes it when its loop gets to it.
+  job->owner.store(Job::kNobody);
+  return true;
 }
 
 }  // namespace gmr

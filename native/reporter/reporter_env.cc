@@ -10,6 +10,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
+#include <cstring>
 #include <functional>
 #include <mutex>
 #include <vector>
@@ -186,7 +187,7 @@ void SetReporterData(const std::string& json) {
   S().data = json;
 }
 
-bool LaunchReporterEnv(std::unique_ptr<Capture> capture, const Trigger& trigger) {
+std::string LaunchReporterEnv(std::unique_ptr<Capture>* capture, const Trigger& trigger) {
   State& s = S();
   std::unique_lock<std::mutex> lock(s.mu);
   s.finished.wait_for(lock, kReopenTimeout, [&] { return !s.closing; });
@@ -194,19 +195,21 @@ bool LaunchReporterEnv(std::unique_ptr<Capture> capture, const Trigger& trigger)
   // The previous report is written (ReportDone came first) but its
   // environment may still be tearing down.
   s.finished.wait_for(lock, kPreviousTimeout, [&] { return !s.running; });
-  if (!s.platform || s.running) return false;
+  if (!s.platform) return "no reporter environment is configured";
+  if (s.running) return "the previous report's environment has not ended after 5 s";
   pthread_attr_t attr;
   pthread_attr_init(&attr);
   pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
   pthread_attr_setstacksize(&attr, kThreadStackBytes);
   pthread_t thread;
+  // Under s.mu: the thread takes it before it looks for its job.
   int rc = pthread_create(&thread, &attr, ReporterThread, nullptr);
   pthread_attr_destroy(&attr);
-  if (rc != 0) return false;
-  s.job = std::move(capture);
+  if (rc != 0) return std::string("no thread for it: ") + strerror(rc);
+  s.job = std::move(*capture);
   s.job_trigger = trigger;
   s.running = true;
-  return true;
+  return "";
 }
 
 void EndReporterEnv() {

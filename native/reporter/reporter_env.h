@@ -27,9 +27,9 @@ void ReopenReporterEnv();
 // The data the script needs (JSON from the TypeScript side).
 void SetReporterData(const std::string& json);
 
-// The watchdog's Deliver: starts an environment for this capture. False when
-// one is still running or none is configured.
-bool LaunchReporterEnv(std::unique_ptr<Capture> capture, const Trigger& trigger);
+// Starts an environment for this capture, which it takes. Returns "" or why
+// none could start (the capture is left to the caller then).
+std::string LaunchReporterEnv(std::unique_ptr<Capture>* capture, const Trigger& trigger);
 
 // In the reporter environment, once: the capture it was started for and the
 // reporter data. False when there is none (the script was loaded otherwise).
