@@ -143,10 +143,11 @@ Napi::Object ThreadToJs(Napi::Env env, const ThreadCapture& t, int pid) {
   o.Set("fromProc", s.from_proc);
   o.Set("missingReason", s.missing_reason);
   o.Set("interruptedUs", static_cast<double>(s.interrupted_ns) / 1000.0);
-  o.Set("hasIsolate", s.v8.isolate != nullptr);
+  v8::Isolate* isolate = s.v8.isolate ? s.v8.isolate : t.unanswered_isolate;
+  o.Set("hasIsolate", isolate != nullptr);
   o.Set("threadId", t.identity.thread_id >= 0 ? Napi::Value(Napi::Number::New(env, t.identity.thread_id)) : env.Null());
   o.Set("workerName", t.identity.worker_name);
-  o.Set("isolate", s.v8.isolate ? Hex(reinterpret_cast<uintptr_t>(s.v8.isolate)) : "");
+  o.Set("isolate", isolate ? Hex(reinterpret_cast<uintptr_t>(isolate)) : "");
   const char* vm = VmStateName(s.v8.vm_state);
   o.Set("vmState", vm ? Napi::Value(Napi::String::New(env, vm)) : env.Null());
   o.Set("jsFrameCount", static_cast<double>(s.v8.frame_count));

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdlib>
+#include <map>
 #include <utility>
 
 #include "../codemap/code_map.h"
@@ -202,10 +203,16 @@ Capture CaptureProcess(const CaptureSettings& settings) {
   RequestMissingIdentities();  // for the next report: this one does not wait for them
   auto js_start = std::chrono::steady_clock::now();
   std::vector<v8::Isolate*> wanted;
+  std::map<int, v8::Isolate*> unanswered;
   for (const ThreadSnapshot& s : snapshots) {
-    if (s.tid == settings.caller_tid || !WantsJsStack(s.v8)) continue;
-    round.Post(s.v8.isolate, true);
-    wanted.push_back(s.v8.isolate);
+    if (s.tid == settings.caller_tid) continue;
+    v8::Isolate* isolate = s.v8.isolate;
+    if (!s.captured && !s.self && !s.skipped && (isolate = KnownIsolateOn(s.tid)))
+      unanswered[s.tid] = isolate;
+    else if (!WantsJsStack(s.v8))
+      continue;
+    round.Post(isolate, true);
+    wanted.push_back(isolate);
   }
   // Unwinding, symbolizing and naming from the code maps overlap with the
   // wait for the interrupts.
@@ -229,7 +236,12 @@ Capture CaptureProcess(const CaptureSettings& settings) {
 
   for (ThreadCapture& t : out.threads) {
     v8::Isolate* isolate = t.snapshot.v8.isolate;
-    if (t.snapshot.tid == settings.caller_tid) {
+    auto known = unanswered.find(t.snapshot.tid);
+    if (known != unanswered.end()) {
+      isolate = t.unanswered_isolate = known->second;
+      t.js_requested = true;
+      if (const JsStack* js = round.Result(isolate)) t.js = *js;
+    } else if (t.snapshot.tid == settings.caller_tid) {
       t.js_requested = true;
       t.js = settings.caller_stack;
     } else if (isolate && WantsJsStack(t.snapshot.v8)) {

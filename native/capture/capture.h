@@ -35,6 +35,9 @@ struct ThreadCapture {
   // cannot answer an interrupt (blocked in native code).
   std::vector<JsFrame> sampled_js;
   ThreadIdentity identity;        // worker threadId and name, once known
+  // A JavaScript thread that did not answer the capture signal: the isolate
+  // the registry knows on it, asked for its JavaScript stack all the same.
+  v8::Isolate* unanswered_isolate = nullptr;
 };
 
 struct Capture {

@@ -253,6 +253,13 @@ std::vector<LoopInfo> WalkLoops(size_t max_details) {
   return out;
 }
 
+v8::Isolate* KnownIsolateOn(int tid) {
+  std::lock_guard<std::mutex> lock(RegistryMutex());
+  for (Entry* e : Registry())
+    if (e->tid == tid && e->alive && e->loop) return e->isolate;
+  return nullptr;
+}
+
 ThreadIdentity IdentityOf(v8::Isolate* isolate, int tid) {
   std::lock_guard<std::mutex> lock(RegistryMutex());
   Entry* e = FindEntry(isolate);

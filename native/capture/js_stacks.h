@@ -69,6 +69,10 @@ bool SwitchesPending();
 // The worker identity of the known isolate running on thread `tid`.
 ThreadIdentity IdentityOf(v8::Isolate* isolate, int tid);
 
+// The known isolate running on thread `tid`, nullptr when none: a thread
+// that did not answer the capture signal is still known to run JavaScript.
+v8::Isolate* KnownIsolateOn(int tid);
+
 // Requests `callback` on `isolate` only while the isolate is known and alive
 // (under the registry lock its cleanup hook also takes). False otherwise.
 bool InterruptIfAlive(v8::Isolate* isolate, void (*callback)(v8::Isolate*, void*), void* data);

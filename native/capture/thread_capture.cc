@@ -32,6 +32,10 @@ constexpr size_t kMaxJsFrames = 64;
 constexpr size_t kMaxMappings = 8192;
 constexpr uint64_t kHoldTimeoutNs = 20 * 1000 * 1000;   // first-contact hold, for the watchdog to begin
 constexpr uint64_t kInUseTimeoutNs = 20 * 1000 * 1000;  // and then for it to be done
+// A thread still runnable at the deadline waits for a CPU (a loaded machine,
+// more runnable threads than cores): it answers once it runs, and gets this
+// much longer.
+constexpr uint64_t kRunnableGraceNs = 400 * 1000 * 1000;
 
 enum SlotState : int { kFree = 0, kArmed = 1, kBusy = 2, kDone = 3 };
 
@@ -547,6 +551,14 @@ std::vector<ThreadSnapshot> CaptureAllThreads(const CaptureOptions& options,
     }
   }
   CollectAnswers(sent, NowNs() + uint64_t(options.timeout_ms) * 1000000u, first_contact);
+  std::vector<Slot*> runnable;
+  for (Slot* s : sent) {
+    if (s->state.load(std::memory_order_acquire) == kDone) continue;
+    ProcStat st;
+    std::string stat = ReadProcFile("/proc/self/task/" + std::to_string(s->tid.load()) + "/stat");
+    if (ParseProcStat(stat, &st) && st.state == 'R') runnable.push_back(s);
+  }
+  if (!runnable.empty()) CollectAnswers(runnable, NowNs() + kRunnableGraceNs, first_contact);
   bool quiet = DisarmAll(slots, n);
 
   for (size_t i = 0; i < n; i++) {
