@@ -24,6 +24,7 @@
 #include "../codemap/code_map.h"
 #include "../util/proc.h"
 #include "blocked_thread.h"
+#include "own_isolate.h"
 
 namespace gmr {
 namespace {
@@ -207,24 +208,18 @@ void CopyStack(Slot* slot) {
 
 // Async-signal-safe: V8 documents GetStackSample for use from a signal
 // handler on the sampled thread (its CPU profiler does the same); it neither
-// allocates nor locks. TryGetCurrent is a read of V8's thread-local
-// isolate pointer, as in V8's own sampler; CodeMapEventCount is atomics
-// over a fixed table (code_map.h).
+// allocates nor locks. IsolateRunningHere is said so in own_isolate.h;
+// CodeMapEventCount is atomics over a fixed table (code_map.h).
 void SampleV8(Slot* slot) {
-  slot->isolate = v8::Isolate::TryGetCurrent();  // a thread-local read
+  // Only the isolate this thread runs: another thread's sampled from here
+  // would be read from that thread's state while it runs. One being
+  // disposed of is neither sampled nor held nor sent an interrupt.
+  slot->isolate = IsolateRunningHere();
   slot->vm_state = -1;
   slot->js_frame_count = 0;
   slot->external_callback = nullptr;
   slot->code_events = 0;
   if (!slot->isolate) return;
-  // V8 makes an isolate current on its thread while it disposes of it,
-  // without entering it (Isolate::Delete): one not entered is going away,
-  // and is neither sampled nor held nor sent an interrupt. IsInUse() reads
-  // one field, as V8's own sampler does from its signal handler.
-  if (!slot->isolate->IsInUse()) {
-    slot->isolate = nullptr;
-    return;
-  }
   v8::RegisterState state;
   state.pc = reinterpret_cast<void*>(slot->regs.rip);
   state.sp = reinterpret_cast<void*>(slot->regs.rsp);

@@ -15,6 +15,7 @@
 
 #include <v8.h>
 
+#include "../capture/own_isolate.h"
 #include "fatal_report.h"
 #include "safe_text.h"
 
@@ -401,7 +402,7 @@ void OnFatalSignal(int sig, siginfo_t* info, void* context) {
   r.code = info->si_code;
   r.fault_address = reinterpret_cast<uintptr_t>(info->si_addr);
   r.tid = tid;
-  r.has_isolate = v8::Isolate::TryGetCurrent() != nullptr;  // a thread-local read
+  r.has_isolate = IsolateRunningHere() != nullptr;  // async-signal-safe (own_isolate.h)
   CopyRegisters(static_cast<const ucontext_t*>(context), &r.regs);
   r.stack_size = CopyOwnStack(r.regs.rsp, g_stack_copy, sizeof g_stack_copy);
   r.stack = g_stack_copy;
