@@ -4,14 +4,12 @@
 # itself is not instrumented: the ASan runtime is preloaded into every node
 # process the tests start, and only the addon's code is checked. Fails when
 # any sanitizer reported anything.
-#   scripts/sanitize.sh [test files...]   (default: the multithread tests;
-#   the churn test, whose rare stall is an open bug of issue 6, runs in
-#   npm test only)
+#   scripts/sanitize.sh [test files...]   (default: the multithread tests)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 TESTS=("$@")
-[ ${#TESTS[@]} -gt 0 ] || TESTS=(test/threads.test.js test/signal.test.js test/native-block.test.js test/signal-interplay.test.js test/two-copies.test.js test/eintr.test.js test/green-threads.test.js)
+[ ${#TESTS[@]} -gt 0 ] || TESTS=(test/threads.test.js test/signal.test.js test/native-block.test.js test/signal-interplay.test.js test/two-copies.test.js test/eintr.test.js test/green-threads.test.js test/churn.test.js)
 
 WORK=$(mktemp -d /tmp/gmr-sanitize.XXXXXX)
 BINARY=build/Release/guru_meditation.node
