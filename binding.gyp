@@ -21,6 +21,7 @@
         "native/symbolize/symbolize.cc",
         "native/unwind/unwind.cc",
         "native/util/proc.cc",
+        "native/util/quiet_thread.cc",
         "native/util/safe_read.cc",
         "native/watchdog/attach.cc",
         "native/watchdog/stall.cc",

@@ -22,7 +22,9 @@
 #include <v8.h>
 
 #include "../codemap/code_map.h"
+#include "../unwind/unwind.h"
 #include "../util/proc.h"
+#include "../util/safe_read.h"
 #include "blocked_thread.h"
 #include "own_isolate.h"
 
@@ -139,24 +141,6 @@ Slot* ClaimSlot(int tid) {
   return nullptr;
 }
 
-// Async-signal-safe: reads the ucontext the kernel gave us.
-void CopyRegisters(const ucontext_t* uc, Registers* r) {
-#if defined(__x86_64__)
-  const greg_t* g = uc->uc_mcontext.gregs;
-  r->rip = g[REG_RIP];
-  r->rsp = g[REG_RSP];
-  r->rbp = g[REG_RBP];
-  r->rbx = g[REG_RBX];
-  r->r12 = g[REG_R12];
-  r->r13 = g[REG_R13];
-  r->r14 = g[REG_R14];
-  r->r15 = g[REG_R15];
-#else
-  (void)uc;
-  (void)r;
-#endif
-}
-
 // Async-signal-safe: two bytes of code read at the interrupted pc. A thread
 // signalled in a system call stands at its `syscall` instruction (0f 05):
 // before it when the call will be restarted (SA_RESTART), after it when it
@@ -171,39 +155,17 @@ bool InSyscall(uintptr_t pc) {
   return at(pc) || at(pc - 2);
 }
 
-// Async-signal-safe: one process_vm_readv system call (no libc state, no
-// lock). The kernel copies, a page an iovec, and stops at the first page
-// that is not mapped: the mapping read at the start of the capture may have
-// shrunk since (a worker's stack next to it unmapped as the worker exited,
-// the two having shown as one mapping), and a plain copy would fault there.
-// It also reads dead bytes and sanitizer redzones without being
-// instrumented.
-size_t CopyReadable(unsigned char* dst, uintptr_t src, size_t n) {
-  constexpr size_t kPage = 4096;
-  constexpr size_t kMaxPages = 64;  // 256 KB a call, beyond the largest copy
-  iovec local{dst, n};
-  iovec remote[kMaxPages];
-  size_t count = 0;
-  for (uintptr_t at = src; at < src + n && count < kMaxPages; count++) {
-    uintptr_t page_end = (at & ~(kPage - 1)) + kPage;
-    uintptr_t end = std::min<uintptr_t>(page_end, src + n);
-    remote[count] = {reinterpret_cast<void*>(at), end - at};
-    at = end;
-  }
-  ssize_t got = process_vm_readv(g_pid, &local, 1, remote, count, 0);
-  return got > 0 ? static_cast<size_t>(got) : 0;
-}
-
 // Async-signal-safe: a copy within one readable mapping, clamped to its
 // end, so a stack pointer near the top of its stack never reads past the
-// mapping, and through CopyReadable, so a mapping that shrank since cannot
-// fault.
+// mapping, and through CopyMapped (safe_read.h), so a mapping that shrank
+// since cannot fault: a worker's stack unmapped as the worker exited, next
+// to another's, the two read as one mapping at the capture's start.
 void CopyStack(Slot* slot) {
   slot->stack_size = 0;
   const Readable* m = FindMapping(slot->regs.rsp);
   if (!m) return;
   size_t n = std::min<size_t>(g_max_stack_bytes, m->end - slot->regs.rsp);
-  slot->stack_size = CopyReadable(slot->stack, slot->regs.rsp, n);
+  slot->stack_size = CopyMapped(slot->stack, slot->regs.rsp, n);
 }
 
 // Async-signal-safe: V8 documents GetStackSample for use from a signal
@@ -273,7 +235,7 @@ void OnCaptureSignal(int, siginfo_t* info, void* context) {
       // Inside the report signal's handler: what it interrupted is what the
       // thread is doing (the handler's frames sit below that stack pointer).
       const ucontext_t* outer = ReportHandlerContext(slot->tid.load(std::memory_order_relaxed));
-      CopyRegisters(outer ? outer : static_cast<ucontext_t*>(context), &slot->regs);
+      slot->regs = RegistersFrom(outer ? outer : static_cast<ucontext_t*>(context));
       slot->in_syscall = InSyscall(slot->regs.rip);
       CopyStack(slot);
       SampleV8(slot);

@@ -12,6 +12,7 @@
 #include "../capture/thread_capture.h"
 #include "../symbolize/symbolize.h"
 #include "../unwind/unwind.h"
+#include "../util/quiet_thread.h"
 #include "fatal_signal.h"
 #include "safe_text.h"
 
@@ -146,19 +147,7 @@ std::string StartFatalHelper() {
   if (g_started.exchange(true)) return "";
   // Its own symbolizer: the watchdog's is used without a lock on its thread.
   auto* symbolizer = new Symbolizer;
-  // No signals here: the capture signal must not hit the capturer, and a
-  // fatal signal should land on the thread that caused it.
-  sigset_t all, old;
-  sigfillset(&all);
-  pthread_sigmask(SIG_SETMASK, &all, &old);
-  pthread_attr_t attr;
-  pthread_attr_init(&attr);
-  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-  pthread_attr_setstacksize(&attr, 1 << 20);
-  pthread_t thread;
-  int rc = pthread_create(&thread, &attr, HelperMain, symbolizer);
-  pthread_attr_destroy(&attr);
-  pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  int rc = StartQuietThread(HelperMain, symbolizer, 1 << 20);
   if (rc != 0) {
     g_started = false;
     delete symbolizer;

@@ -10,12 +10,15 @@
 #include <ucontext.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstring>
 
 #include <v8.h>
 
 #include "../capture/own_isolate.h"
+#include "../unwind/unwind.h"
+#include "../util/safe_read.h"
 #include "fatal_report.h"
 #include "safe_text.h"
 
@@ -173,45 +176,22 @@ void ReadThreadName(int tid, char* out, size_t cap) {
   out[n] = '\0';
 }
 
-// Async-signal-safe: the kernel's saved registers.
-void CopyRegisters(const ucontext_t* uc, Registers* r) {
-  const greg_t* g = uc->uc_mcontext.gregs;
-  r->rip = g[REG_RIP];
-  r->rsp = g[REG_RSP];
-  r->rbp = g[REG_RBP];
-  r->rbx = g[REG_RBX];
-  r->r12 = g[REG_R12];
-  r->r13 = g[REG_R13];
-  r->r14 = g[REG_R14];
-  r->r15 = g[REG_R15];
-}
-
-// Async-signal-safe: copies the stack from rsp up with process_vm_readv on
-// this very process, a page at a time, so an unmapped page ends the copy
-// instead of faulting. Pages that cannot be read before the first readable
-// one are zeros: after a stack overflow rsp points into the guard page, and
-// the frames above it are what the unwinder needs.
+// Async-signal-safe: copies the stack from rsp up (CopyMapped: an
+// unmapped page ends the copy instead of faulting). Pages before the first
+// readable one are zeros: after a stack overflow rsp points into the guard
+// page, and the frames above it are what the unwinder needs.
 size_t CopyOwnStack(uintptr_t rsp, unsigned char* out, size_t cap) {
   constexpr size_t kPage = 4096;
-  size_t total = 0;
-  bool any = false;
-  while (total < cap) {
-    uintptr_t at = rsp + total;
-    size_t len = kPage - (at % kPage);
-    if (len > cap - total) len = cap - total;
-    struct iovec local = {out + total, len};
-    struct iovec remote = {reinterpret_cast<void*>(at), len};
-    ssize_t got = syscall(SYS_process_vm_readv, getpid(), &local, 1UL, &remote, 1UL, 0UL);
-    if (got != ssize_t(len)) {
-      if (any) break;  // the end of the stack
-      memset(out + total, 0, len);
-    } else {
-      any = true;
-    }
-    total += len;
-    if (!any && total >= 4 * kPage) break;  // nothing readable near rsp
+  constexpr size_t kGuardPages = 4;  // nothing readable this near rsp: no stack
+  size_t skipped = 0;
+  for (size_t page = 0; page < kGuardPages && skipped < cap; page++) {
+    size_t got = CopyMapped(out + skipped, rsp + skipped, cap - skipped);
+    if (got > 0) return skipped + got;
+    size_t len = std::min<size_t>(kPage - ((rsp + skipped) % kPage), cap - skipped);
+    memset(out + skipped, 0, len);
+    skipped += len;
   }
-  return any ? total : 0;
+  return 0;
 }
 
 // The crashing thread's own frames, when the helper did not answer: an
@@ -403,7 +383,7 @@ void OnFatalSignal(int sig, siginfo_t* info, void* context) {
   r.fault_address = reinterpret_cast<uintptr_t>(info->si_addr);
   r.tid = tid;
   r.has_isolate = IsolateRunningHere() != nullptr;  // async-signal-safe (own_isolate.h)
-  CopyRegisters(static_cast<const ucontext_t*>(context), &r.regs);
+  r.regs = RegistersFrom(static_cast<const ucontext_t*>(context));
   r.stack_size = CopyOwnStack(r.regs.rsp, g_stack_copy, sizeof g_stack_copy);
   r.stack = g_stack_copy;
   r.fd = OpenDestination(dest, NowMs(CLOCK_REALTIME) / 1000);

@@ -8,6 +8,8 @@
 // (V8's JIT code and embedded builtins always keep them).
 #pragma once
 
+#include <ucontext.h>
+
 #include <cstddef>
 #include <cstdint>
 
@@ -17,6 +19,26 @@ namespace gmr {
 struct Registers {
   uintptr_t rip = 0, rsp = 0, rbp = 0, rbx = 0, r12 = 0, r13 = 0, r14 = 0, r15 = 0;
 };
+
+// Async-signal-safe: the registers of the code a signal interrupted, read
+// from the context the kernel gave its handler.
+inline Registers RegistersFrom(const ucontext_t* uc) {
+  Registers r;
+#if defined(__x86_64__)
+  const greg_t* g = uc->uc_mcontext.gregs;
+  r.rip = g[REG_RIP];
+  r.rsp = g[REG_RSP];
+  r.rbp = g[REG_RBP];
+  r.rbx = g[REG_RBX];
+  r.r12 = g[REG_R12];
+  r.r13 = g[REG_R13];
+  r.r14 = g[REG_R14];
+  r.r15 = g[REG_R15];
+#else
+  (void)uc;
+#endif
+  return r;
+}
 
 // A copy of [base, base + size) of the thread's stack, taken at capture time.
 struct StackCopy {

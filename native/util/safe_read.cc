@@ -3,6 +3,8 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include <algorithm>
+
 namespace gmr {
 
 // process_vm_readv on our own pid: the kernel copies, and reports an
@@ -12,6 +14,21 @@ bool SafeRead(uintptr_t address, void* out, size_t size) {
   iovec local{out, size};
   iovec remote{reinterpret_cast<void*>(address), size};
   return process_vm_readv(getpid(), &local, 1, &remote, 1, 0) == static_cast<ssize_t>(size);
+}
+
+size_t CopyMapped(unsigned char* dst, uintptr_t src, size_t n) {
+  constexpr size_t kPage = 4096;
+  constexpr size_t kMaxPages = 64;  // 256 KB a call, beyond the largest stack copy
+  iovec local{dst, n};
+  iovec remote[kMaxPages];
+  size_t count = 0;
+  for (uintptr_t at = src; at < src + n && count < kMaxPages; count++) {
+    uintptr_t end = std::min<uintptr_t>((at & ~(kPage - 1)) + kPage, src + n);
+    remote[count] = {reinterpret_cast<void*>(at), end - at};
+    at = end;
+  }
+  ssize_t got = process_vm_readv(getpid(), &local, 1, remote, count, 0);
+  return got > 0 ? static_cast<size_t>(got) : 0;
 }
 
 std::string SafeReadString(uintptr_t address, size_t max) {

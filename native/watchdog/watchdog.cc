@@ -17,6 +17,7 @@
 #include <deque>
 #include <mutex>
 
+#include "../util/quiet_thread.h"
 #include "attach.h"
 #include "stall.h"
 
@@ -435,19 +436,7 @@ std::string Start() {
   g_signal_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   g_control_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   if (g_signal_fd < 0 || g_control_fd < 0) return std::string("eventfd: ") + strerror(errno);
-  // The watchdog takes no signal: the report signal must reach a thread
-  // whose handler can run, and capture signals must not hit the capturer.
-  sigset_t all, old;
-  sigfillset(&all);
-  pthread_sigmask(SIG_SETMASK, &all, &old);
-  pthread_attr_t attr;
-  pthread_attr_init(&attr);
-  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-  pthread_attr_setstacksize(&attr, 1 << 20);
-  pthread_t thread;
-  int rc = pthread_create(&thread, &attr, WatchdogMain, nullptr);
-  pthread_attr_destroy(&attr);
-  pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  int rc = StartQuietThread(WatchdogMain, nullptr, 1 << 20);
   if (rc != 0) return std::string("cannot start the watchdog thread: ") + strerror(rc);
   return "";
 }
