@@ -130,16 +130,8 @@ __attribute__((no_sanitize_address)) void CopyStack(unsigned char* dst, uintptr_
 
 void OnSample(int, siginfo_t*, void* context) {
   const int saved_errno = errno;
-  const greg_t* g = static_cast<ucontext_t*>(context)->uc_mcontext.gregs;
   gmr::Registers& r = g_sampled_regs;
-  r.rip = g[REG_RIP];
-  r.rsp = g[REG_RSP];
-  r.rbp = g[REG_RBP];
-  r.rbx = g[REG_RBX];
-  r.r12 = g[REG_R12];
-  r.r13 = g[REG_R13];
-  r.r14 = g[REG_R14];
-  r.r15 = g[REG_R15];
+  r = gmr::RegistersFrom(static_cast<ucontext_t*>(context));
   g_sampled_size = 0;
   if (r.rsp >= t_stack_lo && r.rsp < t_stack_hi) {
     // The red zone below rsp too: signal delivery leaves it alone, and an
