@@ -38,13 +38,15 @@ std::string Address(const sockaddr_storage& ss, socklen_t len) {
   if (ss.ss_family == AF_INET6) {
     auto* in6 = reinterpret_cast<const sockaddr_in6*>(&ss);
     inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof host);
-    return "[" + std::string(host) + "]:" + std::to_string(ntohs(in6->sin6_port));
+    std::string out = "[";  // appended: GCC 12 warns falsely (-Wrestrict) on "[" + std::string
+    out.append(host).append("]:").append(std::to_string(ntohs(in6->sin6_port)));
+    return out;
   }
   if (ss.ss_family == AF_UNIX) {
     auto* un = reinterpret_cast<const sockaddr_un*>(&ss);
     size_t n = len > offsetof(sockaddr_un, sun_path) ? len - offsetof(sockaddr_un, sun_path) : 0;
     if (n == 0) return "";
-    if (un->sun_path[0] == '\0') return "@" + std::string(un->sun_path + 1, n - 1);  // abstract
+    if (un->sun_path[0] == '\0') return std::string("@").append(un->sun_path + 1, n - 1);  // abstract
     return std::string(un->sun_path, strnlen(un->sun_path, n));
   }
   return "";
