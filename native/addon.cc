@@ -94,6 +94,8 @@ Napi::Value ConfigureFatal(const Napi::CallbackInfo& info) {
   config.node_version = o.Get("nodeVersion").As<Napi::String>().Utf8Value();
   std::string error = ConfigureFatalSignals(config);
   if (!error.empty()) Napi::Error::New(env, error).ThrowAsJavaScriptException();
+  // Workers running already get their alternate stacks too.
+  else if (config.enabled) SetSwitchesEverywhere(CodeMapEnabled(), PromiseTrackingEnabled());
   return env.Undefined();
 }
 

@@ -116,6 +116,15 @@ t.test('a worker thread crashes: its stack, and the main thread listed', async t
   t.match(report, new RegExp(`-{6} +Thread #${pid} \\S+ \\(main\\) +-{6}\\nstate = \\w+[^]*?Native stack:\\n {2}#0 `), 'the main thread with its stack')
 })
 
+t.test('a native stack overflow in a worker: reported from the alternate stack the worker was given', async t => {
+  const { report, pid } = await compare(t, 'worker-overflow')
+  checkHeader(t, report, 'SIGSEGV', pid, 'worker')
+  const crashed = crashedSection(report)
+  t.not(crashed.tid, pid, 'not the main thread')
+  t.equal(crashed.kind, 'worker', 'a worker')
+  t.ok((crashed.body.match(/crasher_recurse\+0x[0-9a-f]+ {2}\(crasher\.node\)/g) || []).length > 20, 'the recursion, unwound from above the guard page')
+})
+
 function caught (pid) {
   const mask = BigInt('0x' + fs.readFileSync(`/proc/${pid}/status`, 'utf8').match(/SigCgt:\s*([0-9a-f]+)/)[1])
   const signals = { SIGSEGV: 11, SIGBUS: 7, SIGILL: 4, SIGFPE: 8, SIGABRT: 6 }

@@ -14,6 +14,7 @@
 #include <mutex>
 
 #include "../codemap/code_map.h"
+#include "../fatal/fatal_signal.h"
 #include "../green/promise_tracker.h"
 #include "../green/timer_tracker.h"
 #include "thread_identity.h"
@@ -88,6 +89,7 @@ void OnEnvironmentCleanup(void* arg) {
   StopCodeMap(entry->isolate);
   StopPromiseTracking(entry->isolate);
   ForgetTimers(entry->isolate);
+  ReleaseFatalAltStack();
 }
 
 // The reporter's environment (native/reporter/reporter_env.cc names its
@@ -98,14 +100,15 @@ bool OnReporterThread() {
   return strcmp(name, "gmr-reporter") == 0;
 }
 
-// On the isolate's thread: the code map and promise tracking follow their
-// process-wide switches.
+// On the isolate's thread: the code map, promise tracking and the fatal
+// handlers' alternate stack follow their process-wide switches.
 void FollowSwitches(v8::Isolate* isolate) {
   if (OnReporterThread()) return;
   if (!CodeMapEnabled()) StopCodeMap(isolate);
   else StartCodeMap(isolate);
   FollowPromiseTracking(isolate);
   FollowTimerTracking(isolate);
+  FollowFatalAltStack();
 }
 
 void OnSwitch(v8::Isolate* isolate, void*) { FollowSwitches(isolate); }

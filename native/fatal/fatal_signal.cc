@@ -38,6 +38,7 @@ constexpr int kHelperWaitMs = 2000;       // for the helper's whole report
 constexpr int kHelperWriteWaitMs = 1000;  // more, once it is writing
 constexpr size_t kStackCopyBytes = 128 * 1024;
 constexpr size_t kAltStackBytes = 64 * 1024;
+constexpr size_t kPageBytes = 4096;
 constexpr int kMaxFallbackFrames = 48;
 
 // The destination, immutable once published: a reconfiguration publishes a
@@ -418,26 +419,34 @@ bool IsOurs(const struct sigaction& sa) {
   return (sa.sa_flags & SA_SIGINFO) && sa.sa_sigaction == OnFatalSignal;
 }
 
-// The main thread's alternate stack, unless it has one already. Other
-// threads keep theirs (none, for workers): a stack overflow there cannot run
-// any handler, and the process dies as it would have.
-void EnsureAltStack() {
+std::atomic<bool> g_enabled{false};
+
+// An alternate stack with a guard page below it (an overflow of the
+// alternate stack faults cleanly), made this thread's. Its mapping, or
+// nullptr when the thread has one of at least this size already, or none
+// could be made.
+void* GiveAltStack() {
   stack_t current;
-  if (sigaltstack(nullptr, &current) == 0 && !(current.ss_flags & SS_DISABLE) && current.ss_size >= kAltStackBytes) return;
-  // A guard page below it: an overflow of the alternate stack faults cleanly.
-  size_t guard = 4096;
-  void* mem = mmap(nullptr, kAltStackBytes + guard, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  if (mem == MAP_FAILED) return;
-  mprotect(mem, guard, PROT_NONE);
+  if (sigaltstack(nullptr, &current) == 0 && !(current.ss_flags & SS_DISABLE) && current.ss_size >= kAltStackBytes) return nullptr;
+  void* mem = mmap(nullptr, kAltStackBytes + kPageBytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (mem == MAP_FAILED) return nullptr;
+  mprotect(mem, kPageBytes, PROT_NONE);
   stack_t ss;
-  ss.ss_sp = static_cast<char*>(mem) + guard;
+  ss.ss_sp = static_cast<char*>(mem) + kPageBytes;
   ss.ss_size = kAltStackBytes;
   ss.ss_flags = 0;
-  if (sigaltstack(&ss, nullptr) != 0) munmap(mem, kAltStackBytes + guard);
+  if (sigaltstack(&ss, nullptr) == 0) return mem;
+  munmap(mem, kAltStackBytes + kPageBytes);
+  return nullptr;
 }
 
+// The alternate stack this JavaScript thread got from FollowFatalAltStack.
+thread_local void* t_alt_stack = nullptr;
+
+// The main thread's alternate stack is kept for good; the workers' follow
+// g_enabled (FollowFatalAltStack).
 void Install() {
-  EnsureAltStack();
+  GiveAltStack();
   for (int sig : kSignals) {
     struct sigaction current;
     if (sigaction(sig, nullptr, &current) != 0 || IsOurs(current)) continue;
@@ -482,6 +491,7 @@ const char* FatalSignalName(int sig) {
 }
 
 std::string ConfigureFatalSignals(const FatalConfig& config) {
+  g_enabled = config.enabled;
   if (!config.enabled) {
     Uninstall();
     return "";
@@ -495,6 +505,24 @@ std::string ConfigureFatalSignals(const FatalConfig& config) {
   if (!error.empty()) return error;
   Install();
   return "";
+}
+
+void FollowFatalAltStack() {
+  if (!g_enabled || t_alt_stack || syscall(SYS_gettid) == getpid()) return;
+  t_alt_stack = GiveAltStack();
+}
+
+void ReleaseFatalAltStack() {
+  if (!t_alt_stack) return;
+  stack_t current;
+  // Only while it is still ours: something may have replaced it since.
+  if (sigaltstack(nullptr, &current) == 0 && current.ss_sp == static_cast<char*>(t_alt_stack) + kPageBytes) {
+    stack_t off{};
+    off.ss_flags = SS_DISABLE;
+    if (sigaltstack(&off, nullptr) != 0) return;  // in use: leave it mapped
+  }
+  munmap(t_alt_stack, kAltStackBytes + kPageBytes);
+  t_alt_stack = nullptr;
 }
 
 const CrashRecord& WaitForCrash() {

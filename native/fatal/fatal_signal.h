@@ -43,6 +43,15 @@ struct FatalConfig {
 // action it had before). Main thread; returns "" or an error message.
 std::string ConfigureFatalSignals(const FatalConfig& config);
 
+// On a JavaScript thread other than the main one, when it follows the
+// switches (js_stacks.h): while reports on fatal signals are on, it gets an
+// alternate signal stack of its own, so that a native stack overflow there
+// is reported too (the main thread gets one when the handlers are
+// installed). ReleaseFatalAltStack frees it, on the same thread, when its
+// environment is cleaned up.
+void FollowFatalAltStack();
+void ReleaseFatalAltStack();
+
 // What the crashing thread hands to the helper. Written by the handler
 // before it wakes the helper; read-only afterwards.
 struct CrashRecord {
