@@ -125,6 +125,17 @@ t.test('a native stack overflow in a worker: reported from the alternate stack t
   t.ok((crashed.body.match(/crasher_recurse\+0x[0-9a-f]+ {2}\(crasher\.node\)/g) || []).length > 20, 'the recursion, unwound from above the guard page')
 })
 
+t.test('a crash with the loader lock held: the helper cannot finish, the crashing thread writes its own frames after 2 s', async t => {
+  const start = Date.now()
+  const { report, pid } = await compare(t, 'segv-locked')
+  t.match(report, /^signal = SIGSEGV \(11\)$/m, 'the header, written by the crashing thread')
+  t.match(report, new RegExp(`^pid = ${pid}$`, 'm'))
+  t.match(report, /The helper thread did not finish the report within 2000 ms/, 'the fallback says why')
+  t.match(report, /Native stack \(the crashing thread's own: its pc and frame-pointer chain, unsymbolized\):\n {2}#0 +0x[0-9a-f]{16} {2}crasher\.node\+0x[0-9a-f]+/, 'frame #0 in the crasher, as module and offset')
+  t.notMatch(report, /={4} +Threads +={4}/, 'no Threads section from the stuck helper')
+  t.ok(Date.now() - start >= 2000, 'after the helper had its 2 s')
+})
+
 function caught (pid) {
   const mask = BigInt('0x' + fs.readFileSync(`/proc/${pid}/status`, 'utf8').match(/SigCgt:\s*([0-9a-f]+)/)[1])
   const signals = { SIGSEGV: 11, SIGBUS: 7, SIGILL: 4, SIGFPE: 8, SIGABRT: 6 }
