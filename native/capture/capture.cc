@@ -207,10 +207,15 @@ Capture CaptureProcess(const CaptureSettings& settings) {
   for (const ThreadSnapshot& s : snapshots) {
     if (s.tid == settings.caller_tid) continue;
     v8::Isolate* isolate = s.v8.isolate;
-    if (!s.captured && !s.self && !s.skipped && (isolate = KnownIsolateOn(s.tid)))
+    if (!s.captured && !s.self && !s.skipped) {
+      // It did not answer the capture signal; a JavaScript thread is still
+      // known by its tid, and may answer an interrupt.
+      isolate = KnownIsolateOn(s.tid);
+      if (!isolate) continue;
       unanswered[s.tid] = isolate;
-    else if (!WantsJsStack(s.v8))
+    } else if (!WantsJsStack(s.v8)) {
       continue;
+    }
     round.Post(isolate, true);
     wanted.push_back(isolate);
   }
