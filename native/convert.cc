@@ -145,6 +145,14 @@ Napi::Object ThreadToJs(Napi::Env env, const ThreadCapture& t, int pid) {
   o.Set("interruptedUs", static_cast<double>(s.interrupted_ns) / 1000.0);
   v8::Isolate* isolate = s.v8.isolate ? s.v8.isolate : t.unanswered_isolate;
   o.Set("hasIsolate", isolate != nullptr);
+  if (t.lock_owner_tid) {
+    Napi::Object lock = Napi::Object::New(env);
+    lock.Set("address", Hex(t.lock_address));
+    lock.Set("ownerTid", t.lock_owner_tid);
+    o.Set("lockWait", lock);
+  } else {
+    o.Set("lockWait", env.Null());
+  }
   o.Set("threadId", t.identity.thread_id >= 0 ? Napi::Value(Napi::Number::New(env, t.identity.thread_id)) : env.Null());
   o.Set("workerName", t.identity.worker_name);
   o.Set("isolate", isolate ? Hex(reinterpret_cast<uintptr_t>(isolate)) : "");

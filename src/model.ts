@@ -98,6 +98,8 @@ export interface ThreadInfo {
   native: NativeFrame[]
   /** How long the capture signal's handler held the thread, in µs; null when not captured. */
   interruptedUs: number | null
+  /** Asleep waiting for a mutex: its address and the tid of the thread that holds it; else null. */
+  waitingForLock: { address: string, heldBy: number } | null
   /** One line saying what the thread is doing, or why a stack is missing. */
   note: string
 }

@@ -32,6 +32,8 @@ export interface RawThread {
   missingReason: string
   interruptedUs: number
   hasIsolate: boolean
+  /** Asleep in pthread_mutex_lock: the mutex and its owner's tid (glibc keeps it in the mutex). */
+  lockWait: { address: string, ownerTid: number } | null
   /** worker_threads' threadId; null until the thread's isolate was met on its thread. */
   threadId: number | null
   workerName: string

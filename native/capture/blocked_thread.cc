@@ -12,6 +12,7 @@ namespace gmr {
 namespace {
 
 struct SyscallSite {
+  uintptr_t arg0 = 0;
   uintptr_t sp = 0;
   uintptr_t pc = 0;
 };
@@ -32,6 +33,7 @@ bool ReadSyscallSite(int tid, SyscallSite* out) {
     n++;
   }
   if (n != 9) return false;
+  out->arg0 = fields[1];
   out->sp = fields[7];
   out->pc = fields[8];
   return out->sp != 0 && out->pc != 0;
@@ -61,6 +63,8 @@ bool CaptureBlockedThread(ThreadSnapshot* t, size_t max_stack_bytes) {
   t->regs = Registers{};
   t->regs.rip = before.pc;
   t->regs.rsp = before.sp;
+  t->regs.rdi = before.arg0;
+  t->in_syscall = true;
   t->stack = std::move(stack);
   t->captured = true;
   return true;

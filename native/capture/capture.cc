@@ -11,6 +11,7 @@
 #include "../codemap/code_map.h"
 #include "../symbolize/symbolize.h"
 #include "../unwind/unwind.h"
+#include "../util/safe_read.h"
 #include "../util/proc.h"
 
 namespace gmr {
@@ -61,6 +62,31 @@ void Symbolize(ThreadCapture* t) {
     }
     t->native.push_back(std::move(f));
   }
+}
+
+// A thread asleep in the kernel under pthread_mutex_lock waits on the futex
+// that is the mutex's first word, whose address the system call got as its
+// first argument. glibc's mutex keeps its owner's tid two words in
+// (__pthread_mutex_s: __lock, __count, __owner). Read with SafeRead: a
+// wrong guess reads garbage, never faults, and the owner must be a thread
+// of this process (checked by the caller).
+void FindLockWait(ThreadCapture* t) {
+  const ThreadSnapshot& s = t->snapshot;
+  if (!s.captured || !s.in_syscall || (s.os_state != 'S' && s.os_state != 'D')) return;
+  bool in_mutex_lock = false;
+  for (size_t i = 0; i < t->native.size() && i < 4; i++) {
+    const std::string& name = t->native[i].symbol;
+    if (name == "pthread_mutex_lock" || name == "__pthread_mutex_lock" || name == "pthread_mutex_timedlock" ||
+        name == "pthread_mutex_clocklock")
+      in_mutex_lock = true;
+  }
+  uintptr_t futex = s.regs.rdi;
+  int lock_word = 0, owner = 0;
+  if (!in_mutex_lock || futex == 0 || futex % alignof(int) != 0) return;
+  if (!SafeRead(futex, &lock_word, sizeof lock_word) || lock_word == 0) return;
+  if (!SafeRead(futex + 2 * sizeof(int), &owner, sizeof owner) || owner <= 0) return;
+  t->lock_address = futex;
+  t->lock_owner_tid = owner;
 }
 
 // Executable mappings: JIT code is in them, bytecode (heap data) is not.
@@ -229,10 +255,18 @@ Capture CaptureProcess(const CaptureSettings& settings) {
     ThreadCapture t;
     t.snapshot = std::move(s);
     Symbolize(&t);
+    FindLockWait(&t);
     NameFromCodeMap(&t, exec);
     t.snapshot.stack.clear();
     t.snapshot.stack.shrink_to_fit();
     out.threads.push_back(std::move(t));
+  }
+  // A lock's owner is one of the threads listed, or the guess was wrong.
+  for (ThreadCapture& t : out.threads) {
+    if (!t.lock_owner_tid) continue;
+    bool listed = std::any_of(out.threads.begin(), out.threads.end(),
+                              [&](const ThreadCapture& o) { return o.snapshot.tid == t.lock_owner_tid; });
+    if (!listed) t.lock_address = t.lock_owner_tid = 0;
   }
   // Read while the JS threads answer; a stuck loop is read as it stands.
   out.loops = WalkLoops(settings.max_handles);

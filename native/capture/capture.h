@@ -38,6 +38,10 @@ struct ThreadCapture {
   // A JavaScript thread that did not answer the capture signal: the isolate
   // the registry knows on it, asked for its JavaScript stack all the same.
   v8::Isolate* unanswered_isolate = nullptr;
+  // Waiting in pthread_mutex_lock: the mutex, and the thread that holds it
+  // (glibc keeps the owner's tid in the mutex); 0 when not.
+  uintptr_t lock_address = 0;
+  int lock_owner_tid = 0;
 };
 
 struct Capture {

@@ -18,6 +18,9 @@ namespace gmr {
 // x86-64 registers the unwinder needs (DWARF numbering differs; see unwind.cc).
 struct Registers {
   uintptr_t rip = 0, rsp = 0, rbp = 0, rbx = 0, r12 = 0, r13 = 0, r14 = 0, r15 = 0;
+  // Not for unwinding: the first argument register, which holds a blocked
+  // system call's first argument (the address a futex waits on).
+  uintptr_t rdi = 0;
 };
 
 // Async-signal-safe: the registers of the code a signal interrupted, read
@@ -34,6 +37,7 @@ inline Registers RegistersFrom(const ucontext_t* uc) {
   r.r13 = g[REG_R13];
   r.r14 = g[REG_R14];
   r.r15 = g[REG_R15];
+  r.rdi = g[REG_RDI];
 #else
   (void)uc;
 #endif

@@ -28,9 +28,34 @@ const KIND_MARKERS: Array<[RegExp, ThreadKind]> = [
 const OWN_DIR = path.join(__dirname, '..')
 
 export function buildThreads (capture: RawCapture): ThreadInfo[] {
-  return capture.threads
+  const threads = capture.threads
     .map(buildThread)
     .sort((a, b) => kindOrder(a) - kindOrder(b) || a.tid - b.tid)
+  nameLockWaits(threads)
+  return threads
+}
+
+// Who holds the mutex each waiting thread waits for, and whether following
+// the holders leads back to the waiter: a deadlock, said on each thread in it.
+function nameLockWaits (threads: ThreadInfo[]): void {
+  const byTid = new Map(threads.map(t => [t.tid, t]))
+  const label = (t: ThreadInfo): string => `#${t.tid} (${t.kind}${t.workerName ? ` "${t.workerName}"` : ''})`
+  for (const t of threads) {
+    if (!t.waitingForLock) continue
+    const holder = byTid.get(t.waitingForLock.heldBy)
+    if (!holder) continue
+    const chain = [t]
+    let at: ThreadInfo | undefined = holder
+    while (at && at.waitingForLock && !chain.includes(at)) {
+      chain.push(at)
+      at = byTid.get(at.waitingForLock.heldBy)
+    }
+    const deadlock = at === t
+      ? `: a deadlock, ${[...chain, t].map(label).join(' waits for ')}`
+      : ''
+    const prefix = t.note ? `${t.note}; ` : ''
+    t.note = `${prefix}waiting for the mutex at ${t.waitingForLock.address}, held by ${label(holder)}${deadlock}`
+  }
 }
 
 function kindOrder (t: ThreadInfo): number {
@@ -56,6 +81,7 @@ function buildThread (t: RawThread): ThreadInfo {
     javascriptSource,
     native,
     interruptedUs: t.captured ? Math.round(t.interruptedUs * 10) / 10 : null,
+    waitingForLock: t.lockWait ? { address: t.lockWait.address, heldBy: t.lockWait.ownerTid } : null,
     note: diagnose(t, kind, javascript, javascriptSource, native)
   }
 }

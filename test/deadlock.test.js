@@ -1,0 +1,42 @@
+'use strict'
+// Two threads deadlocked on two mutexes in native code, the main thread one
+// of them: the report names, for each, the mutex it waits for and the thread
+// that holds it, and says that they wait for each other.
+const t = require('tap')
+const { spawnSync } = require('node:child_process')
+const fs = require('node:fs')
+const path = require('node:path')
+const { FIXTURES, spawnNode, waitForOutput, tmpDir, waitForReports, isAlive } = require('./helpers')
+
+t.test('a deadlock between the main thread and a worker, in native code', async t => {
+  const build = tmpDir(t)
+  const addon = path.join(build, 'deadlock.node')
+  const cc = spawnSync('cc', ['-O1', '-shared', '-fPIC', '-o', addon, path.join(FIXTURES, 'deadlock.c')], { encoding: 'utf8' })
+  if (cc.status !== 0) throw new Error(`cannot build the deadlock addon: ${cc.stderr}`)
+
+  const dir = tmpDir(t)
+  const child = spawnNode(t, [path.join(FIXTURES, 'deadlock.js'), addon], {
+    env: { GMR_TEST_OPTIONS: JSON.stringify({ logDir: dir, format: 'json' }) }
+  })
+  await waitForOutput(child, /^ready/m)
+  await new Promise(resolve => setTimeout(resolve, 500)) // both have taken their first mutex
+  child.kill('SIGUSR2')
+  const [file] = await waitForReports(dir, 1, 15000, child)
+  const report = JSON.parse(fs.readFileSync(file, 'utf8'))
+
+  const main = report.threads.find(th => th.kind === 'main')
+  const worker = report.threads.find(th => th.kind === 'worker')
+  t.ok(main && worker, 'the main thread and the worker are listed')
+  t.ok(main.waitingForLock, 'the main thread waits for a mutex')
+  t.ok(worker.waitingForLock, 'so does the worker')
+  t.equal(main.waitingForLock.heldBy, worker.tid, 'held by the worker')
+  t.equal(worker.waitingForLock.heldBy, main.tid, 'and the worker\'s by the main thread')
+  t.not(main.waitingForLock.address, worker.waitingForLock.address, 'two mutexes')
+  t.match(main.note, new RegExp(`waiting for the mutex at ${main.waitingForLock.address}, held by #${worker.tid} \\(worker.*\\): a deadlock, #${main.tid} \\(main\\) waits for #${worker.tid} \\(worker.*\\) waits for #${main.tid} \\(main\\)`), `the main thread's note (${main.note})`)
+  t.match(worker.note, /: a deadlock, /, `the worker's note (${worker.note})`)
+  t.match(main.note, /blocked in a native call from takeLocks/, 'and where it blocked, in JavaScript')
+  const others = report.threads.filter(th => th.waitingForLock && th !== main && th !== worker)
+  t.same(others.map(th => th.tid), [], 'no other thread is said to wait for a mutex')
+  t.equal(report.package.writtenBy, 'reporter environment (the main thread was blocked)')
+  t.ok(isAlive(child.pid), 'the process is left as it was')
+})
