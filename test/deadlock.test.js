@@ -19,10 +19,16 @@ t.test('a deadlock between the main thread and a worker, in native code', async 
     env: { GMR_TEST_OPTIONS: JSON.stringify({ logDir: dir, format: 'json' }) }
   })
   await waitForOutput(child, /^ready/m)
-  await new Promise(resolve => setTimeout(resolve, 500)) // both have taken their first mutex
-  child.kill('SIGUSR2')
-  const [file] = await waitForReports(dir, 1, 15000, child)
-  const report = JSON.parse(fs.readFileSync(file, 'utf8'))
+  // Both take their first mutex at once, then block on the other's; on a
+  // loaded machine a report may still come before: ask again.
+  let report
+  for (let n = 1; n <= 10; n++) {
+    await new Promise(resolve => setTimeout(resolve, 300))
+    child.kill('SIGUSR2')
+    const files = await waitForReports(dir, n, 15000, child)
+    report = JSON.parse(fs.readFileSync(files[n - 1], 'utf8'))
+    if (report.threads.filter(th => th.waitingForLock).length >= 2) break
+  }
 
   const main = report.threads.find(th => th.kind === 'main')
   const worker = report.threads.find(th => th.kind === 'worker')
