@@ -3,6 +3,7 @@
 import path from 'node:path'
 import type { JavaScriptSource, JsFrame, NativeFrame, ThreadInfo, ThreadKind } from '../model'
 import type { RawCapture, RawJsFrame, RawNativeFrame, RawThread } from '../native'
+import { holderChain, threadLabel } from './locks'
 
 const OS_STATES: Record<string, string> = {
   R: 'running',
@@ -39,22 +40,14 @@ export function buildThreads (capture: RawCapture): ThreadInfo[] {
 // the holders leads back to the waiter: a deadlock, said on each thread in it.
 function nameLockWaits (threads: ThreadInfo[]): void {
   const byTid = new Map(threads.map(t => [t.tid, t]))
-  const label = (t: ThreadInfo): string => `#${t.tid} (${t.kind}${t.workerName ? ` "${t.workerName}"` : ''})`
   for (const t of threads) {
     if (!t.waitingForLock) continue
     const holder = byTid.get(t.waitingForLock.heldBy)
     if (!holder) continue
-    const chain = [t]
-    let at: ThreadInfo | undefined = holder
-    while (at && at.waitingForLock && !chain.includes(at)) {
-      chain.push(at)
-      at = byTid.get(at.waitingForLock.heldBy)
-    }
-    const deadlock = at === t
-      ? `: a deadlock, ${[...chain, t].map(label).join(' waits for ')}`
-      : ''
+    const { chain, closed } = holderChain(t, byTid)
+    const deadlock = closed ? `: a deadlock, ${[...chain, t].map(threadLabel).join(' waits for ')}` : ''
     const prefix = t.note ? `${t.note}; ` : ''
-    t.note = `${prefix}waiting for the mutex at ${t.waitingForLock.address}, held by ${label(holder)}${deadlock}`
+    t.note = `${prefix}waiting for the mutex at ${t.waitingForLock.address}, held by ${threadLabel(holder)}${deadlock}`
   }
 }
 
