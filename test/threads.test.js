@@ -50,6 +50,11 @@ t.test('workers that never loaded the library: busy, parked and idle, each with 
     t.ok(workers.every(w => w.workerName === null), 'Node 20 does not tell a worker its name')
   }
   t.equal(mainOf(first).threadId, 0, 'the main thread is threadId 0')
+  // Node's inspector thread blocks every signal: its stack is read from
+  // /proc while it waits in a system call.
+  const inspector = first.threads.find(th => th.kind === 'inspector')
+  t.ok(inspector && inspector.native.some(f => f.symbol === 'uv_sem_wait'), 'the inspector thread, read from /proc, waiting in uv_sem_wait')
+  t.match(inspector && inspector.note, /^blocks signals: its stack was read while it waits in a system call$/)
 
   const cruncher = NAMES_KNOWN ? byName('cruncher') : byId(1)
   t.equal(cruncher.vmState, 'JS')

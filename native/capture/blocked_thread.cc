@@ -1,12 +1,10 @@
 #include "blocked_thread.h"
 
-#include <sys/uio.h>
-#include <unistd.h>
-
 #include <cstdlib>
 #include <string>
 
 #include "../util/proc.h"
+#include "../util/safe_read.h"
 
 namespace gmr {
 namespace {
@@ -45,18 +43,8 @@ bool CaptureBlockedThread(ThreadSnapshot* t, size_t max_stack_bytes) {
   SyscallSite before, after;
   if (!ReadSyscallSite(t->tid, &before)) return false;
   std::vector<unsigned char> stack(max_stack_bytes);
-  // Copy page by page up to the first unreadable one: the stack's mapping
-  // ends somewhere above sp.
-  size_t copied = 0;
-  const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
-  while (copied < max_stack_bytes) {
-    uintptr_t at = before.sp + copied;
-    size_t chunk = std::min(max_stack_bytes - copied, page - at % page);
-    struct iovec local = {stack.data() + copied, chunk};
-    struct iovec remote = {reinterpret_cast<void*>(at), chunk};
-    if (process_vm_readv(getpid(), &local, 1, &remote, 1, 0) != static_cast<ssize_t>(chunk)) break;
-    copied += chunk;
-  }
+  // Up to the first unreadable page: the stack's mapping ends somewhere above sp.
+  size_t copied = CopyMapped(stack.data(), before.sp, max_stack_bytes);
   // The same syscall site afterwards: the thread did not move while copied.
   if (copied == 0 || !ReadSyscallSite(t->tid, &after) || after.sp != before.sp || after.pc != before.pc) return false;
   stack.resize(copied);
