@@ -182,13 +182,12 @@ void ReadThreadName(int tid, char* out, size_t cap) {
 // readable one are zeros: after a stack overflow rsp points into the guard
 // page, and the frames above it are what the unwinder needs.
 size_t CopyOwnStack(uintptr_t rsp, unsigned char* out, size_t cap) {
-  constexpr size_t kPage = 4096;
   constexpr size_t kGuardPages = 4;  // nothing readable this near rsp: no stack
   size_t skipped = 0;
   for (size_t page = 0; page < kGuardPages && skipped < cap; page++) {
     size_t got = CopyMapped(out + skipped, rsp + skipped, cap - skipped);
     if (got > 0) return skipped + got;
-    size_t len = std::min<size_t>(kPage - ((rsp + skipped) % kPage), cap - skipped);
+    size_t len = std::min<size_t>(kPageBytes - ((rsp + skipped) % kPageBytes), cap - skipped);
     memset(out + skipped, 0, len);
     skipped += len;
   }
