@@ -72,7 +72,9 @@ void Symbolize(ThreadCapture* t) {
 // of this process (checked by the caller).
 void FindLockWait(ThreadCapture* t) {
   const ThreadSnapshot& s = t->snapshot;
-  if (!s.captured || !s.in_syscall || (s.os_state != 'S' && s.os_state != 'D')) return;
+  // in_syscall is read at the signal; the OS state, read after it, may show
+  // the thread running our handler, woken from that very wait.
+  if (!s.captured || !s.in_syscall) return;
   bool in_mutex_lock = false;
   for (size_t i = 0; i < t->native.size() && i < 4; i++) {
     const std::string& name = t->native[i].symbol;
