@@ -23,12 +23,16 @@
         "native/util/proc.cc",
         "native/util/quiet_thread.cc",
         "native/util/safe_read.cc",
+        "native/util/test_hooks.cc",
         "native/watchdog/attach.cc",
         "native/watchdog/stall.cc",
         "native/watchdog/watchdog.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_DISABLE_CPP_EXCEPTIONS", "NODE_ADDON_API_DISABLE_DEPRECATED"],
+      # Test-only hooks (native/util/test_hooks.h): off in every shipped
+      # binary; `GMR_BUILD_TEST_HOOKS=1 node-gyp rebuild` or scripts/sanitize.sh.
+      "conditions": [["'<!(node -p \"process.env.GMR_BUILD_TEST_HOOKS || ''\")'=='1'", {"defines": ["GMR_TEST_HOOKS"]}]],
       "cflags_cc": ["-fno-exceptions", "-Wall", "-Wextra", "-Wno-unused-parameter", "-Wno-cast-function-type"],
       "libraries": ["-ldl"],
       # Every symbol bound at load: a binary for another Node fails to load

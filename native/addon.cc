@@ -22,6 +22,7 @@
 #include "fatal/fatal_signal.h"
 #include "reporter/dispatch.h"
 #include "reporter/reporter_env.h"
+#include "util/test_hooks.h"
 #include "watchdog/watchdog.h"
 
 // The Node ABI (NODE_MODULE_VERSION) this binary is built for, as an ELF
@@ -204,6 +205,7 @@ Napi::Value Info(const Napi::CallbackInfo& info) {
                                             : env.Null());
   o.Set("reportSignal", ReportSignal());
   o.Set("tid", static_cast<double>(syscall(SYS_gettid)));
+  o.Set("testHooks", kTestHooks);
   return o;
 }
 
@@ -233,7 +235,10 @@ Napi::Value CodeMapStatsJs(const Napi::CallbackInfo& info) {
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   static std::once_flag once;
-  std::call_once(once, [] { InstallCaptureHandler(IsolateKnown); });
+  std::call_once(once, [] {
+    LoadTestHooks();
+    InstallCaptureHandler(IsolateKnown);
+  });
   // Every thread that loads us becomes known, so its stack can be asked for.
   // GMR_CODE_MAP=0 takes effect before the first isolate's map is built
   // (options.ts checks the value and names it if it is bad).

@@ -23,7 +23,7 @@ trap restore EXIT
 cp -r binding.gyp native "$WORK/"
 ln -s "$ROOT/node_modules" "$WORK/node_modules"
 FLAGS="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize=vptr -g -O1"
-(cd "$WORK" && CFLAGS="$FLAGS" CXXFLAGS="$FLAGS" LDFLAGS="-fsanitize=address,undefined" \
+(cd "$WORK" && GMR_BUILD_TEST_HOOKS=1 CFLAGS="$FLAGS" CXXFLAGS="$FLAGS" LDFLAGS="-fsanitize=address,undefined" \
   npx --no-install node-gyp rebuild -j 2 >"$WORK/build.log" 2>&1) || { cat "$WORK/build.log"; exit 1; }
 cp "$BINARY" "$WORK/normal.node"
 cp "$WORK/build/Release/guru_meditation.node" "$BINARY"
