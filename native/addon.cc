@@ -206,6 +206,7 @@ Napi::Value Info(const Napi::CallbackInfo& info) {
   o.Set("reportSignal", ReportSignal());
   o.Set("tid", static_cast<double>(syscall(SYS_gettid)));
   o.Set("testHooks", kTestHooks);
+  if (kTestHooks) o.Set("testLateCaptureHandlers", static_cast<double>(TestLateCaptureHandlers()));
   return o;
 }
 

@@ -25,6 +25,7 @@
 #include "../unwind/unwind.h"
 #include "../util/proc.h"
 #include "../util/safe_read.h"
+#include "../util/test_hooks.h"
 #include "blocked_thread.h"
 #include "own_isolate.h"
 
@@ -40,7 +41,28 @@ constexpr uint64_t kInUseTimeoutNs = 20 * 1000 * 1000;  // and then for it to be
 // much longer.
 constexpr uint64_t kRunnableGraceNs = 400 * 1000 * 1000;
 
+// The slot table and the stack copies are allocated once, when the handler
+// is installed, and never freed nor moved: a capture signal may reach its
+// thread long after its round ended (the thread was descheduled, stopped by
+// a tracer, the signal queued), and its handler must find valid memory.
+// Threads beyond kMaxSlots in one round are read from /proc when blocked.
+constexpr size_t kMaxSlots = 1024;
+// Each slot's copy: the most any capture asks for (CaptureOptions).
+constexpr size_t kSlotStackBytes = 128 * 1024;
+
 enum SlotState : int { kFree = 0, kArmed = 1, kBusy = 2, kDone = 3 };
+
+// A slot's tid, round and state in one word, so that a handler claims a slot
+// only if it is armed for its own thread in the round it read (one CAS): a
+// slot disarmed and re-armed for another thread or round in between fails
+// the CAS. Only the claiming handler moves a slot out of kBusy, and the
+// watchdog never re-arms a kBusy slot.
+constexpr uint64_t Word(int tid, uint32_t round, int state) {
+  return (uint64_t(uint32_t(tid)) << 32) | (uint64_t(round & 0xffffff) << 8) | uint64_t(state & 0xff);
+}
+constexpr int WordTid(uint64_t w) { return int(uint32_t(w >> 32)); }
+constexpr int WordState(uint64_t w) { return int(w & 0xff); }
+constexpr uint64_t WithState(uint64_t w, int state) { return (w & ~uint64_t(0xff)) | uint64_t(state); }
 
 // A thread met for the first time is held in its handler while the watchdog
 // posts an interrupt to its isolate (its isolate cannot go away meanwhile).
@@ -56,15 +78,16 @@ enum Hold : int { kNotHeld = 0, kHeld = 1, kInUse = 2 };
 
 // One per thread being captured. Written by that thread's handler only
 // between kArmed->kBusy and kBusy->kDone; read by the watchdog after kDone.
+// The table is zero-filled memory: kFree, not held.
 struct Slot {
-  std::atomic<int> tid;
-  std::atomic<int> state;
+  std::atomic<uint64_t> word;       // Word(tid, round, state)
   std::atomic<int> hold;            // futex word: a Hold
   std::atomic<int> held;            // 1 while a held thread is inside WaitWhileHeld (it reads the slot)
+  size_t stack_limit;               // bytes this round wants copied, <= kSlotStackBytes
   uint64_t interrupted_ns;
   bool in_syscall;
   Registers regs;
-  unsigned char* stack;             // max_stack_bytes of capture memory
+  unsigned char* stack;             // kSlotStackBytes of its own, set once
   size_t stack_size;
   v8::Isolate* isolate;
   int vm_state;
@@ -78,13 +101,15 @@ struct Readable {  // a readable range of memory, adjacent mappings merged
   uintptr_t start, end;
 };
 
-// Published to the handler before any signal is sent (release), read by the
-// handler with acquire loads. The arrays are not freed while a handler may
-// still be inside them (see ReleaseSlots).
-std::atomic<Slot*> g_slots{nullptr};
-std::atomic<size_t> g_slot_count{0};
-size_t g_max_stack_bytes = 0;
-Readable* g_mappings = nullptr;      // readable mappings, sorted, from /proc/self/maps
+// Set once by InstallCaptureHandler, before the handler can run; never
+// freed. g_slots_used only grows: the handler scans that many slots.
+Slot* g_slots = nullptr;
+std::atomic<size_t> g_slots_used{0};
+uint32_t g_round = 0;                // the watchdog's, under CaptureAllThreads' lock
+// Readable mappings, sorted, from /proc/self/maps. Rewritten by each round: a
+// late handler may read a stale or half-written table, which only misplaces
+// where its copy stops, and the copy is bounded and fault-safe.
+Readable* g_mappings = nullptr;
 std::atomic<size_t> g_mapping_count{0};
 sem_t g_done;                       // posted by each handler when its slot is kDone
 int g_signal = -1;
@@ -128,29 +153,42 @@ const Readable* FindMapping(uintptr_t addr) {
   return nullptr;
 }
 
-// Async-signal-safe: atomics only.
+// Test builds only: every other capture handler of the process is made
+// late by `ms` (test_hooks.h), and counted.
+std::atomic<uint64_t> g_test_handlers{0};
+std::atomic<uint64_t> g_test_late_handlers{0};
+void TestDelayEveryOther(const char* hook) {
+  long ms = TestHook(hook);
+  if (ms <= 0 || g_test_handlers.fetch_add(1) % 2 == 0) return;
+  g_test_late_handlers.fetch_add(1);
+  TestSleepMs(ms);
+}
+
+// Async-signal-safe: atomics over the table allocated once. The slot armed
+// for this thread, now kBusy and ours, or nullptr.
 Slot* ClaimSlot(int tid) {
-  Slot* slots = g_slots.load(std::memory_order_acquire);
-  size_t n = g_slot_count.load(std::memory_order_acquire);
-  for (size_t i = 0; slots && i < n; i++) {
-    if (slots[i].tid.load(std::memory_order_relaxed) != tid) continue;
-    int expected = kArmed;
-    if (slots[i].state.compare_exchange_strong(expected, kBusy)) return &slots[i];
-    return nullptr;
+  size_t n = g_slots_used.load(std::memory_order_acquire);
+  for (size_t i = 0; g_slots && i < n; i++) {
+    uint64_t w = g_slots[i].word.load(std::memory_order_acquire);
+    if (WordTid(w) != tid || WordState(w) != kArmed) continue;
+    // The window a late handler falls into: the slot may be disarmed and
+    // re-armed meanwhile, and the CAS below must then fail.
+    TestDelayEveryOther("capture_claim_delay_ms");
+    if (g_slots[i].word.compare_exchange_strong(w, WithState(w, kBusy), std::memory_order_acq_rel)) return &g_slots[i];
   }
   return nullptr;
 }
 
-// Async-signal-safe: two bytes of code read at the interrupted pc. A thread
-// signalled in a system call stands at its `syscall` instruction (0f 05):
-// before it when the call will be restarted (SA_RESTART), after it when it
-// returns EINTR.
+// Async-signal-safe: two bytes of code read at the interrupted pc, with
+// SafeRead (one process_vm_readv: code unmapped meanwhile is a failed read).
+// A thread signalled in a system call stands at its `syscall` instruction
+// (0f 05): before it when the call will be restarted (SA_RESTART), after it
+// when it returns EINTR.
 bool InSyscall(uintptr_t pc) {
-  if (pc < 2 || !FindMapping(pc - 2) || !FindMapping(pc + 1)) return false;
+  if (pc < 2) return false;
   auto at = [](uintptr_t p) {
     uint16_t v;
-    memcpy(&v, reinterpret_cast<const void*>(p), sizeof v);
-    return v == 0x050f;
+    return SafeRead(p, &v, sizeof v) && v == 0x050f;
   };
   return at(pc) || at(pc - 2);
 }
@@ -164,7 +202,8 @@ void CopyStack(Slot* slot) {
   slot->stack_size = 0;
   const Readable* m = FindMapping(slot->regs.rsp);
   if (!m) return;
-  size_t n = std::min<size_t>(g_max_stack_bytes, m->end - slot->regs.rsp);
+  // Bounded by the slot's own buffer, whatever the round asked.
+  size_t n = std::min<size_t>(std::min(slot->stack_limit, kSlotStackBytes), m->end - slot->regs.rsp);
   slot->stack_size = CopyMapped(slot->stack, slot->regs.rsp, n);
 }
 
@@ -229,12 +268,15 @@ void OnCaptureSignal(int, siginfo_t* info, void* context) {
   int saved_errno = errno;
   // Only our own tgkill: another sender of this signal is not ours to answer.
   if (info->si_code == SI_TKILL && info->si_pid == g_pid) {
-    Slot* slot = ClaimSlot(static_cast<int>(syscall(SYS_gettid)));
+    int tid = static_cast<int>(syscall(SYS_gettid));
+    Slot* slot = ClaimSlot(tid);
     if (slot) {
       uint64_t start = NowNs();
+      // A handler that outlives its round: its slot stays kBusy, not reused.
+      TestDelayEveryOther("capture_copy_delay_ms");
       // Inside the report signal's handler: what it interrupted is what the
       // thread is doing (the handler's frames sit below that stack pointer).
-      const ucontext_t* outer = ReportHandlerContext(slot->tid.load(std::memory_order_relaxed));
+      const ucontext_t* outer = ReportHandlerContext(tid);
       slot->regs = RegistersFrom(outer ? outer : static_cast<ucontext_t*>(context));
       slot->in_syscall = InSyscall(slot->regs.rip);
       CopyStack(slot);
@@ -243,7 +285,7 @@ void OnCaptureSignal(int, siginfo_t* info, void* context) {
       slot->hold.store(hold ? kHeld : kNotHeld, std::memory_order_relaxed);
       slot->held.store(hold ? 1 : 0, std::memory_order_relaxed);
       slot->interrupted_ns = NowNs() - start;
-      slot->state.store(kDone, std::memory_order_release);
+      slot->word.store(WithState(slot->word.load(std::memory_order_relaxed), kDone), std::memory_order_release);
       sem_post(&g_done);
       if (hold) {
         WaitWhileHeld(slot);
@@ -290,40 +332,45 @@ void CollectAnswers(const std::vector<Slot*>& sent, uint64_t deadline_ns,
     if (sem_timedwait(&g_done, &abs) != 0 && errno == ETIMEDOUT) break;
     for (size_t i = 0; i < sent.size(); i++) {
       Slot* s = sent[i];
-      if (seen[i] || s->state.load(std::memory_order_acquire) != kDone) continue;
+      if (seen[i] || WordState(s->word.load(std::memory_order_acquire)) != kDone) continue;
       seen[i] = true;
       answered++;
       // Only while the thread still waits: one that gave up may be
       // disposing of its isolate by now.
       int waiting = kHeld;
       if (s->hold.compare_exchange_strong(waiting, kInUse, std::memory_order_acq_rel)) {
-        if (first_contact) first_contact(s->isolate, s->tid.load());
+        if (first_contact) first_contact(s->isolate, WordTid(s->word.load()));
         ReleaseHold(s);
       }
     }
   }
 }
 
-// Disarms the slots that never answered. A handler that already claimed its
-// slot is let finish, and a held thread let leave (it rereads its slot once
-// woken): the capture memory must outlive both.
-bool DisarmAll(Slot* slots, size_t n) {
-  bool all_quiet = true;
-  for (size_t i = 0; i < n; i++) {
-    int expected = kArmed;
-    slots[i].state.compare_exchange_strong(expected, kFree);
-    if (slots[i].hold.load()) ReleaseHold(&slots[i]);
+// Disarms this round's slots that were never claimed (a signal still queued
+// finds nothing to claim), lets held threads go, and gives a handler that
+// already claimed its slot up to a second to finish, so its copy is in this
+// report. One that takes longer (a stopped thread) keeps its slot kBusy:
+// later rounds pass it by until it is done.
+void DisarmAll(const std::vector<Slot*>& used) {
+  for (Slot* s : used) {
+    uint64_t w = s->word.load(std::memory_order_acquire);
+    if (WordState(w) == kArmed) s->word.compare_exchange_strong(w, WithState(w, kFree), std::memory_order_acq_rel);
+    if (s->hold.load()) ReleaseHold(s);
   }
   for (int tries = 0; tries < 1000; tries++) {
-    all_quiet = true;
-    for (size_t i = 0; i < n; i++)
-      if (slots[i].state.load(std::memory_order_acquire) == kBusy ||
-          slots[i].held.load(std::memory_order_acquire))
-        all_quiet = false;
-    if (all_quiet) break;
+    bool quiet = true;
+    for (Slot* s : used)
+      if (WordState(s->word.load(std::memory_order_acquire)) == kBusy || s->held.load(std::memory_order_acquire))
+        quiet = false;
+    if (quiet) return;
     usleep(1000);
   }
-  return all_quiet;
+}
+
+// A slot no handler can be inside: not armed, not claimed, no thread held.
+bool SlotIdle(const Slot& s) {
+  int state = WordState(s.word.load(std::memory_order_acquire));
+  return state != kArmed && state != kBusy && !s.held.load(std::memory_order_acquire);
 }
 
 void FillFromProc(ThreadSnapshot* t) {
@@ -404,6 +451,15 @@ int InstallCaptureHandler(IsolateKnownFn isolate_known) {
   g_isolate_known = isolate_known;
   sem_init(&g_done, 0, 0);
   g_mappings = new Readable[kMaxMappings];
+  // Zero-filled (every slot kFree) and never freed. The copies' pages are
+  // reserved, not committed: only what a capture touches is resident, and
+  // is given back after each round (MADV_DONTNEED).
+  void* table = mmap(nullptr, kMaxSlots * sizeof(Slot), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  void* stacks = mmap(nullptr, kMaxSlots * kSlotStackBytes, PROT_READ | PROT_WRITE,
+                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (table == MAP_FAILED || stacks == MAP_FAILED) return -1;
+  g_slots = static_cast<Slot*>(table);
+  for (size_t i = 0; i < kMaxSlots; i++) g_slots[i].stack = static_cast<unsigned char*>(stacks) + i * kSlotStackBytes;
   // From the top of the real-time range down: the bottom ones are the
   // likeliest to be used by applications and libraries.
   for (int sig = SIGRTMAX - 1; sig >= SIGRTMIN + 4; sig--) {
@@ -426,6 +482,8 @@ int InstallCaptureHandler(IsolateKnownFn isolate_known) {
 
 int CaptureSignal() { return g_signal; }
 
+uint64_t TestLateCaptureHandlers() { return g_test_late_handlers.load(); }
+
 std::vector<ThreadSnapshot> CaptureAllThreads(const CaptureOptions& options,
                                               const FirstContactFn& first_contact) {
   static std::mutex* one_at_a_time = new std::mutex;  // never destroyed: used at exit
@@ -446,48 +504,53 @@ std::vector<ThreadSnapshot> CaptureAllThreads(const CaptureOptions& options,
   }
 
   size_t n = threads.size();
-  size_t stack_bytes = options.max_stack_bytes;
-  size_t region = n * stack_bytes;
-  void* mem = mmap(nullptr, region, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  Slot* slots = new Slot[n];
-  if (mem == MAP_FAILED) {
-    delete[] slots;
-    for (auto& t : threads) t.missing_reason = "out of memory for the capture";
-    return threads;
-  }
+  size_t stack_bytes = std::min(options.max_stack_bytes, kSlotStackBytes);
   LoadMappings();
-  g_max_stack_bytes = stack_bytes;
+  // One idle slot per thread to signal; none left (over kMaxSlots threads,
+  // or slots still kBusy from a stopped thread) leaves a thread to /proc.
+  uint32_t round = ++g_round;
+  std::vector<Slot*> slot_of(n, nullptr);
+  std::vector<Slot*> used;
+  size_t next = 0;
   for (size_t i = 0; i < n; i++) {
-    slots[i].tid.store(threads[i].tid, std::memory_order_relaxed);
-    slots[i].state.store(kFree, std::memory_order_relaxed);
-    slots[i].hold.store(0, std::memory_order_relaxed);
-    slots[i].held.store(0, std::memory_order_relaxed);
-    slots[i].stack = static_cast<unsigned char*>(mem) + i * stack_bytes;
-    slots[i].stack_size = 0;
-    slots[i].isolate = nullptr;
+    if (threads[i].self || threads[i].skipped) continue;
+    while (next < kMaxSlots && !SlotIdle(g_slots[next])) next++;
+    if (next == kMaxSlots) {
+      threads[i].missing_reason = "more threads than the capture has slots for";
+      continue;
+    }
+    Slot* slot = &g_slots[next++];
+    slot->stack_limit = stack_bytes;
+    slot->stack_size = 0;
+    slot->isolate = nullptr;
+    slot->hold.store(kNotHeld, std::memory_order_relaxed);
+    slot->word.store(Word(threads[i].tid, round, kFree), std::memory_order_release);
+    slot_of[i] = slot;
+    used.push_back(slot);
   }
+  if (next > g_slots_used.load(std::memory_order_relaxed)) g_slots_used.store(next, std::memory_order_release);
   while (sem_trywait(&g_done) == 0) {
   }
-  g_slot_count.store(n, std::memory_order_release);
-  g_slots.store(slots, std::memory_order_release);
 
   std::vector<Slot*> sent;
   std::vector<size_t> again;  // blocking the signal for a moment, perhaps
   auto send = [&](size_t i) {
     ThreadSnapshot& t = threads[i];
-    slots[i].state.store(kArmed, std::memory_order_release);
+    Slot* slot = slot_of[i];
+    uint64_t armed = Word(t.tid, round, kArmed);
+    slot->word.store(armed, std::memory_order_release);
     if (syscall(SYS_tgkill, g_pid, t.tid, g_signal) != 0) {
-      slots[i].state.store(kFree, std::memory_order_release);
+      slot->word.compare_exchange_strong(armed, Word(t.tid, round, kFree), std::memory_order_acq_rel);
       t.missing_reason = errno == ESRCH ? "the thread exited during the capture"
                                         : std::string("tgkill failed: ") + strerror(errno);
       return;
     }
     t.missing_reason.clear();
-    sent.push_back(&slots[i]);
+    sent.push_back(slot);
   };
   for (size_t i = 0; i < n; i++) {
     ThreadSnapshot& t = threads[i];
-    if (t.self || t.skipped) continue;
+    if (!slot_of[i]) continue;
     bool running = false;
     if (SignalBlocked(t.tid, g_signal, &running)) {
       t.missing_reason = "the thread blocks the capture signal";
@@ -510,17 +573,19 @@ std::vector<ThreadSnapshot> CaptureAllThreads(const CaptureOptions& options,
   CollectAnswers(sent, NowNs() + uint64_t(options.timeout_ms) * 1000000u, first_contact);
   std::vector<Slot*> runnable;
   for (Slot* s : sent) {
-    if (s->state.load(std::memory_order_acquire) == kDone) continue;
+    uint64_t w = s->word.load(std::memory_order_acquire);
+    if (WordState(w) == kDone) continue;
     ProcStat st;
-    std::string stat = ReadProcFile("/proc/self/task/" + std::to_string(s->tid.load()) + "/stat");
+    std::string stat = ReadProcFile("/proc/self/task/" + std::to_string(WordTid(w)) + "/stat");
     if (ParseProcStat(stat, &st) && st.state == 'R') runnable.push_back(s);
   }
   if (!runnable.empty()) CollectAnswers(runnable, NowNs() + kRunnableGraceNs, first_contact);
-  bool quiet = DisarmAll(slots, n);
+  DisarmAll(used);
 
   for (size_t i = 0; i < n; i++) {
     ThreadSnapshot& t = threads[i];
-    if (slots[i].state.load(std::memory_order_acquire) == kDone) CopyOut(slots[i], &t);
+    // Done in this round: a slot's word names its round.
+    if (slot_of[i] && slot_of[i]->word.load(std::memory_order_acquire) == Word(t.tid, round, kDone)) CopyOut(*slot_of[i], &t);
     else if (!t.self && !t.skipped && t.missing_reason.empty())
       t.missing_reason = "the thread did not answer the capture signal in time";
     if (options.identify_only) continue;
@@ -537,14 +602,9 @@ std::vector<ThreadSnapshot> CaptureAllThreads(const CaptureOptions& options,
     if (t.missing_reason.empty() && !t.captured && !t.self && t.os_state == '?')
       t.missing_reason = "the thread exited during the capture";
   }
-  g_slots.store(nullptr, std::memory_order_release);
-  g_slot_count.store(0, std::memory_order_release);
-  // A handler stuck mid-copy (a stopped thread) keeps its memory: leak it
-  // rather than free what a handler may still write.
-  if (quiet) {
-    munmap(mem, region);
-    delete[] slots;
-  }
+  // The copies' pages go back to the system; a late handler writing there
+  // meanwhile gets fresh zero pages, never a fault.
+  for (Slot* s : used) madvise(s->stack, kSlotStackBytes, MADV_DONTNEED);
   return threads;
 }
 

@@ -50,7 +50,7 @@ struct ThreadSnapshot {
 };
 
 struct CaptureOptions {
-  size_t max_stack_bytes = 128 * 1024;
+  size_t max_stack_bytes = 128 * 1024;  // at most 128 KB: each slot's own buffer
   int timeout_ms = 100;             // for all threads to answer the signal
   bool identify_only = false;       // isolates only: no /proc reads, no stack read from /proc
   int skip_tid = 0;                 // a thread not to signal: the one that crashed (fatal_signal.h)
@@ -78,6 +78,9 @@ int InstallCaptureHandler(IsolateKnownFn isolate_known);
 
 // The signal InstallCaptureHandler picked, or -1.
 int CaptureSignal();
+
+// Test builds (test_hooks.h): capture handlers made late so far.
+uint64_t TestLateCaptureHandlers();
 
 // Signals every thread but the caller (and skip_tid) and collects what the
 // handlers copied. Called on the watchdog thread, and on the fatal-signal
