@@ -186,7 +186,7 @@ Napi::Value CaptureJs(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
-// meetNewThreads(): a worker is starting; its isolate is met while it runs.
+// meetNewThreads(): a worker came online; its isolate is met while it runs.
 Napi::Value MeetNewThreadsJs(const Napi::CallbackInfo& info) {
   RequestMeetNewIsolates();
   return info.Env().Undefined();
@@ -205,6 +205,7 @@ Napi::Value Info(const Napi::CallbackInfo& info) {
                                             : env.Null());
   o.Set("reportSignal", ReportSignal());
   o.Set("tid", static_cast<double>(syscall(SYS_gettid)));
+  o.Set("knownIsolates", static_cast<double>(RegistrySize()));
   o.Set("testHooks", kTestHooks);
   if (kTestHooks) o.Set("testLateCaptureHandlers", static_cast<double>(TestLateCaptureHandlers()));
   return o;
@@ -242,8 +243,11 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   });
   // Every thread that loads us becomes known, so its stack can be asked for.
   // GMR_CODE_MAP=0 takes effect before the first isolate's map is built
-  // (options.ts checks the value and names it if it is bad).
-  const char* code_map = getenv("GMR_CODE_MAP");
+  // (options.ts checks the value and names it if it is bad). Read on the
+  // main thread only: getenv elsewhere races the main thread's setenv
+  // (process.env writes); a worker follows the process-wide switch.
+  bool main_thread = syscall(SYS_gettid) == getpid();
+  const char* code_map = main_thread ? getenv("GMR_CODE_MAP") : nullptr;
   if (code_map && (strcmp(code_map, "0") == 0 || strcmp(code_map, "false") == 0)) SetSwitchesEverywhere(false, PromiseTrackingEnabled());
   RegisterCurrentIsolate();
   exports.Set("configure", Napi::Function::New(env, Configure));

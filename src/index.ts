@@ -182,12 +182,12 @@ function guardSignal (): void {
   })
 }
 
-// A worker that never loads the library is met while it starts (its
+// A worker that never loads the library is met once it is online (its
 // threadId, name and code map), not at the first report, when it may be
-// idle or blocked in a native call. Workers started by workers are met at
-// the first report.
+// idle or blocked in a native call: one signal to each thread not met
+// before. Workers started by workers are met at the first report.
 function meetWorkers (native: Addon): void {
-  process.on('worker', () => native.meetNewThreads())
+  process.on('worker', worker => worker.once('online', () => native.meetNewThreads()))
 }
 
 /** Creates the trigger file if missing; true when this call created it. */

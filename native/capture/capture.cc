@@ -194,15 +194,37 @@ void NameFromCodeMap(ThreadCapture* t, const ExecRanges& exec) {
 }  // namespace
 
 bool MeetNewIsolates(const CaptureOptions& options) {
+  // Threads met already, by tid and start time (a tid may be reused by a
+  // later thread): they are not signalled again, so a worker's start costs
+  // the threads that were there no signal (and their system calls no EINTR).
+  static auto* met = new std::map<int, uint64_t>;  // the watchdog's only
+  std::map<int, uint64_t> started;
+  for (int tid : ListThreads()) {
+    ProcStat st;
+    if (ParseProcStat(ReadProcFile("/proc/self/task/" + std::to_string(tid) + "/stat"), &st)) started[tid] = st.start_ticks;
+  }
+  for (auto it = met->begin(); it != met->end();) {
+    auto now = started.find(it->first);
+    it = now != started.end() && now->second == it->second ? std::next(it) : met->erase(it);
+  }
   CaptureOptions light = options;
   light.max_stack_bytes = 256;  // the handler's copy is not used
   light.identify_only = true;
+  light.only = [&](int tid) { return started.count(tid) && !met->count(tid); };
   // The round's destructor leaves the posted interrupts to their callbacks,
   // which register the isolate on its own thread.
   JsStackRound round;
   bool all_met = true;
   for (const ThreadSnapshot& s : CaptureAllThreads(light, [&](v8::Isolate* isolate, int) { round.Post(isolate, false); })) {
+    if (s.skipped) continue;  // met before
+    if (!s.captured) {        // not answering (or blocking the signal): asked again next round
+      all_met = false;
+      continue;
+    }
+    // A JavaScript thread is met once it is known with its identity (its
+    // interrupt, posted above, registers it); other threads at once.
     if (s.v8.isolate && IdentityOf(s.v8.isolate, s.tid).thread_id < 0) all_met = false;
+    else met->emplace(s.tid, started[s.tid]);
   }
   RequestMissingIdentities();
   return all_met && !SwitchesPending();

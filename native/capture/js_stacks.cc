@@ -7,6 +7,7 @@
 #include <unistd.h>
 #include <v8.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -31,7 +32,6 @@ std::atomic<v8::Isolate*> g_known[kMaxKnown];
 struct Entry {
   v8::Isolate* isolate;
   int tid;                     // the thread the isolate runs on
-  bool alive;
   bool interrupt_outstanding;  // one pending interrupt per isolate, at most
   // Read on its thread; thread_id -1 until then (a worker met while it
   // still bootstraps cannot tell it yet: it is asked again, see
@@ -67,28 +67,33 @@ std::condition_variable& Answered() {
 
 Entry* FindEntry(v8::Isolate* isolate) {
   for (Entry* e : Registry())
-    if (e->isolate == isolate && e->alive) return e;
+    if (e->isolate == isolate) return e;
   return nullptr;
 }
 
 // Runs on the isolate's own thread in FreeEnvironment, before the isolate is
 // disposed; holding the registry lock here orders it after any
 // RequestInterrupt the watchdog is making on this isolate.
+// The entry is freed here: the hook runs once, and everything else reaches
+// entries through the registry, under its lock.
 void OnEnvironmentCleanup(void* arg) {
   auto* entry = static_cast<Entry*>(arg);
+  v8::Isolate* isolate = entry->isolate;
   {
     std::lock_guard<std::mutex> lock(RegistryMutex());
-    entry->alive = false;
     for (auto& slot : g_known) {
-      v8::Isolate* expected = entry->isolate;
+      v8::Isolate* expected = isolate;
       if (slot.compare_exchange_strong(expected, nullptr)) break;
     }
+    auto& registry = Registry();
+    registry.erase(std::remove(registry.begin(), registry.end(), entry), registry.end());
+    delete entry;
   }
   // The isolate is about to go: its code event handler and promise hook
   // must go first.
-  StopCodeMap(entry->isolate);
-  StopPromiseTracking(entry->isolate);
-  ForgetTimers(entry->isolate);
+  StopCodeMap(isolate);
+  StopPromiseTracking(isolate);
+  ForgetTimers(isolate);
   ReleaseFatalAltStack();
 }
 
@@ -143,10 +148,9 @@ bool RegisterOnThread(v8::Isolate* isolate) {
     // and asks again (a meeting round while workers start, or a report).
     if (!e && identity.thread_id == kIdentityNotYet) return false;
     if (!e) {
-      // Dead entries stay allocated: a cleanup hook may still point at them.
       uv_loop_t* loop = reporter ? nullptr : node::GetCurrentEventLoop(isolate);
       const void* environment = node::GetCurrentEnvironment(isolate->GetCurrentContext());
-      e = created = new Entry{isolate, static_cast<int>(syscall(SYS_gettid)), true, false, {}, false, loop, environment};
+      e = created = new Entry{isolate, static_cast<int>(syscall(SYS_gettid)), false, {}, false, loop, environment};
       Registry().push_back(e);
     }
     if (identity.thread_id != kIdentityNotYet) e->identity = identity;
@@ -230,7 +234,7 @@ std::vector<LoopProgress> ReadLoopProgress() {
   std::vector<LoopProgress> out;
   std::lock_guard<std::mutex> lock(RegistryMutex());
   for (Entry* e : Registry()) {
-    if (!e->alive || !e->loop) continue;
+    if (!e->loop) continue;
     // Read while the loop's thread runs: plain word reads of counters that
     // only its thread writes; a stale value only delays a stall report.
     uv_metrics_t metrics;
@@ -244,7 +248,7 @@ std::vector<LoopInfo> WalkLoops(size_t max_details) {
   std::vector<LoopInfo> out;
   std::lock_guard<std::mutex> lock(RegistryMutex());
   for (Entry* e : Registry()) {
-    if (!e->alive || !e->loop) continue;
+    if (!e->loop) continue;
     LoopInfo info = WalkLoop(e->loop, e->environment, max_details);
     info.tid = e->tid;
     info.thread_id = e->identity.thread_id;
@@ -256,10 +260,15 @@ std::vector<LoopInfo> WalkLoops(size_t max_details) {
   return out;
 }
 
+size_t RegistrySize() {
+  std::lock_guard<std::mutex> lock(RegistryMutex());
+  return Registry().size();
+}
+
 v8::Isolate* KnownIsolateOn(int tid) {
   std::lock_guard<std::mutex> lock(RegistryMutex());
   for (Entry* e : Registry())
-    if (e->tid == tid && e->alive && e->loop) return e->isolate;
+    if (e->tid == tid && e->loop) return e->isolate;
   return nullptr;
 }
 
@@ -284,7 +293,7 @@ void OnSwitchRequested(v8::Isolate* isolate, void*) {
 void RequestMissingIdentities() {
   std::lock_guard<std::mutex> lock(RegistryMutex());
   for (Entry* e : Registry()) {
-    if (!e->alive || !e->loop || e->followup_requested) continue;
+    if (!e->loop || e->followup_requested) continue;
     bool identity = e->identity.thread_id < 0;
     bool timers = !identity && TimerTrackingPending(e->isolate);
     if (!identity && !timers) continue;
@@ -299,7 +308,7 @@ void RequestMissingIdentities() {
 bool SwitchesPending() {
   std::lock_guard<std::mutex> lock(RegistryMutex());
   for (Entry* e : Registry())
-    if (e->alive && e->loop && TimerTrackingPending(e->isolate)) return true;
+    if (e->loop && TimerTrackingPending(e->isolate)) return true;
   return false;
 }
 
@@ -318,7 +327,7 @@ void SetSwitchesEverywhere(bool code_map, bool track_promises) {
   // Other isolates switch on their own thread, at their next interrupt check.
   std::lock_guard<std::mutex> lock(RegistryMutex());
   for (Entry* e : Registry())
-    if (e->alive && e->isolate != self) e->isolate->RequestInterrupt(OnSwitch, nullptr);
+    if (e->isolate != self) e->isolate->RequestInterrupt(OnSwitch, nullptr);
 }
 
 JsStack CurrentJsStack(v8::Isolate* isolate) {

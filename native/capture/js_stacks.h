@@ -69,6 +69,9 @@ bool SwitchesPending();
 // The worker identity of the known isolate running on thread `tid`.
 ThreadIdentity IdentityOf(v8::Isolate* isolate, int tid);
 
+// Entries in the isolate registry (one per live JavaScript thread met).
+size_t RegistrySize();
+
 // The known isolate running on thread `tid`, nullptr when none: a thread
 // that did not answer the capture signal is still known to run JavaScript.
 v8::Isolate* KnownIsolateOn(int tid);

@@ -494,7 +494,7 @@ std::vector<ThreadSnapshot> CaptureAllThreads(const CaptureOptions& options,
     ThreadSnapshot t;
     t.tid = tid;
     t.self = tid == self;
-    t.skipped = tid == options.skip_tid;
+    t.skipped = tid == options.skip_tid || (options.only && !options.only(tid));
     threads.push_back(std::move(t));
   }
   if (g_signal == -1) {

@@ -54,6 +54,9 @@ struct CaptureOptions {
   int timeout_ms = 100;             // for all threads to answer the signal
   bool identify_only = false;       // isolates only: no /proc reads, no stack read from /proc
   int skip_tid = 0;                 // a thread not to signal: the one that crashed (fatal_signal.h)
+  // When set, only threads it accepts are signalled (the others are listed
+  // as skipped): a meeting round asks new threads only.
+  std::function<bool(int tid)> only;
 };
 
 // Called on the watchdog while a thread that has an isolate unknown to

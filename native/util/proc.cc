@@ -50,7 +50,10 @@ bool ParseProcStat(const std::string& text, ProcStat* out) {
   static const long ticks = sysconf(_SC_CLK_TCK);
   char* end = nullptr;
   uint64_t utime = strtoull(p, &end, 10);
-  uint64_t stime = strtoull(end, nullptr, 10);
+  uint64_t stime = strtoull(end, &end, 10);
+  // starttime is field 22: six more on from stime (field 15).
+  for (int field = 15; field < 22 && end && *end; field++) end = strchr(end + 1, ' ');
+  out->start_ticks = end ? strtoull(end, nullptr, 10) : 0;
   out->utime_us = utime * 1000000u / uint64_t(ticks > 0 ? ticks : 100);
   out->stime_us = stime * 1000000u / uint64_t(ticks > 0 ? ticks : 100);
   return true;

@@ -31,6 +31,7 @@ struct ProcStat {
   char state = '?';
   uint64_t utime_us = 0;
   uint64_t stime_us = 0;
+  uint64_t start_ticks = 0;  // when the thread started: a tid with another start is another thread
 };
 
 // Parses /proc/.../stat text. The command name may hold spaces and ')', so

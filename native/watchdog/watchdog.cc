@@ -48,16 +48,13 @@ struct Shared {
   Trigger pending;
   int coalesced = 0;
   std::deque<ApiRequest> api_requests;
-  // A worker is starting: meet isolates in rounds until all are met (a
-  // worker can tell its identity only once its bootstrap is done, at a
-  // moment it runs JavaScript), for at most kMeetWindow: every
-  // kMeetPeriodFast while it bootstraps, then every kMeetPeriodSlow.
-  std::chrono::steady_clock::time_point meet_since{}, meet_until{};
+  // A worker came online: meet the new threads at once, and again every
+  // kMeetPeriod those that could not tell their identity yet, for at most
+  // kMeetWindow. Threads met before are not signalled (MeetNewIsolates).
+  std::chrono::steady_clock::time_point meet_until{};
 };
 
-constexpr auto kMeetPeriodFast = std::chrono::milliseconds(10);
-constexpr auto kMeetPeriodSlow = std::chrono::milliseconds(100);
-constexpr auto kMeetFastFor = std::chrono::milliseconds(300);
+constexpr auto kMeetPeriod = std::chrono::milliseconds(100);
 constexpr auto kMeetWindow = std::chrono::seconds(2);
 
 Shared* g_shared = nullptr;
@@ -69,12 +66,34 @@ int g_signal_fd = -1;
 int g_control_fd = -1;
 
 // The report signal and the action that was there before ours, to chain to.
-// Each action chained to is a copy of its own, published with one atomic
-// store before our handler is installed and never freed (one per reclaim:
-// a handler on another thread may still be reading the one before), so a
-// handler never sees one half-written.
+// Each distinct action chained to gets an entry of a fixed table, written
+// once and never changed or freed (a handler on another thread may still
+// read the one before), then published with one atomic store before our
+// handler is installed, so a handler never sees one half-written. A reclaim
+// that finds an action already in the table reuses its entry: the table
+// grows with the distinct actions an application installs, not with
+// reclaims.
 volatile sig_atomic_t g_report_signal = 0;
 std::atomic<const struct sigaction*> g_previous{nullptr};
+constexpr int kMaxPrevious = 32;
+struct sigaction g_previous_table[kMaxPrevious];
+int g_previous_count = 0;  // under ConfigureMutex (InstallReportHandler's callers)
+
+bool SameAction(const struct sigaction& a, const struct sigaction& b) {
+  if (a.sa_flags != b.sa_flags) return false;
+  bool same_handler = (a.sa_flags & SA_SIGINFO) ? a.sa_sigaction == b.sa_sigaction : a.sa_handler == b.sa_handler;
+  return same_handler && memcmp(&a.sa_mask, &b.sa_mask, sizeof a.sa_mask) == 0;
+}
+
+// The table's entry for `action`, added when new; nullptr when the table is
+// full (the caller then leaves the signal as it is).
+const struct sigaction* PreviousEntry(const struct sigaction& action) {
+  for (int i = 0; i < g_previous_count; i++)
+    if (SameAction(g_previous_table[i], action)) return &g_previous_table[i];
+  if (g_previous_count == kMaxPrevious) return nullptr;
+  g_previous_table[g_previous_count] = action;
+  return &g_previous_table[g_previous_count++];
+}
 
 // Async-signal-safe: write() to an eventfd (never blocks: EFD_NONBLOCK),
 // an atomic load, then the previous handler, which was itself installed as
@@ -122,7 +141,12 @@ void InstallReportHandler(int sig) {
   sigemptyset(&block);
   sigaddset(&block, sig);
   pthread_sigmask(SIG_BLOCK, &block, &old);
-  g_previous.store(new struct sigaction(current), std::memory_order_release);
+  const struct sigaction* previous = PreviousEntry(current);
+  if (!previous) {
+    pthread_sigmask(SIG_SETMASK, &old, nullptr);
+    return;
+  }
+  g_previous.store(previous, std::memory_order_release);
   g_report_signal = sig;
   sigaction(sig, &sa, nullptr);
   pthread_sigmask(SIG_SETMASK, &old, nullptr);
@@ -335,22 +359,17 @@ void RunApiRequests() {
 int RunMeetRound() {
   Shared& s = *g_shared;
   CaptureOptions options;
-  bool fast;
   {
     std::lock_guard<std::mutex> lock(s.mu);
-    auto now = std::chrono::steady_clock::now();
-    if (now >= s.meet_until) return -1;
-    fast = now - s.meet_since < kMeetFastFor;
+    if (std::chrono::steady_clock::now() >= s.meet_until) return -1;
     options = s.config.capture.threads;
   }
-  // All met ends the meeting, but not while a new worker may not have
-  // created its isolate yet.
-  if (MeetNewIsolates(options) && !fast) {
+  if (MeetNewIsolates(options)) {
     std::lock_guard<std::mutex> lock(s.mu);
     s.meet_until = {};
     return -1;
   }
-  return static_cast<int>((fast ? kMeetPeriodFast : kMeetPeriodSlow).count());
+  return static_cast<int>(kMeetPeriod.count());
 }
 
 void* WatchdogMain(void*) {
@@ -525,8 +544,7 @@ void RequestMeetNewIsolates() {
   if (!g_started) return;
   {
     std::lock_guard<std::mutex> lock(g_shared->mu);
-    g_shared->meet_since = std::chrono::steady_clock::now();
-    g_shared->meet_until = g_shared->meet_since + kMeetWindow;
+    g_shared->meet_until = std::chrono::steady_clock::now() + kMeetWindow;
   }
   Wake();
 }

@@ -49,8 +49,8 @@ void ReportDone();
 // An API report: captured on the watchdog, delivered to `deliver`.
 void RequestCapture(CaptureSettings settings, Deliver deliver);
 
-// A worker thread is starting: the watchdog meets new isolates
-// (MeetNewIsolates) in short rounds until all are met, for a bounded time.
+// A worker came online: the watchdog meets the threads it has not met yet
+// (MeetNewIsolates), again until all are met, for a bounded time.
 void RequestMeetNewIsolates();
 
 int ReportSignal();
