@@ -149,16 +149,10 @@ Napi::Value TakeReporterJobJs(const Napi::CallbackInfo& info) {
 }
 
 // attachMainReporter(onReport, pickupMs): on the main thread. A triggered
-// report it picks up within pickupMs is written there (onReport(capture),
-// then reportDone()); else by a reporter environment.
+// report it picks up within pickupMs is written there (see dispatch.h for
+// what onReport does and returns); else by a reporter environment.
 Napi::Value AttachMainReporterJs(const Napi::CallbackInfo& info) {
   AttachMainReporter(info.Env(), info[0].As<Napi::Function>(), info[1].As<Napi::Number>().Int32Value());
-  return info.Env().Undefined();
-}
-
-// holdInterruptReports(bool): see dispatch.h.
-Napi::Value HoldInterruptReportsJs(const Napi::CallbackInfo& info) {
-  HoldInterruptReports(info[0].ToBoolean().Value());
   return info.Env().Undefined();
 }
 
@@ -253,7 +247,6 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("endReporter", Napi::Function::New(env, EndReporter));
   exports.Set("attachMainReporter", Napi::Function::New(env, AttachMainReporterJs));
   exports.Set("reportDone", Napi::Function::New(env, ReportDoneJs));
-  exports.Set("holdInterruptReports", Napi::Function::New(env, HoldInterruptReportsJs));
   exports.Set("capture", Napi::Function::New(env, CaptureJs));
   exports.Set("meetNewThreads", Napi::Function::New(env, MeetNewThreadsJs));
   exports.Set("reclaimSignal", Napi::Function::New(env, ReclaimSignal));

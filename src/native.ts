@@ -56,6 +56,8 @@ export interface RawTrigger {
   /** `cli` (gmr <pid>): the file the report goes to instead, and its format ('' for the configured one). */
   outPath?: string
   format?: string
+  /** Why the main thread, which took the report, handed it to a reporter environment. */
+  mainFailure?: string
 }
 
 /** One libuv handle of a JS thread's event loop (native/green/loop_walk.h). */
@@ -161,15 +163,14 @@ export interface Addon {
   endReporter (): void
   /**
    * Main thread: a triggered report it picks up within pickupMs is handed to
-   * onReport there (which must call reportDone when written), from its event
-   * loop or, while it runs JavaScript, from an interrupt (fromInterrupt: the
-   * report must be written synchronously); else a reporter environment
-   * writes it.
+   * onReport there, from its event loop (onReport must call reportDone when
+   * written) or, while it runs JavaScript, from an interrupt (fromInterrupt:
+   * the report must be written synchronously; onReport returns true when
+   * written, or why not, and a reporter environment writes it then); else a
+   * reporter environment writes it.
    */
-  attachMainReporter (onReport: (capture: RawCapture, fromInterrupt: boolean) => void, pickupMs: number): void
+  attachMainReporter (onReport: (capture: RawCapture, fromInterrupt: boolean) => true | string | undefined, pickupMs: number): void
   reportDone (): void
-  /** Main thread, around the first load of the report's modules: no report is taken from an interrupt meanwhile. */
-  holdInterruptReports (hold: boolean): void
   capture (options: { jsTimeoutMs: number, captureTimeoutMs: number, maxHandles: number }, callback: Callback): void
   /** A worker is starting: the watchdog meets its isolate while it runs. */
   meetNewThreads (): void
