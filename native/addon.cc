@@ -4,10 +4,12 @@
 // node.h first: it defines NAPI_VERSION, which napi.h would otherwise default.
 #include <node.h>
 #include <napi.h>
+#include <poll.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 #include <v8.h>
 
+#include <cerrno>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
@@ -156,6 +158,17 @@ Napi::Value AttachMainReporterJs(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// waitWritable(fd, timeoutMs): true once fd can take more bytes, false
+// after timeoutMs. poll(2): a plain system call, which a V8 interrupt may
+// make whatever the thread was doing (Atomics.wait may not nest in the
+// Atomics.wait the interrupt landed in). A capture signal may cut the wait
+// short: the caller loops on its own deadline.
+Napi::Value WaitWritable(const Napi::CallbackInfo& info) {
+  struct pollfd p = {info[0].As<Napi::Number>().Int32Value(), POLLOUT, 0};
+  int rc = poll(&p, 1, info[1].As<Napi::Number>().Int32Value());
+  return Napi::Boolean::New(info.Env(), rc > 0 || (rc < 0 && errno == EINTR));
+}
+
 Napi::Value ReportDoneJs(const Napi::CallbackInfo& info) {
   ReportDone();
   return info.Env().Undefined();
@@ -247,6 +260,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("endReporter", Napi::Function::New(env, EndReporter));
   exports.Set("attachMainReporter", Napi::Function::New(env, AttachMainReporterJs));
   exports.Set("reportDone", Napi::Function::New(env, ReportDoneJs));
+  exports.Set("waitWritable", Napi::Function::New(env, WaitWritable));
   exports.Set("capture", Napi::Function::New(env, CaptureJs));
   exports.Set("meetNewThreads", Napi::Function::New(env, MeetNewThreadsJs));
   exports.Set("reclaimSignal", Napi::Function::New(env, ReclaimSignal));

@@ -125,7 +125,7 @@ const reportFailed = (err: unknown): void => {
 // fails too (no stack left, say) is the environment's, on its own thread.
 function writeFromInterrupt (capture: RawCapture, current: State): true | string {
   const modules = loadedReportModules()
-  if (!modules) return 'the library was still loading its report modules (the report is written before its first event loop turn after setup, or during that load)'
+  if (!modules) return "the library's report modules were not loaded yet (they load at the first event loop turn after setup; the interrupt came before that, or during the load)"
   try {
     writeLive(modules, capture, current, collectLiveSync(current.options, modules))
     return true

@@ -171,6 +171,8 @@ export interface Addon {
    */
   attachMainReporter (onReport: (capture: RawCapture, fromInterrupt: boolean) => true | string | undefined, pickupMs: number): void
   reportDone (): void
+  /** Waits with poll(2) until fd can take more bytes: true, or false after timeoutMs. */
+  waitWritable (fd: number, timeoutMs: number): boolean
   capture (options: { jsTimeoutMs: number, captureTimeoutMs: number, maxHandles: number }, callback: Callback): void
   /** A worker is starting: the watchdog meets its isolate while it runs. */
   meetNewThreads (): void
@@ -235,8 +237,18 @@ function binaryInProcess (): string | null {
   }
 }
 
+// Node 20.16 gave process.getBuiltinModule, which a worker that never
+// loaded the library needs to tell its threadId (native/capture/
+// thread_identity.cc): without it, workers would be listed unknown. Checked
+// by the feature, named by the version (package.json's engines).
+function checkNodeVersion (): void {
+  if (typeof (process as { getBuiltinModule?: unknown }).getBuiltinModule === 'function') return
+  throw new Error(`guru-meditation: needs Node.js 20.16 or later: it uses process.getBuiltinModule, which this Node (${process.version}) does not have`)
+}
+
 export function loadAddon (): Addon {
   if (addon) return addon
+  checkNodeVersion()
   const inProcess = binaryInProcess()
   if (inProcess) {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
