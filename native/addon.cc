@@ -169,6 +169,12 @@ Napi::Value WaitWritable(const Napi::CallbackInfo& info) {
   return Napi::Boolean::New(info.Env(), rc > 0 || (rc < 0 && errno == EINTR));
 }
 
+// testHook(name): the value of a test-only hook (util/test_hooks.h), for
+// the JavaScript side to inject failures with; 0 in a release build.
+Napi::Value TestHookJs(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), static_cast<double>(TestHook(info[0].As<Napi::String>().Utf8Value().c_str())));
+}
+
 Napi::Value ReportDoneJs(const Napi::CallbackInfo& info) {
   ReportDone();
   return info.Env().Undefined();
@@ -261,6 +267,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("attachMainReporter", Napi::Function::New(env, AttachMainReporterJs));
   exports.Set("reportDone", Napi::Function::New(env, ReportDoneJs));
   exports.Set("waitWritable", Napi::Function::New(env, WaitWritable));
+  exports.Set("testHook", Napi::Function::New(env, TestHookJs));
   exports.Set("capture", Napi::Function::New(env, CaptureJs));
   exports.Set("meetNewThreads", Napi::Function::New(env, MeetNewThreadsJs));
   exports.Set("reclaimSignal", Napi::Function::New(env, ReclaimSignal));

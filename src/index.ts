@@ -127,6 +127,7 @@ function writeFromInterrupt (capture: RawCapture, current: State): true | string
   const modules = loadedReportModules()
   if (!modules) return "the library's report modules were not loaded yet (they load at the first event loop turn after setup; the interrupt came before that, or during the load)"
   try {
+    if (addon().testHook('interrupt_report_throws')) throw new Error('injected by the test hook interrupt_report_throws')
     writeLive(modules, capture, current, collectLiveSync(current.options, modules))
     return true
   } catch (err) {

@@ -171,6 +171,8 @@ export interface Addon {
    */
   attachMainReporter (onReport: (capture: RawCapture, fromInterrupt: boolean) => true | string | undefined, pickupMs: number): void
   reportDone (): void
+  /** A test-only hook's value (native/util/test_hooks.h); 0 in a release build. */
+  testHook (name: string): number
   /** Waits with poll(2) until fd can take more bytes: true, or false after timeoutMs. */
   waitWritable (fd: number, timeoutMs: number): boolean
   capture (options: { jsTimeoutMs: number, captureTimeoutMs: number, maxHandles: number }, callback: Callback): void

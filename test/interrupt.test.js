@@ -3,6 +3,7 @@
 // between two of its operations: never lost, and the application never
 // disturbed (its vm sandboxes, its require, its Atomics.wait, its output).
 const t = require('tap')
+const { execFileSync } = require('node:child_process')
 const fs = require('node:fs')
 const path = require('node:path')
 const { ROOT, FIXTURES, mainThread, spawnNode, waitForOutput, tmpDir, waitForReports, lineOf, isAlive } = require('./helpers')
@@ -35,6 +36,39 @@ t.test('an interrupt that lands with no stack left: a reporter environment write
   t.match(report.sections.find(s => s.name === 'Live Section').error, /could not write it/)
   t.notMatch(child.stderrText, /lost|could not be written/)
   t.ok(isAlive(child.pid), 'the service runs on')
+})
+
+t.test('the report fails twice on the main thread (the application broke a built-in): a reporter environment writes it', async t => {
+  const dir = tmpDir(t)
+  const child = spawnNode(t, [FIXTURE, 'broken-date', dir])
+  await waitForOutput(child, /ready/)
+  process.kill(child.pid, 'SIGUSR2')
+  const [file] = await waitForReports(dir, 1, 15000, child)
+  const report = readReport(file)
+  t.equal(report.package.writtenBy, 'reporter environment (the main thread could not write it)')
+  t.match(report.errors.join('\n'), /could not write it: its report failed twice \(Error: the application broke Date; then Error: the application broke Date\)/)
+  t.equal(mainThread(report).javascript[0].line, lineOf(FIXTURE, 'PLAIN-SPIN'))
+  t.equal(child.stderrText, '', 'nothing on stderr')
+  t.ok(isAlive(child.pid))
+})
+
+// Asked of a child: loading the addon here would set up its handlers in the runner.
+const TEST_HOOKS = execFileSync(process.execPath, ['-p', 'require("./dist/native").loadAddon().info().testHooks'], { cwd: ROOT, encoding: 'utf8' }).trim() === 'true'
+
+t.test('a failure injected into the report from the interrupt is written into it', {
+  skip: TEST_HOOKS ? false : 'needs a build with test hooks (scripts/sanitize.sh test/interrupt.test.js)'
+}, async t => {
+  const dir = tmpDir(t)
+  const child = spawnNode(t, [FIXTURE, 'spin', dir], { env: { GMR_TEST_HOOKS: 'interrupt_report_throws' } })
+  await waitForOutput(child, /ready/)
+  process.kill(child.pid, 'SIGUSR2')
+  const [file] = await waitForReports(dir, 1, 15000, child)
+  const report = readReport(file)
+  t.equal(report.package.writtenBy, BY_INTERRUPT, 'still by the main thread')
+  t.same(report.errors, ['report: the report failed on the main thread (Error: injected by the test hook interrupt_report_throws); written again without its live parts'])
+  t.match(report.sections.find(s => s.name === 'Live Section').error, /the report failed on the main thread/)
+  t.equal(mainThread(report).javascript[0].line, lineOf(FIXTURE, 'PLAIN-SPIN'), 'the capture is whole')
+  t.ok(isAlive(child.pid))
 })
 
 t.test('the main thread busy inside a vm context: the report from the interrupt is whole, the sandbox untouched', async t => {
