@@ -85,13 +85,13 @@ t.test('the main thread busy inside a vm context: the report from the interrupt 
   t.same(report.errors, [], 'no section failed')
   const main = mainThread(report)
   t.equal(main.javascript[0].file, 'evalmachine.<anonymous>')
-  t.equal(main.javascript[0].line, 5, 'the sandbox loop (VM-SPIN in the fixture)')
+  t.equal(main.javascript[0].line, 6, 'the sandbox loop (VM-SPIN in the fixture)')
   t.ok(report.greenThreads.threads.length >= 1, 'green threads are there')
   t.same(report.sections.find(s => s.name === 'Live Section').content, { live: true })
   fs.writeFileSync(stop, '')
   t.same(await appSummary(child), {
     result: 'finished',
-    keys: ['clearTimeout', 'process', 'setTimeout', 'stopped'],
+    keys: ['clearTimeout', 'process', 'setTimeout', 'started', 'stopped'],
     processReads: 0,
     setTimeoutCalls: 0
   }, 'the sandbox has its own keys only, and none of its accessors ran')
@@ -115,7 +115,7 @@ t.test('a worker that never loaded the library, busy inside a vm context: met by
   fs.writeFileSync(stop, '')
   t.same(await appSummary(child), {
     result: 'finished',
-    keys: ['clearTimeout', 'process', 'setTimeout', 'stopped'],
+    keys: ['clearTimeout', 'process', 'setTimeout', 'started', 'stopped'],
     processReads: 0,
     setTimeoutCalls: 0
   }, 'neither the identity script nor the timer installer looked into the sandbox')
@@ -125,7 +125,8 @@ t.test('a worker that never loaded the library, busy inside a vm context: met by
 /** A tree of `count` small modules that each compute a little; index.js sums them. */
 function moduleTree (t, count) {
   const dir = tmpDir(t)
-  let index = 'let sum = 0\n'
+  // It says when it runs: its 2,000 requires are still to come.
+  let index = "require('node:fs').writeSync(1, 'inside the tree\\n')\nlet sum = 0\n"
   let sum = 0
   for (let i = 0; i < count; i++) {
     fs.writeFileSync(path.join(dir, `m${i}.js`), `let x = 0\nfor (let i = 0; i < 20000; i++) x += (i * ${i}) % 7\nmodule.exports = x\n`)
@@ -144,7 +145,7 @@ t.test('a report during require of 2,000 modules: whole, and the require goes on
     await t.test(`required ${when === 'now' ? 'right after setup' : 'once the event loop turned'}`, async t => {
       const dir = tmpDir(t)
       const child = spawnNode(t, [FIXTURE, 'tree', dir, tree.dir, when])
-      await waitForOutput(child, /ready/)
+      await waitForOutput(child, /inside the tree/)
       process.kill(child.pid, 'SIGUSR2')
       const [file] = await waitForReports(dir, 1, 15000, child)
       const report = readReport(file)
