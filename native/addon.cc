@@ -175,6 +175,13 @@ Napi::Value TestHookJs(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), static_cast<double>(TestHook(info[0].As<Napi::String>().Utf8Value().c_str())));
 }
 
+// mainReportEnded(whyNot?): the main thread is done with the report its
+// event loop took: written, or why not (a reporter environment writes it).
+Napi::Value MainReportEndedJs(const Napi::CallbackInfo& info) {
+  MainReportEnded(info[0].IsString() ? info[0].As<Napi::String>().Utf8Value() : std::string());
+  return info.Env().Undefined();
+}
+
 Napi::Value ReportDoneJs(const Napi::CallbackInfo& info) {
   ReportDone();
   return info.Env().Undefined();
@@ -266,6 +273,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("endReporter", Napi::Function::New(env, EndReporter));
   exports.Set("attachMainReporter", Napi::Function::New(env, AttachMainReporterJs));
   exports.Set("reportDone", Napi::Function::New(env, ReportDoneJs));
+  exports.Set("mainReportEnded", Napi::Function::New(env, MainReportEndedJs));
   exports.Set("waitWritable", Napi::Function::New(env, WaitWritable));
   exports.Set("testHook", Napi::Function::New(env, TestHookJs));
   exports.Set("capture", Napi::Function::New(env, CaptureJs));

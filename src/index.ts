@@ -118,6 +118,11 @@ const reportFailed = (err: unknown): void => {
   process.stderr.write(`guru-meditation: the report failed: ${(err as Error)?.stack ?? String(err)}\n`)
 }
 
+/** Why the main thread hands a report back, having failed it twice. */
+function failedTwice (first: unknown, again: unknown): string {
+  return `its report failed twice (${failureText(first)}; then ${failureText(again)})`
+}
+
 // Between two operations of the busy main thread: synchronous, and nothing
 // may throw into the interrupted code. True when written; else why not,
 // and the native side hands the report to a reporter environment. A failure
@@ -135,7 +140,7 @@ function writeFromInterrupt (capture: RawCapture, current: State): true | string
       writeLive(modules, capture, current, failedLive(current, BY_INTERRUPT, err))
       return true
     } catch (again) {
-      return `its report failed twice (${failureText(err)}; then ${failureText(again)})`
+      return failedTwice(err, again)
     }
   }
 }
@@ -148,15 +153,22 @@ function writeTriggered (native: Addon, capture: RawCapture, fromInterrupt: bool
   const current = state
   if (fromInterrupt) return current ? writeFromInterrupt(capture, current) : true
   if (!current) {
-    native.reportDone()
+    native.mainReportEnded()
     return
   }
+  // As from an interrupt: a failure is written into a second try; one that
+  // fails too is handed back (the reporter environment has a realm of its
+  // own, where what broke this one may work).
   const writtenBy = 'main thread (event loop)'
+  let first: unknown
   collectLive(current.options, writtenBy)
     .then(live => writeLive(reportModules(), capture, current, live))
-    .catch(err => writeLive(reportModules(), capture, current, failedLive(current, writtenBy, err)))
+    .catch(err => {
+      first = err
+      writeLive(reportModules(), capture, current, failedLive(current, writtenBy, err))
+    })
+    .then(() => native.mainReportEnded(), (again: unknown) => native.mainReportEnded(failedTwice(first, again)))
     .catch(reportFailed)
-    .finally(() => native.reportDone())
 }
 
 function reporterData ({ options, pkg, confSnapshot }: State): string {

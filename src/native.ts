@@ -163,13 +163,16 @@ export interface Addon {
   endReporter (): void
   /**
    * Main thread: a triggered report it picks up within pickupMs is handed to
-   * onReport there, from its event loop (onReport must call reportDone when
-   * written) or, while it runs JavaScript, from an interrupt (fromInterrupt:
+   * onReport there, from its event loop (onReport must call mainReportEnded
+   * when done) or, while it runs JavaScript, from an interrupt (fromInterrupt:
    * the report must be written synchronously; onReport returns true when
-   * written, or why not, and a reporter environment writes it then); else a
-   * reporter environment writes it.
+   * written, or why not); else a reporter environment writes it, as it does
+   * one the main thread could not write.
    */
   attachMainReporter (onReport: (capture: RawCapture, fromInterrupt: boolean) => true | string | undefined, pickupMs: number): void
+  /** Main thread: done with the report its event loop took; whyNot when it could not write it (a reporter environment then does). */
+  mainReportEnded (whyNot?: string): void
+  /** Reporter environment: its report is written. */
   reportDone (): void
   /** A test-only hook's value (native/util/test_hooks.h); 0 in a release build. */
   testHook (name: string): number

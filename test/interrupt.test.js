@@ -39,17 +39,21 @@ t.test('an interrupt that lands with no stack left: a reporter environment write
 })
 
 t.test('the report fails twice on the main thread (the application broke a built-in): a reporter environment writes it', async t => {
-  const dir = tmpDir(t)
-  const child = spawnNode(t, [FIXTURE, 'broken-date', dir])
-  await waitForOutput(child, /ready/)
-  process.kill(child.pid, 'SIGUSR2')
-  const [file] = await waitForReports(dir, 1, 15000, child)
-  const report = readReport(file)
-  t.equal(report.package.writtenBy, 'reporter environment (the main thread could not write it)')
-  t.match(report.errors.join('\n'), /could not write it: its report failed twice \(Error: the application broke Date; then Error: the application broke Date\)/)
-  t.equal(mainThread(report).javascript[0].line, lineOf(FIXTURE, 'PLAIN-SPIN'))
-  t.equal(child.stderrText, '', 'nothing on stderr')
-  t.ok(isAlive(child.pid))
+  for (const mode of ['spin', 'idle']) {
+    await t.test(mode === 'spin' ? 'busy: from the interrupt' : 'idle: from the event loop', async t => {
+      const dir = tmpDir(t)
+      const child = spawnNode(t, [FIXTURE, 'broken-date', dir, mode])
+      await waitForOutput(child, /ready/)
+      process.kill(child.pid, 'SIGUSR2')
+      const [file] = await waitForReports(dir, 1, 15000, child)
+      const report = readReport(file)
+      t.equal(report.package.writtenBy, 'reporter environment (the main thread could not write it)')
+      t.match(report.errors.join('\n'), /could not write it: its report failed twice \(Error: the application broke Date; then Error: the application broke Date\)/)
+      if (mode === 'spin') t.equal(mainThread(report).javascript[0].line, lineOf(FIXTURE, 'PLAIN-SPIN'))
+      t.equal(child.stderrText, '', 'nothing on stderr')
+      t.ok(isAlive(child.pid))
+    })
+  }
 })
 
 // Asked of a child: loading the addon here would set up its handlers in the runner.

@@ -53,6 +53,7 @@ struct Main {
   // the capture's objects must not be made in.
   v8::Global<v8::Context> context;
   std::shared_ptr<Job> offered;       // the report being offered, while it is
+  std::shared_ptr<Job> writing;       // claimed by the event loop, until MainReportEnded
   bool interrupt_outstanding = false;  // at most one interrupt pending
 };
 
@@ -76,6 +77,7 @@ void CallOnMain(Napi::Env env, Napi::Function on_report, std::shared_ptr<Job>* d
     std::lock_guard<std::mutex> lock(M().mu);
     if (!job->owner.compare_exchange_strong(expected, Job::kMain)) return;  // too late: written elsewhere
     M().claimed.notify_all();
+    M().writing = job;  // kept until MainReportEnded: it may be handed back
   }
   on_report.Call({CaptureToJs(env, *job->capture, job->trigger), Napi::Boolean::New(env, false)});
 }
@@ -143,6 +145,16 @@ void OnMainInterrupt(v8::Isolate* isolate, void*) {
 }
 
 }  // namespace
+
+void MainReportEnded(const std::string& why_not) {
+  std::shared_ptr<Job> job;
+  {
+    std::lock_guard<std::mutex> lock(M().mu);
+    job = std::move(M().writing);
+  }
+  if (job && !why_not.empty()) HandBack(*job, why_not);
+  else ReportDone();
+}
 
 void AttachMainReporter(Napi::Env env, Napi::Function on_report, int pickup_ms) {
   Main& m = M();

@@ -8,6 +8,7 @@
 #include <napi.h>
 
 #include <memory>
+#include <string>
 
 #include "../watchdog/watchdog.h"
 
@@ -17,10 +18,15 @@ namespace gmr {
 // a triggered report it picks up in time, from its event loop
 // (fromInterrupt false) or, when it is busy running JavaScript, from an
 // interrupt (true: the report must be written synchronously). From the event
-// loop it must call ReportDone when written; from an interrupt it returns
-// true when written, or why it could not (a string): a reporter environment
-// then writes the report. The channel does not keep the loop alive.
+// loop it must call MainReportEnded once done; from an interrupt it returns
+// true when written, or why it could not (a string). A report the main
+// thread could not write is written by a reporter environment, told why.
+// The channel does not keep the loop alive.
 void AttachMainReporter(Napi::Env env, Napi::Function on_report, int pickup_ms);
+
+// On the main thread, when a report it took from its event loop is done:
+// written (why_not empty), or not, and why: then it is handed back.
+void MainReportEnded(const std::string& why_not);
 
 // The watchdog's Deliver for triggered reports.
 bool DispatchReport(std::unique_ptr<Capture> capture, const Trigger& trigger);
