@@ -36,8 +36,12 @@ function withoutMain (data: ReporterData, mainFailure: string | undefined): Live
   }
 }
 
-function report (capture: RawCapture, data: ReporterData): void {
-  writeTriggeredReport(buildReport(capture, data.pkg, withoutMain(data, capture.trigger.mainFailure)), capture.trigger, data.options)
+function report (raw: RawCapture, data: ReporterData): void {
+  // Why the main thread handed the report back goes into its errors, not
+  // into its trigger.
+  const { mainFailure, ...trigger } = raw.trigger
+  const capture = { ...raw, trigger }
+  writeTriggeredReport(buildReport(capture, data.pkg, withoutMain(data, mainFailure)), trigger, data.options)
 }
 
 const addon = loadAddon()

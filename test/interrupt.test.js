@@ -30,6 +30,7 @@ t.test('an interrupt that lands with no stack left: a reporter environment write
   const report = readReport(file)
   t.equal(report.package.writtenBy, 'reporter environment (the main thread could not write it)')
   t.match(report.errors.join('\n'), /the main thread took the report but could not write it: its JavaScript could not run there: Maximum call stack size exceeded/)
+  t.same(report.package.trigger, { kind: 'signal', detail: 'SIGUSR2', coalesced: 0 })
   const main = mainThread(report)
   t.equal(main.javascript[0].function, 'dive')
   t.equal(main.javascript[0].line, lineOf(FIXTURE, 'DEEP-SPIN'), 'the stack of the thread at its limit')
