@@ -41,5 +41,10 @@ export function loadedReportModules (): ReportModules | null {
  * report is written by a reporter environment.
  */
 export function preloadReportModules (): void {
-  if (!modules) setImmediate(reportModules).unref()
+  if (modules) return
+  setImmediate(() => {
+    // Never into the application: a module that fails to load fails the
+    // report that needs it, which says so.
+    try { reportModules() } catch {}
+  }).unref()
 }
