@@ -15,6 +15,11 @@ function readReport (file) {
   return JSON.parse(fs.readFileSync(file, 'utf8'))
 }
 
+/** The frames include the sandbox's loop (line 6 of its code: VM-SPIN in the fixture). */
+function inSandboxLoop (frames) {
+  return frames.some(f => f.file === 'evalmachine.<anonymous>' && f.line === 6)
+}
+
 /** What the application printed at the end ('done {…}'). */
 async function appSummary (child) {
   const [, json] = await waitForOutput(child, /done (\{.*\})\n/)
@@ -88,9 +93,8 @@ t.test('the main thread busy inside a vm context: the report from the interrupt 
   // The sandbox's realm replaced its Array.prototype.map: the capture's
   // objects are made in the main context, so the report does not use it.
   t.same(report.errors, [], 'no section failed')
-  const main = mainThread(report)
-  t.equal(main.javascript[0].file, 'evalmachine.<anonymous>')
-  t.equal(main.javascript[0].line, 6, 'the sandbox loop (VM-SPIN in the fixture)')
+  // The loop, or the check for the stop file it makes now and then.
+  t.ok(inSandboxLoop(mainThread(report).javascript), 'the sandbox loop (VM-SPIN in the fixture) is on the stack')
   t.ok(report.greenThreads.threads.length >= 1, 'green threads are there')
   t.same(report.sections.find(s => s.name === 'Live Section').content, { live: true })
   fs.writeFileSync(stop, '')
@@ -116,7 +120,7 @@ t.test('a worker that never loaded the library, busy inside a vm context: met by
   const worker = report.threads.find(th => th.kind === 'worker')
   t.ok(worker, 'the worker is listed')
   t.equal(worker.threadId, 1, 'with its threadId, read in its own context')
-  t.equal(worker.javascript[0].file, 'evalmachine.<anonymous>', 'busy in the sandbox')
+  t.ok(inSandboxLoop(worker.javascript), 'busy in the sandbox')
   fs.writeFileSync(stop, '')
   t.same(await appSummary(child), {
     result: 'finished',
@@ -134,9 +138,9 @@ function moduleTree (t, count) {
   let index = "require('node:fs').writeSync(1, 'inside the tree\\n')\nlet sum = 0\n"
   let sum = 0
   for (let i = 0; i < count; i++) {
-    fs.writeFileSync(path.join(dir, `m${i}.js`), `let x = 0\nfor (let i = 0; i < 20000; i++) x += (i * ${i}) % 7\nmodule.exports = x\n`)
+    fs.writeFileSync(path.join(dir, `m${i}.js`), `let x = 0\nfor (let i = 0; i < 5000; i++) x += (i * ${i}) % 7\nmodule.exports = x\n`)
     let x = 0
-    for (let j = 0; j < 20000; j++) x += (j * i) % 7
+    for (let j = 0; j < 5000; j++) x += (j * i) % 7
     sum += x
     index += `sum += require('./m${i}.js')\n`
   }
@@ -183,7 +187,7 @@ t.test("an interrupt while the library's own module is half loaded: the report c
   const report = readReport(file)
   t.equal(report.package.writtenBy, 'reporter environment (the main thread could not write it)')
   t.match(report.errors.join('\n'), /report modules were not loaded yet/)
-  t.equal(mainThread(report).javascript[0].line, lineOf(FIXTURE, 'HOOK-SPIN'))
+  t.ok(mainThread(report).javascript.some(f => f.file === FIXTURE && f.line === lineOf(FIXTURE, 'HOOK-SPIN')), 'in the hook')
   t.same(await appSummary(child), { api: 'api' }, 'the API report it was loading for comes too')
   t.notMatch(child.stderrText, /report failed/)
 })
