@@ -4,10 +4,12 @@
 // node.h first: it defines NAPI_VERSION, which napi.h would otherwise default.
 #include <node.h>
 #include <napi.h>
+#include <poll.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 #include <v8.h>
 
+#include <cerrno>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
@@ -149,16 +151,34 @@ Napi::Value TakeReporterJobJs(const Napi::CallbackInfo& info) {
 }
 
 // attachMainReporter(onReport, pickupMs): on the main thread. A triggered
-// report it picks up within pickupMs is written there (onReport(capture),
-// then reportDone()); else by a reporter environment.
+// report it picks up within pickupMs is written there (see dispatch.h for
+// what onReport does and returns); else by a reporter environment.
 Napi::Value AttachMainReporterJs(const Napi::CallbackInfo& info) {
   AttachMainReporter(info.Env(), info[0].As<Napi::Function>(), info[1].As<Napi::Number>().Int32Value());
   return info.Env().Undefined();
 }
 
-// holdInterruptReports(bool): see dispatch.h.
-Napi::Value HoldInterruptReportsJs(const Napi::CallbackInfo& info) {
-  HoldInterruptReports(info[0].ToBoolean().Value());
+// waitWritable(fd, timeoutMs): true once fd can take more bytes, false
+// after timeoutMs. poll(2): a plain system call, which a V8 interrupt may
+// make whatever the thread was doing (Atomics.wait may not nest in the
+// Atomics.wait the interrupt landed in). A capture signal may cut the wait
+// short: the caller loops on its own deadline.
+Napi::Value WaitWritable(const Napi::CallbackInfo& info) {
+  struct pollfd p = {info[0].As<Napi::Number>().Int32Value(), POLLOUT, 0};
+  int rc = poll(&p, 1, info[1].As<Napi::Number>().Int32Value());
+  return Napi::Boolean::New(info.Env(), rc > 0 || (rc < 0 && errno == EINTR));
+}
+
+// testHook(name): the value of a test-only hook (util/test_hooks.h), for
+// the JavaScript side to inject failures with; 0 in a release build.
+Napi::Value TestHookJs(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), static_cast<double>(TestHook(info[0].As<Napi::String>().Utf8Value().c_str())));
+}
+
+// mainReportEnded(whyNot?): the main thread is done with the report its
+// event loop took: written, or why not (a reporter environment writes it).
+Napi::Value MainReportEndedJs(const Napi::CallbackInfo& info) {
+  MainReportEnded(info[0].IsString() ? info[0].As<Napi::String>().Utf8Value() : std::string());
   return info.Env().Undefined();
 }
 
@@ -258,7 +278,9 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("endReporter", Napi::Function::New(env, EndReporter));
   exports.Set("attachMainReporter", Napi::Function::New(env, AttachMainReporterJs));
   exports.Set("reportDone", Napi::Function::New(env, ReportDoneJs));
-  exports.Set("holdInterruptReports", Napi::Function::New(env, HoldInterruptReportsJs));
+  exports.Set("mainReportEnded", Napi::Function::New(env, MainReportEndedJs));
+  exports.Set("waitWritable", Napi::Function::New(env, WaitWritable));
+  exports.Set("testHook", Napi::Function::New(env, TestHookJs));
   exports.Set("capture", Napi::Function::New(env, CaptureJs));
   exports.Set("meetNewThreads", Napi::Function::New(env, MeetNewThreadsJs));
   exports.Set("reclaimSignal", Napi::Function::New(env, ReclaimSignal));

@@ -56,6 +56,8 @@ export interface RawTrigger {
   /** `cli` (gmr <pid>): the file the report goes to instead, and its format ('' for the configured one). */
   outPath?: string
   format?: string
+  /** Why the main thread, which took the report, handed it to a reporter environment. */
+  mainFailure?: string
 }
 
 /** One libuv handle of a JS thread's event loop (native/green/loop_walk.h). */
@@ -161,15 +163,21 @@ export interface Addon {
   endReporter (): void
   /**
    * Main thread: a triggered report it picks up within pickupMs is handed to
-   * onReport there (which must call reportDone when written), from its event
-   * loop or, while it runs JavaScript, from an interrupt (fromInterrupt: the
-   * report must be written synchronously); else a reporter environment
-   * writes it.
+   * onReport there, from its event loop (onReport must call mainReportEnded
+   * when done) or, while it runs JavaScript, from an interrupt (fromInterrupt:
+   * the report must be written synchronously; onReport returns true when
+   * written, or why not); else a reporter environment writes it, as it does
+   * one the main thread could not write.
    */
-  attachMainReporter (onReport: (capture: RawCapture, fromInterrupt: boolean) => void, pickupMs: number): void
+  attachMainReporter (onReport: (capture: RawCapture, fromInterrupt: boolean) => true | string | undefined, pickupMs: number): void
+  /** Main thread: done with the report its event loop took; whyNot when it could not write it (a reporter environment then does). */
+  mainReportEnded (whyNot?: string): void
+  /** Reporter environment: its report is written. */
   reportDone (): void
-  /** Main thread, around the first load of the report's modules: no report is taken from an interrupt meanwhile. */
-  holdInterruptReports (hold: boolean): void
+  /** A test-only hook's value (native/util/test_hooks.h); 0 in a release build. */
+  testHook (name: string): number
+  /** Waits with poll(2) until fd can take more bytes: true, or false after timeoutMs. */
+  waitWritable (fd: number, timeoutMs: number): boolean
   capture (options: { jsTimeoutMs: number, captureTimeoutMs: number, maxHandles: number }, callback: Callback): void
   /** A worker is starting: the watchdog meets its isolate while it runs. */
   meetNewThreads (): void
@@ -234,8 +242,18 @@ function binaryInProcess (): string | null {
   }
 }
 
+// Node 20.16 gave process.getBuiltinModule, which a worker that never
+// loaded the library needs to tell its threadId (native/capture/
+// thread_identity.cc): without it, workers would be listed unknown. Checked
+// by the feature, named by the version (package.json's engines).
+function checkNodeVersion (): void {
+  if (typeof (process as { getBuiltinModule?: unknown }).getBuiltinModule === 'function') return
+  throw new Error(`guru-meditation: needs Node.js 20.16 or later: it uses process.getBuiltinModule, which this Node (${process.version}) does not have`)
+}
+
 export function loadAddon (): Addon {
   if (addon) return addon
+  checkNodeVersion()
   const inProcess = binaryInProcess()
   if (inProcess) {
     // eslint-disable-next-line @typescript-eslint/no-require-imports

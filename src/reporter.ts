@@ -24,18 +24,24 @@ export interface ReporterData {
   pickupMs: number
 }
 
-function withoutMain (data: ReporterData): LiveParts {
-  const reason = `the main thread did not pick up the report within ${data.pickupMs} ms (it is blocked in a native or system call, or its JavaScript reached no interrupt check)`
+function withoutMain (data: ReporterData, mainFailure: string | undefined): LiveParts {
+  const reason = mainFailure
+    ? `the main thread took the report but could not write it: ${mainFailure}`
+    : `the main thread did not pick up the report within ${data.pickupMs} ms (it is blocked in a native or system call, or its JavaScript reached no interrupt check)`
   return {
     configuration: { application: data.confSnapshot.application, runtime: runtimeConfig(process.env, data.pkg.execArgv) },
     sections: unavailableSections(data.sectionNames, reason),
     errors: [`configuration: as of setup; ${reason}`],
-    writtenBy: 'reporter environment (the main thread was blocked)'
+    writtenBy: mainFailure ? 'reporter environment (the main thread could not write it)' : 'reporter environment (the main thread was blocked)'
   }
 }
 
-function report (capture: RawCapture, data: ReporterData): void {
-  writeTriggeredReport(buildReport(capture, data.pkg, withoutMain(data)), capture.trigger, data.options)
+function report (raw: RawCapture, data: ReporterData): void {
+  // Why the main thread handed the report back goes into its errors, not
+  // into its trigger.
+  const { mainFailure, ...trigger } = raw.trigger
+  const capture = { ...raw, trigger }
+  writeTriggeredReport(buildReport(capture, data.pkg, withoutMain(data, mainFailure)), trigger, data.options)
 }
 
 const addon = loadAddon()

@@ -8,6 +8,7 @@
 #include <condition_variable>
 #include <cstdio>
 #include <mutex>
+#include <string>
 
 #include "../capture/js_stacks.h"
 #include "../convert.h"
@@ -47,9 +48,13 @@ struct Main {
   napi_env env = nullptr;
   Napi::FunctionReference on_report;
   v8::Isolate* isolate = nullptr;
+  // The context the reporter was attached in (the main thread's own): the
+  // interrupt may land while the thread runs in a vm context, whose realm
+  // the capture's objects must not be made in.
+  v8::Global<v8::Context> context;
   std::shared_ptr<Job> offered;       // the report being offered, while it is
+  std::shared_ptr<Job> writing;       // claimed by the event loop, until MainReportEnded
   bool interrupt_outstanding = false;  // at most one interrupt pending
-  bool held = false;                   // HoldInterruptReports
 };
 
 Main& M() {
@@ -72,16 +77,46 @@ void CallOnMain(Napi::Env env, Napi::Function on_report, std::shared_ptr<Job>* d
     std::lock_guard<std::mutex> lock(M().mu);
     if (!job->owner.compare_exchange_strong(expected, Job::kMain)) return;  // too late: written elsewhere
     M().claimed.notify_all();
+    M().writing = job;  // kept until MainReportEnded: it may be handed back
   }
   on_report.Call({CaptureToJs(env, *job->capture, job->trigger), Napi::Boolean::New(env, false)});
+}
+
+// The main thread claimed the report but could not write it: a reporter
+// environment writes it instead, told why, so that the trigger still gets
+// its one report. Launched from here, the main thread: the watchdog stopped
+// waiting for the job once it was claimed.
+void HandBack(Job& job, const std::string& why_not) {
+  job.trigger.main_failure = why_not;
+  std::string why = LaunchReporterEnv(&job.capture, job.trigger);
+  if (why.empty()) return;  // the environment calls ReportDone
+  fprintf(stderr,
+          "guru-meditation: the main thread could not write the report (%s) and the reporter environment could "
+          "not start (%s): the report is lost\n",
+          why_not.c_str(), why.c_str());
+  ReportDone();
+}
+
+// What the pending exception says, without running JavaScript: the thread
+// may have no stack left for it.
+std::string ExceptionText(Napi::Env env) {
+  Napi::Value error = env.GetAndClearPendingException().Value();
+  std::string text = "an exception";
+  if (error.IsObject()) {
+    Napi::Value message = error.As<Napi::Object>().Get("message");
+    if (message.IsString()) text = message.As<Napi::String>().Utf8Value();
+  }
+  if (env.IsExceptionPending()) env.GetAndClearPendingException();
+  return text;
 }
 
 // On the main thread, between two JavaScript operations of whatever it is
 // busy with (V8 runs interrupts at stack checks: function entries, loop back
 // edges, Atomics.wait). The report is written here synchronously, as oslo's
 // Python signal handler does between two bytecodes; nothing may escape into
-// the interrupted code.
-void OnMainInterrupt(v8::Isolate*, void*) {
+// the interrupted code. Once claimed, the report is written here or handed
+// back: on_report returns true when written, else why not.
+void OnMainInterrupt(v8::Isolate* isolate, void*) {
   Main& m = M();
   std::shared_ptr<Job> job;
   {
@@ -89,22 +124,37 @@ void OnMainInterrupt(v8::Isolate*, void*) {
     m.interrupt_outstanding = false;
     job = m.offered;
     int expected = Job::kNobody;
-    if (!job || !m.attached || m.held || !job->owner.compare_exchange_strong(expected, Job::kMain)) return;
+    if (!job || !m.attached || !job->owner.compare_exchange_strong(expected, Job::kMain)) return;
     m.claimed.notify_all();
   }
   Napi::Env env(m.env);
   Napi::HandleScope scope(env);
+  v8::Context::Scope context_scope(m.context.Get(isolate));
   Napi::Value capture = CaptureToJs(env, *job->capture, job->trigger);
-  if (!env.IsExceptionPending()) m.on_report.Call({capture, Napi::Boolean::New(env, true)});
+  Napi::Value written;
+  if (!env.IsExceptionPending()) written = m.on_report.Call({capture, Napi::Boolean::New(env, true)});
   if (env.IsExceptionPending()) {
-    // The script catches its own errors: this is the call itself failing.
-    env.GetAndClearPendingException();
-    fputs("guru-meditation: the report could not be written on the busy main thread\n", stderr);
+    // The script catches its own errors: this is its call failing, such as
+    // an interrupt that landed with no stack left for it.
+    HandBack(*job, "its JavaScript could not run there: " + ExceptionText(env));
+  } else if (written.IsString()) {
+    HandBack(*job, written.As<Napi::String>().Utf8Value());
+  } else {
     ReportDone();
   }
 }
 
 }  // namespace
+
+void MainReportEnded(const std::string& why_not) {
+  std::shared_ptr<Job> job;
+  {
+    std::lock_guard<std::mutex> lock(M().mu);
+    job = std::move(M().writing);
+  }
+  if (job && !why_not.empty()) HandBack(*job, why_not);
+  else ReportDone();
+}
 
 void AttachMainReporter(Napi::Env env, Napi::Function on_report, int pickup_ms) {
   Main& m = M();
@@ -118,11 +168,7 @@ void AttachMainReporter(Napi::Env env, Napi::Function on_report, int pickup_ms) 
   m.env = env;
   m.on_report = Napi::Persistent(on_report);
   m.isolate = v8::Isolate::GetCurrent();
-}
-
-void HoldInterruptReports(bool hold) {
-  std::lock_guard<std::mutex> lock(M().mu);
-  M().held = hold;
+  m.context.Reset(m.isolate, m.isolate->GetCurrentContext());
 }
 
 bool DispatchReport(std::unique_ptr<Capture> capture, const Trigger& trigger) {

@@ -18,6 +18,9 @@ struct Trigger {
   int coalesced = 0;   // triggers folded into this report while one was in flight
   std::string out_path;  // "cli": where the report goes instead
   std::string format;    // "cli": "text", "json", or "" for the configured one
+  // Set when the main thread took the report but could not write it, and
+  // handed it to a reporter environment (reporter/dispatch.cc): why.
+  std::string main_failure = {};
 };
 
 // Called on the watchdog thread with a finished capture. Returns false when

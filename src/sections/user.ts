@@ -1,6 +1,7 @@
 // User sections from registerSection, each run on its own deadline so a slow
 // or failing generator costs only its own section.
 import type { UserSection } from '../model'
+import { safeJsonStringify } from '../util/json-safe'
 
 export type SectionGenerator = () => unknown
 
@@ -30,9 +31,6 @@ function content (value: unknown): unknown {
   if (typeof value === 'string') {
     return value.length > MAX_CONTENT_CHARS ? value.slice(0, MAX_CONTENT_CHARS) + `\n… (${value.length - MAX_CONTENT_CHARS} more characters)` : value
   }
-  // Loaded at the first report: not on the set-up path.
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const { safeJsonStringify } = require('../util/json-safe') as typeof import('../util/json-safe')
   const json = safeJsonStringify(value, 0)
   if (json.length > MAX_CONTENT_CHARS) return `[value too large: ${json.length} characters of JSON, limit ${MAX_CONTENT_CHARS}]`
   return JSON.parse(json)
