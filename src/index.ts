@@ -6,6 +6,7 @@ import type { Configuration, Report } from './model'
 import { loadAddon, type Addon, type RawCapture } from './native'
 import { checkVersion, OptionError, resolveOptions, type Format, type Options, type ResolvedOptions } from './options'
 import type { LiveParts } from './report'
+import { configureRedaction, serializeKeys } from './redact'
 import { flattenConfig } from './sections/configuration'
 import { staticPackage, type StaticPackage, type VersionInfo } from './sections/package'
 import { onSectionsChanged, registerSection, runSections, runSectionsSync, sectionNames, type SectionGenerator } from './sections/user'
@@ -146,6 +147,7 @@ function reporterData ({ options, pkg, confSnapshot }: State): string {
   // computing it here would cost every start-up.
   const data: ReporterData = {
     options: rest,
+    secretKeys: serializeKeys(secretKeys),
     pkg,
     confSnapshot: { application: confSnapshot, runtime: {} },
     sectionNames: sectionNames(),
@@ -213,6 +215,8 @@ export function setupAutorun (version?: VersionInfo, options: Options = {}): voi
   const resolved = resolveOptions(options)
   const native = addon()
   if (!onMainThread(native)) throw new Error('guru-meditation: setupAutorun must be called on the main thread')
+  // First: every section masks by these rules from now on.
+  configureRedaction({ secretKeys: resolved.secretKeys, sectionText: resolved.maskSectionText })
   const pkg = staticPackage(version, resolved.serviceName, resolved.secretKeys)
   const confSnapshot = flattenConfig(resolved.conf, resolved.secretKeys)
   const created = resolved.fileEventHandler ? ensureTriggerFile(resolved.fileEventHandler) : false

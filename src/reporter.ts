@@ -9,6 +9,7 @@ import { loadAddon, type RawCapture } from './native'
 import type { ResolvedOptions } from './options'
 import { writeReportText } from './output'
 import { buildReport, writeTriggeredReport, type LiveParts } from './report'
+import { configureRedaction, parseKeys, type SerializedKey } from './redact'
 import type { StaticPackage } from './sections/package'
 import { runtimeConfig } from './sections/configuration'
 import { unavailableSections } from './sections/user'
@@ -16,6 +17,8 @@ import { unavailableSections } from './sections/user'
 /** What the reporter needs from setup, as JSON (kept current by the main thread). */
 export interface ReporterData {
   options: Omit<ResolvedOptions, 'conf' | 'secretKeys'>
+  /** The application's secretKeys, RegExps as source and flags. */
+  secretKeys: SerializedKey[]
   pkg: StaticPackage
   /** The configuration as of setup, for when the main thread cannot answer. */
   confSnapshot: Configuration
@@ -35,6 +38,7 @@ function withoutMain (data: ReporterData): LiveParts {
 }
 
 function report (capture: RawCapture, data: ReporterData): void {
+  configureRedaction({ secretKeys: parseKeys(data.secretKeys), sectionText: data.options.maskSectionText })
   writeTriggeredReport(buildReport(capture, data.pkg, withoutMain(data)), capture.trigger, data.options)
 }
 

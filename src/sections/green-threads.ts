@@ -7,7 +7,7 @@ import os from 'node:os'
 import type { GreenHandle, GreenPromises, GreenThread, GreenThreads } from '../model'
 import type { RawCapture, RawHandle, RawLoop, RawThread } from '../native'
 import { duration as seconds } from '../util/duration'
-import { maskArgs } from './configuration'
+import { maskArgs } from '../redact'
 
 // What the handle types are to a reader of Node code.
 const TYPE_NAMES: Record<string, string> = {
