@@ -63,6 +63,13 @@ const SECRET_WORDS = [
 // start a word of the key (`authorization`, `x-auth-token`, `basicAuth`),
 // `pass` must be one (`DB_PASS`).
 const SECRET_WORD = /^(?:auth|pass$)/
+// A signature in a query or a header (`X-Amz-Signature`, `sig`) is the credential.
+const SECRET_LAST_WORDS = new Set(['sig', 'signature'])
+// Keys that describe a secret rather than hold it: `secretName`,
+// `DB_PASSWORD_FILE`, `tokenUrl`, `sessionTtl`, `--no-auth-warning`. Their
+// values are still masked as text.
+const DESCRIBING_WORDS = new Set(['name', 'names', 'file', 'path', 'dir', 'url', 'uri', 'endpoint', 'type', 'algorithm',
+  'length', 'ttl', 'expiry', 'expires', 'enabled', 'required', 'timeout', 'count', 'warning'])
 
 // A leaf named only generically is secret under a credential or a service.
 const GENERIC_LEAVES = new Set(['key', 'keys', 'value', 'val', 'id', 'secret', 'pass', 'code', 'pin', 'sig', 'signature', 'salt', 'hash', 'sid'])
@@ -102,10 +109,12 @@ export function matchesSecretKeys (key: string, extra: SecretKeys): boolean {
 /** Whether a key names a secret by itself; extra: the application's secretKeys. */
 export function isSecretKey (key: string, extra: SecretKeys = settings.secretKeys): boolean {
   try {
-    const squashed = key.toLowerCase().replace(/[^a-z0-9]/g, '')
-    return SECRET_WORDS.some((w) => squashed.includes(w)) ||
-      words(key).some((w) => SECRET_WORD.test(w)) ||
-      matchesSecretKeys(key, extra)
+    if (matchesSecretKeys(key, extra)) return true
+    const all = words(key)
+    const last = all[all.length - 1]
+    if (last === undefined || DESCRIBING_WORDS.has(last) || (all[0] === 'no' && all.length > 1)) return false
+    const squashed = all.join('')
+    return SECRET_WORDS.some((w) => squashed.includes(w)) || all.some((w) => SECRET_WORD.test(w)) || SECRET_LAST_WORDS.has(last)
   } catch {
     return true // when in doubt, mask
   }
@@ -173,7 +182,7 @@ const TOKEN_SHAPES: string[] = [
   String.raw`lin_api_[A-Za-z0-9]{40}`, // Linear
   String.raw`NRAK-[A-Z0-9]{27}`, // New Relic
   String.raw`dt0c01\.[A-Z0-9]{24}\.[A-Z0-9]{64}`, // Dynatrace
-  String.raw`sntr[ysu]_[A-Za-z0-9+/=_]{40,512}`, // Sentry auth tokens
+  String.raw`sntry[su]_[A-Za-z0-9+/=_]{40,512}`, // Sentry auth tokens
   String.raw`shp(?:at|ca|pa|ss)_[a-fA-F0-9]{32}`, // Shopify
   String.raw`sq0(?:atp|csp)-[0-9A-Za-z_-]{22,43}`, String.raw`EAAA[0-9A-Za-z_-]{60}`, // Square
   String.raw`access_token\$production\$[0-9a-z]{16}\$[0-9a-f]{32}`, // PayPal Braintree
@@ -211,7 +220,8 @@ const PEM_PRIVATE_KEY = /-----BEGIN [A-Z0-9 ]{0,40}PRIVATE KEY[A-Z0-9 ]{0,20}---
 // `scheme://user:password@host`: everything up to the last `@` of the
 // authority goes, since an unencoded `@` in a password is common.
 const URL_USERINFO = /(?<![a-z0-9+.-])([a-z][a-z0-9+.-]{0,31}:\/\/)[^\s/?#]{1,2048}@/gi
-const BEARER = /\b(Bearer)\s+[A-Za-z0-9\-._~+/]{1,4096}=*/gi
+// A token has a digit or a sign, or is long: `Bearer of good news` is prose.
+const BEARER = /\b(Bearer)\s+(?=[A-Za-z]{0,4096}[0-9\-._~+/]|[A-Za-z]{16})[A-Za-z0-9\-._~+/]{1,4096}=*/gi
 // `password=x`, `"token": "x"`, `?api_key=x&`, `--db-password x`,
 // `STRIPE_KEY=x`. The key is a whole run of `[\w.-]` holding a secret word
 // or ending with a generic one (decided by isSecretPath); a run inside a URL
@@ -229,7 +239,7 @@ const KEY_VALUE = new RegExp(
 // `sshpass -p SECRET`, `redis-cli -a SECRET`, `curl -u user:SECRET`.
 const MYSQL = /(?:^|[\s/])(?:mysql\w*|mariadb[\w-]*)\s/i
 const MYSQL_P = /(\s-p)(?![\s-])\S+/g
-const SHORT_FLAG_PASSWORD = /((?:^|[\s/])(?:sshpass\s+-p|redis-cli\b[^\n]{0,1024}?\s-a)\s*)[^\s-]\S*/g
+const SHORT_FLAG_PASSWORD = /((?:^|[\s/])(?:sshpass\s+-p|(?:redis-cli|docker\s+login)\b[^\n]{0,1024}?\s-[ap](?=\s))\s*)[^\s-]\S*/g
 const CURL_USER = /((?:^|\s)(?:-u|--user|-U|--proxy-user)\s*['"]?[^\s:'"]{1,256}:)[^\s'"]+/g
 
 function maskKeyValues (s: string, extra: SecretKeys, depth = 0): string {
@@ -282,7 +292,8 @@ function basename (p: string): string {
 export function maskArgs (args: readonly string[], extra: SecretKeys = settings.secretKeys): string[] {
   const program = typeof args[0] === 'string' ? basename(args[0]) : ''
   const mysql = /^(?:mysql\w*|mariadb[\w-]*)$/i.test(program)
-  const shortPassword = program === 'sshpass' ? '-p' : program === 'redis-cli' ? '-a' : null
+  const shortPassword = program === 'sshpass' ? '-p' : program === 'redis-cli' ? '-a' : program === 'docker' && args[1] === 'login' ? '-p' : null
+  const curl = program === 'curl'
   return args.map((arg, i) => {
     try {
       if (typeof arg !== 'string') return String(arg)
@@ -290,6 +301,7 @@ export function maskArgs (args: readonly string[], extra: SecretKeys = settings.
       if (typeof previous === 'string' && FLAG.test(previous) && !arg.startsWith('-')) {
         if (previous === shortPassword || isSecretPath([], previous.replace(/^-+/, ''), extra)) return MASK
       }
+      if (curl && /^(?:-u|--user|-U|--proxy-user)$/.test(previous ?? '') && arg.includes(':')) return `${arg.slice(0, arg.indexOf(':'))}:${MASK}`
       const flag = /^(--?[\w.-]+)=/.exec(arg)
       if (flag && isSecretPath([], flag[1].replace(/^-+/, ''), extra)) return `${flag[1]}=${MASK}`
       if (mysql && /^-p./.test(arg)) return `-p${MASK}`
