@@ -215,8 +215,6 @@ export function setupAutorun (version?: VersionInfo, options: Options = {}): voi
   const resolved = resolveOptions(options)
   const native = addon()
   if (!onMainThread(native)) throw new Error('guru-meditation: setupAutorun must be called on the main thread')
-  // First: every section masks by these rules from now on.
-  configureRedaction({ secretKeys: resolved.secretKeys, sectionText: resolved.maskSectionText })
   const pkg = staticPackage(version, resolved.serviceName, resolved.secretKeys)
   const confSnapshot = flattenConfig(resolved.conf, resolved.secretKeys)
   const created = resolved.fileEventHandler ? ensureTriggerFile(resolved.fileEventHandler) : false
@@ -243,6 +241,8 @@ export function setupAutorun (version?: VersionInfo, options: Options = {}): voi
     nodeVersion: process.version
   })
   const first = !state
+  // Every section masks by these rules from now on.
+  configureRedaction({ secretKeys: resolved.secretKeys, sectionText: resolved.maskSectionText })
   state = { options: resolved, pkg, confSnapshot }
   if (first) {
     native.prepareReporter(path.join(__dirname, 'reporter.js'), reporterData(state))

@@ -87,6 +87,41 @@ const CREDENTIAL_GROUPS = new Set([
   'intercom', 'sentry', 'doppler', 'pulumi', 'terraform', 'grafana', 'supabase', 'clerk', 'resend', 'klaviyo', 'zoom'
 ])
 
+// What a key's words say, computed once per key: a report judges the same
+// keys over and over. Bounded: cleared when full.
+const MAX_CACHED = 10_000
+const byWords = new Map<string, KeyWords>()
+
+interface KeyWords {
+  /** A secret word, or a secret last word, and no describing last word. */
+  secret: boolean
+  /** The last word is a generic leaf. */
+  generic: boolean
+  /** A word names a credential or a service. */
+  credential: boolean
+  /** The words before the last name one. */
+  credentialBeforeLast: boolean
+}
+
+function keyWords (key: string): KeyWords {
+  let w = byWords.get(key)
+  if (w !== undefined) return w
+  const all = words(key)
+  const last = all[all.length - 1]
+  const describing = last === undefined || DESCRIBING_WORDS.has(last) || (all[0] === 'no' && all.length > 1)
+  const squashed = all.join('')
+  const credentialBeforeLast = all.slice(0, -1).some((x) => CREDENTIAL_GROUPS.has(x))
+  w = {
+    secret: !describing && (SECRET_WORDS.some((s) => squashed.includes(s)) || all.some((x) => SECRET_WORD.test(x)) || SECRET_LAST_WORDS.has(last)),
+    generic: last !== undefined && GENERIC_LEAVES.has(last),
+    credential: credentialBeforeLast || (last !== undefined && CREDENTIAL_GROUPS.has(last)),
+    credentialBeforeLast
+  }
+  if (byWords.size >= MAX_CACHED) byWords.clear()
+  byWords.set(key, w)
+  return w
+}
+
 function words (key: string): string[] {
   return key.replace(/([a-z0-9])([A-Z])/g, '$1 $2').replace(/([A-Z])([A-Z][a-z])/g, '$1 $2')
     .toLowerCase().split(/[^a-z0-9]+/).filter((w) => w !== '')
@@ -109,12 +144,7 @@ export function matchesSecretKeys (key: string, extra: SecretKeys): boolean {
 /** Whether a key names a secret by itself; extra: the application's secretKeys. */
 export function isSecretKey (key: string, extra: SecretKeys = settings.secretKeys): boolean {
   try {
-    if (matchesSecretKeys(key, extra)) return true
-    const all = words(key)
-    const last = all[all.length - 1]
-    if (last === undefined || DESCRIBING_WORDS.has(last) || (all[0] === 'no' && all.length > 1)) return false
-    const squashed = all.join('')
-    return SECRET_WORDS.some((w) => squashed.includes(w)) || all.some((w) => SECRET_WORD.test(w)) || SECRET_LAST_WORDS.has(last)
+    return keyWords(key).secret || matchesSecretKeys(key, extra)
   } catch {
     return true // when in doubt, mask
   }
@@ -130,10 +160,9 @@ export function isSecretPath (groups: readonly string[], key: string, extra: Sec
   try {
     if (isSecretKey(key, extra)) return true
     if (extra.length > 0 && groups.length > 0 && matchesSecretKeys([...groups, key].join('.'), extra)) return true
-    const own = words(key)
-    if (own.length === 0 || !GENERIC_LEAVES.has(own[own.length - 1])) return false
-    return own.slice(0, -1).some((w) => CREDENTIAL_GROUPS.has(w)) ||
-      groups.some((g) => words(g).some((w) => CREDENTIAL_GROUPS.has(w)))
+    const own = keyWords(key)
+    if (!own.generic) return false
+    return own.credentialBeforeLast || groups.some((g) => keyWords(g).credential)
   } catch {
     return true
   }

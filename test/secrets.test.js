@@ -110,3 +110,17 @@ for (const mode of ['idle', 'blocked']) {
     })
   }
 }
+
+t.test('maskSectionText off (GMR_MASK_SECTION_TEXT=0): sections\' strings as given, secret paths and errors still masked', async t => {
+  const dir = tmpDir(t)
+  const child = spawnService(t, [APP, dir, 'idle', ...corpus.argv], { ...corpus.env, GMR_FORMAT: 'json', GMR_MASK_SECTION_TEXT: '0' })
+  await until('ready', () => child.stdoutText.includes('ready'), 15000, child)
+  process.kill(child.pid, 'SIGUSR2')
+  const [file] = await waitForReports(dir, 1, 20000, child)
+  const r = JSON.parse(fs.readFileSync(file, 'utf8'))
+  const sections = Object.fromEntries(r.sections.map(s => [s.name, s]))
+  t.equal(sections.Deploy.content, 'published by CI with npm_SectionTextToken65abcdefghijklmnopqrst to the registry', 'the text as the application wrote it')
+  t.same(sections.Billing.content, { stripe: { key: '***' }, plan: 'team-orders' }, 'a secret path is still masked')
+  t.equal(sections.Upstream.error, 'the generator threw: upstream refused key ***', 'and so is an error message')
+  t.equal(r.configuration.application['notes.hook'], '***', 'the rest of the report is masked as usual')
+})
