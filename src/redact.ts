@@ -286,6 +286,10 @@ function maskKeyValues (s: string, extra: SecretKeys, depth = 0): string {
 /** Masks secrets inside free text: token shapes, PEM private keys, URL credentials, bearer tokens, secret `key=value` pairs and flags, mysql's `-p…`. */
 export function maskText (s: string, extra: SecretKeys = settings.secretKeys): string {
   try {
+    // Every pattern needs a space, `=` or `:`, or 15 characters (the
+    // shortest token shape): most arguments and keys are spared the work,
+    // and set-up the compiling of the patterns.
+    if (s.length < 15 && !/[\s=:]/.test(s)) return s
     let out = s
       .replace(PEM_PRIVATE_KEY, MASK)
       .replace(TOKEN, MASK)

@@ -80,6 +80,13 @@ t.test('redactJson: user section content', async t => {
   t.same(redactJson(JSON.parse('{"__proto__": {"password": "p"}}'), true, []), JSON.parse('{"__proto__": {"password": "***"}}'), '__proto__ stays a key')
 })
 
+t.test('short text: the quick path skips nothing maskable', async t => {
+  t.equal(maskText('xoxb-1234567890', []), MASK, 'the shortest token shape (15 characters)')
+  t.equal(maskText('pwd=x', []), `pwd=${MASK}`, 'a short pair')
+  t.equal(maskText('--pass x', []), `--pass ${MASK}`, 'a short flag and value')
+  t.equal(maskText('server.js', []), 'server.js')
+})
+
 t.test('stays fast on pathological input', async t => {
   // A bound, not a timing: quadratic behaviour would take minutes here.
   for (const s of ['password-'.repeat(1e5), 'a.'.repeat(5e5), 'http://'.repeat(1e5), 'token="'.repeat(1e5),
