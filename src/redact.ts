@@ -77,7 +77,7 @@ const GENERIC_LEAVES = new Set(['key', 'keys', 'value', 'val', 'id', 'secret', '
 const CREDENTIAL_GROUPS = new Set([
   'api', 'apis', 'encryption', 'decryption', 'signing', 'crypto', 'cipher', 'hmac', 'jwt', 'jws', 'jwe', 'oauth', 'oauth2',
   'oidc', 'saml', 'sso', 'webhook', 'webhooks', 'license', 'licence', 'master', 'access', 'private', 'keyring', 'keystore',
-  'vault', 'kms', 'license', 'recaptcha', 'captcha', 'hcaptcha', 'turnstile',
+  'vault', 'kms', 'recaptcha', 'captcha', 'hcaptcha', 'turnstile',
   'aws', 'gcp', 'google', 'azure', 'stripe', 'slack', 'github', 'gitlab', 'bitbucket', 'npm', 'twilio', 'sendgrid', 'mailgun',
   'mailchimp', 'mandrill', 'postmark', 'sparkpost', 'mailjet', 'brevo', 'sendinblue', 'paypal', 'braintree', 'square', 'adyen',
   'shopify', 'openai', 'anthropic', 'huggingface', 'cohere', 'datadog', 'newrelic', 'algolia', 'pusher', 'firebase', 'heroku',

@@ -31,11 +31,10 @@ const MAX_CONTENT_CHARS = 256 * 1024
 function content (value: unknown): unknown {
   const { sectionText } = redactionSettings()
   if (typeof value === 'string') {
-    // Masked a little past the cut, so that no secret is cut in two.
-    const window = value.length > MAX_CONTENT_CHARS ? value.slice(0, MAX_CONTENT_CHARS + 4096) : value
-    const text = (sectionText ? maskText(window) : window).slice(0, MAX_CONTENT_CHARS)
     if (value.length <= MAX_CONTENT_CHARS) return sectionText ? maskText(value) : value
-    return text + `\n… (${value.length - MAX_CONTENT_CHARS} more characters)`
+    // Masked a little past the cut, so that no secret is cut in two.
+    const window = value.slice(0, MAX_CONTENT_CHARS + 4096)
+    return (sectionText ? maskText(window) : window).slice(0, MAX_CONTENT_CHARS) + `\n… (${value.length - MAX_CONTENT_CHARS} more characters)`
   }
   // Loaded at the first report: not on the set-up path.
   // eslint-disable-next-line @typescript-eslint/no-require-imports
