@@ -91,7 +91,7 @@ for (const mode of ['idle', 'blocked']) {
         })(r.processes)
         t.ok(me, 'the service is in the process tree')
         t.match(me.command, /--db-url postgres:\/\/\*\*\*@orders-db/, 'its command line is masked too')
-        const childCommand = 'mysql -e setInterval(() => {}, 1000) -- -h mysql.example.com -u app -p*** --auth-token *** orders'
+        const childCommand = 'mysql -e setInterval(() => {}, 1000) -- -h mysql.example.com -u app -p*** --auth-token *** --merchant-id *** orders'
         t.ok(me.children.some(c => c.command === childCommand), `a child's command line is masked: ${JSON.stringify(me.children.map(c => c.command))}`)
         const handles = r.greenThreads.threads.flatMap(g => g.handles).filter(h => h.type === 'process')
         t.ok(handles.some(h => h.description.endsWith(`: ${childCommand}`)), `and so is its green thread: ${JSON.stringify(handles.map(h => h.description))}`)
