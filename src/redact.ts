@@ -303,11 +303,6 @@ export function maskText (s: string, extra: SecretKeys = settings.secretKeys): s
   }
 }
 
-/** Whether a whole string is one token of a known shape. */
-export function isTokenShaped (s: string): boolean {
-  return maskText(s, []) === MASK
-}
-
 // ---------------------------------------------------------------- command lines
 
 const FLAG = /^--?[\w.-]+$/
@@ -319,8 +314,9 @@ function basename (p: string): string {
 /**
  * Command-line arguments, masked: the value after a secret flag
  * (`--password x`), `--token=x`, mysql's `-px`, sshpass' `-p x`,
- * redis-cli's `-a x`, and secrets in any argument. For argv, execArgv,
- * NODE_OPTIONS, child processes and lists of strings in the configuration.
+ * redis-cli's `-a x`, docker login's `-p x`, curl's `-u user:x`, and
+ * secrets in any argument. For argv, execArgv, child processes and lists of
+ * strings in the configuration.
  */
 export function maskArgs (args: readonly string[], extra: SecretKeys = settings.secretKeys): string[] {
   const program = typeof args[0] === 'string' ? basename(args[0]) : ''
@@ -343,11 +339,6 @@ export function maskArgs (args: readonly string[], extra: SecretKeys = settings.
       return MASK
     }
   })
-}
-
-/** A command line read as one string (NODE_OPTIONS): split on spaces, masked as arguments. */
-export function maskCommandLine (s: string, extra: SecretKeys = settings.secretKeys): string {
-  return maskArgs(s.split(' '), extra).join(' ')
 }
 
 // ---------------------------------------------------------------- plain data
