@@ -10,6 +10,14 @@ const { FIXTURES, spawnNode, tmpDir, until, waitForReports } = require('./helper
 
 const APP = path.join(FIXTURES, 'conf-as-data.js')
 
+/** Whether the main thread sleeps (in epoll, its loop idle): a signal then finds it free. */
+function asleep (pid) {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/task/${pid}/stat`, 'utf8')
+    return stat.slice(stat.lastIndexOf(')') + 2).startsWith('S')
+  } catch { return false }
+}
+
 const EXPECTED = {
   'plain.host': 'db.example.com',
   'plain.port': '5432',
@@ -41,13 +49,15 @@ const EXPECTED = {
 for (const mode of ['idle', 'busy']) {
   t.test(`a getter- and Proxy-heavy conf, ${mode === 'idle' ? 'reported by the event loop' : 'reported from an interrupt of a busy main thread'}: listed as data, no call`, async t => {
     const dir = tmpDir(t)
-    const child = spawnNode(t, [APP, dir, mode], { env: { GMR_FORMAT: 'json' } })
+    const child = spawnNode(t, [APP, dir, mode], { env: { GMR_FORMAT: 'json' }, stdin: 'pipe' })
     await until('ready', () => child.stdoutText.includes(mode === 'busy' ? 'busy' : 'ready'), 15000, child)
+    if (mode === 'idle') await until('the main thread asleep in its loop', () => asleep(child.pid), 15000, child)
     process.kill(child.pid, 'SIGUSR2')
     const [file] = await waitForReports(dir, 1, 20000, child)
     const r = JSON.parse(fs.readFileSync(file, 'utf8'))
     t.match(r.package.writtenBy, mode === 'idle' ? /event loop/ : /interrupt/, 'written where this test means')
     t.same(r.configuration.application, EXPECTED, 'the configuration as data')
+    if (mode === 'idle') child.stdin.write('tell\n')
     const line = await until('the count of calls', () => /calls (\[.*\])\n/.exec(child.stdoutText), 15000, child)
     t.same(JSON.parse(line[1]), [], 'the application saw no call into its configuration')
     t.notOk(/Hidden\d/.test(JSON.stringify(r)), 'no value from behind a getter or Proxy')
