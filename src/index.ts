@@ -7,6 +7,7 @@ import { loadAddon, type Addon, type RawCapture } from './native'
 import { checkVersion, OptionError, resolveOptions, type Format, type Options, type ResolvedOptions } from './options'
 import type { LiveParts } from './report'
 import { loadedReportModules, preloadReportModules, reportModules, type ReportModules } from './report-modules'
+import { configureRedaction, serializeKeys } from './redact'
 import { flattenConfig, runtimeConfig } from './sections/configuration'
 import { staticPackage, type StaticPackage, type VersionInfo } from './sections/package'
 import { onSectionsChanged, registerSection, runSections, runSectionsSync, sectionNames, unavailableSections, type SectionGenerator } from './sections/user'
@@ -177,6 +178,7 @@ function reporterData ({ options, pkg, confSnapshot }: State): string {
   // computing it here would cost every start-up.
   const data: ReporterData = {
     options: rest,
+    secretKeys: serializeKeys(secretKeys),
     pkg,
     confSnapshot: { application: confSnapshot, runtime: {} },
     sectionNames: sectionNames(),
@@ -270,6 +272,8 @@ export function setupAutorun (version?: VersionInfo, options: Options = {}): voi
     nodeVersion: process.version
   })
   const first = !state
+  // Every section masks by these rules from now on.
+  configureRedaction({ secretKeys: resolved.secretKeys, sectionText: resolved.maskSectionText })
   state = { options: resolved, pkg, confSnapshot }
   if (first) {
     native.prepareReporter(path.join(__dirname, 'reporter.js'), reporterData(state))

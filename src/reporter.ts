@@ -9,6 +9,7 @@ import { loadAddon, type RawCapture } from './native'
 import type { ResolvedOptions } from './options'
 import { writeReportText } from './output'
 import { buildReport, writeTriggeredReport, type LiveParts } from './report'
+import { configureRedaction, parseKeys, type SerializedKey } from './redact'
 import type { StaticPackage } from './sections/package'
 import { runtimeConfig } from './sections/configuration'
 import { unavailableSections } from './sections/user'
@@ -16,6 +17,8 @@ import { unavailableSections } from './sections/user'
 /** What the reporter needs from setup, as JSON (kept current by the main thread). */
 export interface ReporterData {
   options: Omit<ResolvedOptions, 'conf' | 'secretKeys'>
+  /** The application's secretKeys, RegExps as source and flags. */
+  secretKeys: SerializedKey[]
   pkg: StaticPackage
   /** The configuration as of setup, for when the main thread cannot answer. */
   confSnapshot: Configuration
@@ -37,6 +40,7 @@ function withoutMain (data: ReporterData, mainFailure: string | undefined): Live
 }
 
 function report (raw: RawCapture, data: ReporterData): void {
+  configureRedaction({ secretKeys: parseKeys(data.secretKeys), sectionText: data.options.maskSectionText })
   // Why the main thread handed the report back goes into its errors, not
   // into its trigger.
   const { mainFailure, ...trigger } = raw.trigger

@@ -2,7 +2,7 @@
 import os from 'node:os'
 import type { PackageInfo } from '../model'
 import { applicationPackage } from '../options'
-import { maskArgs } from './configuration'
+import { maskArgs } from '../redact'
 
 /** oslo's version object, `{ name, version }`, or a plain version string. */
 export type VersionInfo =
