@@ -21,6 +21,7 @@
 #include "green/promise_tracker.h"
 #include "fatal/fatal_signal.h"
 #include "reporter/dispatch.h"
+#include "reporter/fallback_report.h"
 #include "reporter/reporter_env.h"
 #include "util/test_hooks.h"
 #include "watchdog/watchdog.h"
@@ -83,8 +84,9 @@ Napi::Value Configure(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
-// configureFatal({ enabled, logDir, serviceName }): the reportOnFatalSignal
-// option (fatal/fatal_signal.h).
+// configureFatal({ enabled, logDir, serviceName, nodeVersion }): the
+// reportOnFatalSignal option (fatal/fatal_signal.h). The destination is also
+// the native fallback's (reporter/fallback_report.h), enabled or not.
 Napi::Value ConfigureFatal(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Napi::Object o = info[0].As<Napi::Object>();
@@ -93,6 +95,7 @@ Napi::Value ConfigureFatal(const Napi::CallbackInfo& info) {
   config.log_dir = o.Get("logDir").As<Napi::String>().Utf8Value();
   config.service_name = o.Get("serviceName").As<Napi::String>().Utf8Value();
   config.node_version = o.Get("nodeVersion").As<Napi::String>().Utf8Value();
+  ConfigureFallbackReport(config.log_dir, config.service_name, config.node_version);
   std::string error = ConfigureFatalSignals(config);
   if (!error.empty()) Napi::Error::New(env, error).ThrowAsJavaScriptException();
   // Workers running already get their alternate stacks too.
@@ -135,10 +138,17 @@ Napi::Value EndReporter(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// finishReporterJob(error | null): in the reporter environment, when its
+// script is done with the job; an error has the fallback write the report.
+Napi::Value FinishReporterJobJs(const Napi::CallbackInfo& info) {
+  FinishReporterJob(info[0].IsString() ? info[0].As<Napi::String>().Utf8Value() : "");
+  return info.Env().Undefined();
+}
+
 // takeReporterJob(): in the reporter environment, { capture, data } or null.
 Napi::Value TakeReporterJobJs(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  std::unique_ptr<Capture> capture;
+  std::shared_ptr<const Capture> capture;
   Trigger trigger;
   std::string data;
   if (!TakeReporterJob(&capture, &trigger, &data)) return env.Null();
@@ -250,6 +260,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("prepareReporter", Napi::Function::New(env, PrepareReporter));
   exports.Set("setReporterData", Napi::Function::New(env, SetReporterDataJs));
   exports.Set("takeReporterJob", Napi::Function::New(env, TakeReporterJobJs));
+  exports.Set("finishReporterJob", Napi::Function::New(env, FinishReporterJobJs));
   exports.Set("endReporter", Napi::Function::New(env, EndReporter));
   exports.Set("attachMainReporter", Napi::Function::New(env, AttachMainReporterJs));
   exports.Set("reportDone", Napi::Function::New(env, ReportDoneJs));

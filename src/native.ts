@@ -150,13 +150,15 @@ type Callback = (err: Error | null, capture: RawCapture | null) => void
 
 export interface Addon {
   configure (config: NativeConfig): void
-  /** The reportOnFatalSignal option: installs (or removes) the fatal-signal handlers. */
+  /** The reportOnFatalSignal option: installs (or removes) the fatal-signal handlers. Its destination is also the native fallback's. */
   configureFatal (config: { enabled: boolean, logDir: string, serviceName: string, nodeVersion: string }): void
   /** Main thread: triggered reports run `script` in an environment of their own. */
   prepareReporter (script: string, dataJson: string): void
   setReporterData (dataJson: string): void
   /** In the reporter environment: the capture it was made for. */
   takeReporterJob (): { capture: RawCapture, data: string } | null
+  /** In the reporter environment, done with its job: null when the report is written, else why not (the native fallback then writes it). */
+  finishReporterJob (error: string | null): void
   /** In the reporter environment, when done: its loop ends even with handles left open. */
   endReporter (): void
   /**

@@ -7,7 +7,7 @@
 import type { Configuration } from './model'
 import { loadAddon, type RawCapture } from './native'
 import type { ResolvedOptions } from './options'
-import { writeReportText } from './output'
+import { writeAllSync } from './output'
 import { buildReport, writeTriggeredReport, type LiveParts } from './report'
 import type { StaticPackage } from './sections/package'
 import { runtimeConfig } from './sections/configuration'
@@ -41,12 +41,14 @@ function report (capture: RawCapture, data: ReporterData): void {
 const addon = loadAddon()
 const job = addon.takeReporterJob()
 if (job) {
+  let failure: string | null = null
   try {
     report(job.capture, JSON.parse(job.data) as ReporterData)
   } catch (err) {
-    writeReportText(`guru-meditation: the report failed: ${(err as Error).stack ?? String(err)}\n`, { logDir: null, serviceName: '' }, new Date())
-  } finally {
-    addon.reportDone()
-    addon.endReporter()
+    // The native fallback writes what was captured; the stack goes to stderr.
+    failure = String(err).split('\n')[0] || 'unknown error'
+    try { writeAllSync(2, `guru-meditation: the report failed: ${(err as Error)?.stack ?? String(err)}\n`) } catch {}
   }
+  addon.finishReporterJob(failure)
+  addon.endReporter()
 }

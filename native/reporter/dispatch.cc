@@ -11,6 +11,7 @@
 
 #include "../capture/js_stacks.h"
 #include "../convert.h"
+#include "fallback_report.h"
 #include "reporter_env.h"
 
 namespace gmr {
@@ -31,7 +32,7 @@ bool MainRanJavaScript(const Capture& capture) {
 // One report offered to the main thread; whoever claims it first writes it.
 struct Job {
   enum Owner { kNobody, kMain, kEnvironment };
-  std::unique_ptr<Capture> capture;
+  std::shared_ptr<const Capture> capture;
   Trigger trigger;
   std::atomic<int> owner{kNobody};
 };
@@ -130,7 +131,6 @@ bool DispatchReport(std::unique_ptr<Capture> capture, const Trigger& trigger) {
   job->capture = std::move(capture);
   job->trigger = trigger;
   Main& m = M();
-  bool queued = false;  // a call to the main thread carries the report too
   {
     std::unique_lock<std::mutex> lock(m.mu);
     if (m.attached) {
@@ -138,8 +138,7 @@ bool DispatchReport(std::unique_ptr<Capture> capture, const Trigger& trigger) {
       auto claimed = [&] { return job->owner.load() != Job::kNobody; };
       m.offered = job;
       auto* data = new std::shared_ptr<Job>(job);
-      queued = m.tsfn.NonBlockingCall(data, CallOnMain) == napi_ok;
-      if (!queued) delete data;
+      if (m.tsfn.NonBlockingCall(data, CallOnMain) != napi_ok) delete data;
       auto grace = MainRanJavaScript(*job->capture) ? std::chrono::milliseconds(0) : kLoopGrace;
       if (!m.claimed.wait_for(lock, grace, claimed) && !m.interrupt_outstanding) {
         // Not under m.mu: the interrupt may run at once, and it takes m.mu.
@@ -155,15 +154,12 @@ bool DispatchReport(std::unique_ptr<Capture> capture, const Trigger& trigger) {
   }
   int expected = Job::kNobody;
   if (!job->owner.compare_exchange_strong(expected, Job::kEnvironment)) return true;  // the main thread has it
-  std::string why = LaunchReporterEnv(&job->capture, job->trigger);
+  std::string why = LaunchReporterEnv(job->capture, job->trigger);
   if (why.empty()) return true;
-  fprintf(stderr, "guru-meditation: the reporter environment could not start (%s)%s\n", why.c_str(),
-          queued ? "; the report waits for the main thread" : "; the report is lost");
-  if (!queued) return false;
-  // Not lost: the call queued to the main thread above still carries the
-  // report, and writes it when its loop gets to it.
-  job->owner.store(Job::kNobody);
-  return true;
+  // Written now, natively: the call queued to the main thread may never
+  // run (its thread stuck), and finds the job taken if it does.
+  WriteFallbackReport(*job->capture, job->trigger, "the reporter environment could not start: " + why);
+  return false;  // done: the next trigger may go
 }
 
 }  // namespace gmr

@@ -3,6 +3,11 @@
 // no memory), and a stuck main thread cannot delay it. The environment runs
 // the TypeScript reporter (dist/reporter.js), which takes the capture with
 // TakeReporterJob and writes the report.
+//
+// The capture stays here until the job is finished: when the environment
+// cannot start, or fails after launch (an exception in the formatter, out of
+// memory, torn down, cut short by process exit), the native fallback
+// (fallback_report.h) writes it. Every launched job ends in a report.
 #pragma once
 
 #include <functional>
@@ -17,6 +22,12 @@ class Environment;
 
 namespace gmr {
 
+// At process exit, how long a report being written may take to stop (its
+// environment is stopped at once; the bound covers one that is still being
+// created). Past it, what was captured is written by the fallback and the
+// process ends with _exit: the platform cannot go while the environment runs.
+constexpr int kReporterExitBoundMs = 2000;
+
 // On the main thread at setup: the platform to create environments on and
 // the script they run.
 void ConfigureReporterEnv(node::Environment* main_env, const std::string& script);
@@ -27,13 +38,18 @@ void ReopenReporterEnv();
 // The data the script needs (JSON from the TypeScript side).
 void SetReporterData(const std::string& json);
 
-// Starts an environment for this capture, which it takes. Returns "" or why
-// none could start (the capture is left to the caller then).
-std::string LaunchReporterEnv(std::unique_ptr<Capture>* capture, const Trigger& trigger);
+// Starts an environment for this capture. Returns "" or why none could
+// start (the caller then writes the fallback).
+std::string LaunchReporterEnv(std::shared_ptr<const Capture> capture, const Trigger& trigger);
 
 // In the reporter environment, once: the capture it was started for and the
 // reporter data. False when there is none (the script was loaded otherwise).
-bool TakeReporterJob(std::unique_ptr<Capture>* capture, Trigger* trigger, std::string* data);
+bool TakeReporterJob(std::shared_ptr<const Capture>* capture, Trigger* trigger, std::string* data);
+
+// In the reporter environment, when the script is done with its job:
+// `error` is "" when the report is written, else why not (the fallback then
+// writes it). The next trigger may go.
+void FinishReporterJob(const std::string& error);
 
 // In the reporter environment, when the report is written: the environment
 // ends even if something left a handle open in it.
