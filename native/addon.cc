@@ -207,6 +207,13 @@ Napi::Value ReclaimSignal(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// testHook(name): the test-only hook's value (util/test_hooks.h); 0 in a
+// release build.
+Napi::Value TestHookJs(const Napi::CallbackInfo& info) {
+  std::string name = info[0].As<Napi::String>().Utf8Value();
+  return Napi::Number::New(info.Env(), static_cast<double>(TestHook(name.c_str())));
+}
+
 Napi::Value Info(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Napi::Object o = Napi::Object::New(env);
@@ -269,6 +276,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("meetNewThreads", Napi::Function::New(env, MeetNewThreadsJs));
   exports.Set("reclaimSignal", Napi::Function::New(env, ReclaimSignal));
   exports.Set("info", Napi::Function::New(env, Info));
+  exports.Set("testHook", Napi::Function::New(env, TestHookJs));
   exports.Set("setSwitches", Napi::Function::New(env, SetSwitchesJs));
   exports.Set("codeMapStats", Napi::Function::New(env, CodeMapStatsJs));
   return exports;

@@ -159,6 +159,8 @@ export interface Addon {
   takeReporterJob (): { capture: RawCapture, data: string } | null
   /** In the reporter environment, done with its job: null when the report is written, else why not (the native fallback then writes it). */
   finishReporterJob (error: string | null): void
+  /** A test-only hook's value (native/util/test_hooks.h); 0 in a release build. */
+  testHook (name: string): number
   /** In the reporter environment, when done: its loop ends even with handles left open. */
   endReporter (): void
   /**

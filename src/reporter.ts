@@ -50,5 +50,9 @@ if (job) {
     try { writeAllSync(2, `guru-meditation: the report failed: ${(err as Error)?.stack ?? String(err)}\n`) } catch {}
   }
   addon.finishReporterJob(failure)
-  addon.endReporter()
+  // Test hook: the environment stays up a while after its report, its loop
+  // turning, so that signals sent meanwhile reach it.
+  const linger = addon.testHook('reporter_linger_ms')
+  if (linger > 0) setTimeout(() => addon.endReporter(), linger)
+  else addon.endReporter()
 }

@@ -158,7 +158,7 @@ bool DispatchReport(std::unique_ptr<Capture> capture, const Trigger& trigger) {
   if (why.empty()) return true;
   // Written now, natively: the call queued to the main thread may never
   // run (its thread stuck), and finds the job taken if it does.
-  WriteFallbackReport(*job->capture, job->trigger, "the reporter environment could not start: " + why);
+  WriteFallbackReport(*job->capture, job->trigger, why);
   return false;  // done: the next trigger may go
 }
 

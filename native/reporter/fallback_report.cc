@@ -124,6 +124,7 @@ void Format(SafeText* w, const Capture& capture, const Trigger& trigger, const s
   WriteBox(w, "Threads");
   w->Dec(uint64_t(capture.threads.size())).Str(" threads");
   w->Str(" (capture: ").Dec(capture.total_us / 1000).Str(" ms)\n");
+  if (capture.threads.empty()) w->Str("(the capture could not list the threads: /proc/self/task could not be read, as when no file descriptor is left)\n");
   for (const ThreadCapture& t : capture.threads) WriteThread(w, t);
   if (w->truncated()) w->Str("\n(report truncated)\n");
   w->Char('\n');

@@ -215,18 +215,24 @@ void* ReporterThread(void*) {
   return nullptr;
 }
 
-// At the main environment's exit: a report being written is stopped, and
-// waited for (at most kExitBound), so that it does not run on while the
-// platform goes; no new one starts. Node also runs exit hooks when the
-// process signals itself with no JS listener and then lives on: the main
-// thread reopens when it next gets to run.
+// At the main environment's exit, before the platform goes: no environment
+// starts any more; a report being written in one is stopped (the fallback
+// writes what was captured); a report signal caught but not yet reported
+// is captured and written by the fallback. All within kExitBound. Node
+// also runs exit hooks when the process signals itself with no JS listener
+// and then lives on: the main thread reopens when it next gets to run.
 void StopAtExit(void*) {
   State& s = S();
+  auto deadline = std::chrono::steady_clock::now() + kExitBound;
+  {
+    std::lock_guard<std::mutex> lock(s.mu);
+    s.closing = true;
+    s.finished.notify_all();  // a launch waiting for the previous environment gives up
+    if (s.env) node::Stop(s.env);
+  }
+  bool reported = WaitForTriggeredReports(deadline);
   std::unique_lock<std::mutex> lock(s.mu);
-  s.closing = true;
-  s.finished.notify_all();  // a launch waiting for the previous environment gives up
-  if (s.env) node::Stop(s.env);
-  if (!s.finished.wait_for(lock, kExitBound, [&] { return !s.running; })) {
+  if (!s.finished.wait_until(lock, deadline, [&] { return !s.running; })) {
     // Stuck (in a system call, or still being created on a starved
     // machine): returning would free the platform under it.
     std::shared_ptr<const Capture> job;
@@ -240,6 +246,14 @@ void StopAtExit(void*) {
     ssize_t ignored = write(2, line.data(), line.size());
     (void)ignored;
     _exit(1);
+  }
+  if (!reported) {
+    // Still being captured: the watchdog needs neither the platform nor
+    // V8, and the process may end under it.
+    std::string line = "guru-meditation: report cut short by process exit (still being captured after " +
+                       std::to_string(kReporterExitBoundMs) + " ms)\n";
+    ssize_t ignored = write(2, line.data(), line.size());
+    (void)ignored;
   }
   if (s.schedule_reopen) s.schedule_reopen();
 }
@@ -275,10 +289,11 @@ std::string LaunchReporterEnv(std::shared_ptr<const Capture> capture, const Trig
   // The previous report is written (ReportDone came first) but its
   // environment may still be tearing down.
   s.finished.wait_for(lock, kPreviousTimeout, [&] { return !s.running || s.closing; });
-  if (s.closing) return "report cut short by process exit (no environment starts while the process exits)";
-  if (!s.platform) return "no reporter environment is configured";
-  if (s.running) return "the previous report's environment has not ended after 5 s";
-  if (TestHook("reporter_fail_launch")) return "injected failure (test hook reporter_fail_launch)";
+  if (s.closing) return "report cut short by process exit (no reporter environment starts while the process exits)";
+  const std::string cannot = "the reporter environment could not start: ";
+  if (!s.platform) return cannot + "none is configured";
+  if (s.running) return cannot + "the previous report's environment has not ended after 5 s";
+  if (TestHook("reporter_fail_launch")) return cannot + "injected failure (test hook reporter_fail_launch)";
   pthread_attr_t attr;
   pthread_attr_init(&attr);
   pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
@@ -287,7 +302,7 @@ std::string LaunchReporterEnv(std::shared_ptr<const Capture> capture, const Trig
   // Under s.mu: the thread takes it before it looks for its job.
   int rc = pthread_create(&thread, &attr, ReporterThread, nullptr);
   pthread_attr_destroy(&attr);
-  if (rc != 0) return std::string("no thread for it: ") + strerror(rc);
+  if (rc != 0) return cannot + "no thread for it: " + strerror(rc);
   s.job = std::move(capture);
   s.job_trigger = trigger;
   s.phase = Phase::kWaiting;

@@ -22,10 +22,12 @@ class Environment;
 
 namespace gmr {
 
-// At process exit, how long a report being written may take to stop (its
-// environment is stopped at once; the bound covers one that is still being
-// created). Past it, what was captured is written by the fallback and the
-// process ends with _exit: the platform cannot go while the environment runs.
+// At process exit, how long the exit hook waits for triggered reports: one
+// being written is stopped at once and written by the fallback; one being
+// captured is finished by the fallback; the bound covers an environment
+// still being created on a starved machine. Past it, an environment that
+// has not stopped cannot be left running while the platform goes: the
+// fallback writes its report and the process ends with _exit(1).
 constexpr int kReporterExitBoundMs = 2000;
 
 // On the main thread at setup: the platform to create environments on and
@@ -39,7 +41,7 @@ void ReopenReporterEnv();
 void SetReporterData(const std::string& json);
 
 // Starts an environment for this capture. Returns "" or why none could
-// start (the caller then writes the fallback).
+// start, as the fallback's reason (the caller then writes the fallback).
 std::string LaunchReporterEnv(std::shared_ptr<const Capture> capture, const Trigger& trigger);
 
 // In the reporter environment, once: the capture it was started for and the
