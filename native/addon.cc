@@ -172,8 +172,9 @@ Napi::Value HoldInterruptReportsJs(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// reportDone(): on the main thread, the report it took is written.
 Napi::Value ReportDoneJs(const Napi::CallbackInfo& info) {
-  ReportDone();
+  MainReportDone();
   return info.Env().Undefined();
 }
 

@@ -171,6 +171,7 @@ export interface Addon {
    * writes it.
    */
   attachMainReporter (onReport: (capture: RawCapture, fromInterrupt: boolean) => void, pickupMs: number): void
+  /** Main thread: the report onReport got is written. */
   reportDone (): void
   /** Main thread, around the first load of the report's modules: no report is taken from an interrupt meanwhile. */
   holdInterruptReports (hold: boolean): void

@@ -49,6 +49,7 @@ struct Main {
   Napi::FunctionReference on_report;
   v8::Isolate* isolate = nullptr;
   std::shared_ptr<Job> offered;       // the report being offered, while it is
+  std::shared_ptr<Job> writing;       // the report the main thread took, until it is written
   bool interrupt_outstanding = false;  // at most one interrupt pending
   bool held = false;                   // HoldInterruptReports
 };
@@ -72,6 +73,7 @@ void CallOnMain(Napi::Env env, Napi::Function on_report, std::shared_ptr<Job>* d
   {
     std::lock_guard<std::mutex> lock(M().mu);
     if (!job->owner.compare_exchange_strong(expected, Job::kMain)) return;  // too late: written elsewhere
+    M().writing = job;
     M().claimed.notify_all();
   }
   on_report.Call({CaptureToJs(env, *job->capture, job->trigger), Napi::Boolean::New(env, false)});
@@ -91,6 +93,7 @@ void OnMainInterrupt(v8::Isolate*, void*) {
     job = m.offered;
     int expected = Job::kNobody;
     if (!job || !m.attached || m.held || !job->owner.compare_exchange_strong(expected, Job::kMain)) return;
+    m.writing = job;
     m.claimed.notify_all();
   }
   Napi::Env env(m.env);
@@ -101,7 +104,7 @@ void OnMainInterrupt(v8::Isolate*, void*) {
     // The script catches its own errors: this is the call itself failing.
     env.GetAndClearPendingException();
     fputs("guru-meditation: the report could not be written on the busy main thread\n", stderr);
-    ReportDone();
+    MainReportDone();
   }
 }
 
@@ -119,6 +122,26 @@ void AttachMainReporter(Napi::Env env, Napi::Function on_report, int pickup_ms) 
   m.env = env;
   m.on_report = Napi::Persistent(on_report);
   m.isolate = v8::Isolate::GetCurrent();
+}
+
+void MainReportDone() {
+  {
+    std::lock_guard<std::mutex> lock(M().mu);
+    M().writing.reset();
+  }
+  ReportDone();
+}
+
+bool CutShortMainReport() {
+  std::shared_ptr<Job> job;
+  {
+    std::lock_guard<std::mutex> lock(M().mu);
+    job = std::move(M().writing);
+  }
+  if (!job) return false;
+  WriteFallbackReport(*job->capture, job->trigger, "report cut short by process exit (the main thread was writing it)");
+  ReportDone();
+  return true;
 }
 
 void HoldInterruptReports(bool hold) {

@@ -20,6 +20,15 @@ namespace gmr {
 // ReportDone when written. The channel does not keep the loop alive.
 void AttachMainReporter(Napi::Env env, Napi::Function on_report, int pickup_ms);
 
+// On the main thread: the report it took is written (or failed, and said
+// so). The next trigger may go.
+void MainReportDone();
+
+// At process exit, on the main thread: a report it took and had not written
+// yet (it awaited its sections) never will be; the native fallback writes
+// it. False when there was none.
+bool CutShortMainReport();
+
 // On the main thread, around its first load of the report's modules: an
 // interrupt then landing inside that load would find them half
 // initialized, so while held the busy main thread does not take a report

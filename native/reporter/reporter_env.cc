@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "../util/test_hooks.h"
+#include "dispatch.h"
 #include "fallback_report.h"
 
 namespace gmr {
@@ -216,8 +217,9 @@ void* ReporterThread(void*) {
 }
 
 // At the main environment's exit, before the platform goes: no environment
-// starts any more; a report being written in one is stopped (the fallback
-// writes what was captured); a report signal caught but not yet reported
+// starts any more; a report being written in one, or by the main thread
+// (awaiting its sections), is cut short (the fallback writes what was
+// captured); a report signal caught but not yet reported
 // is captured and written by the fallback. All within kExitBound. Node
 // also runs exit hooks when the process signals itself with no JS listener
 // and then lives on: the main thread reopens when it next gets to run.
@@ -230,6 +232,7 @@ void StopAtExit(void*) {
     s.finished.notify_all();  // a launch waiting for the previous environment gives up
     if (s.env) node::Stop(s.env);
   }
+  CutShortMainReport();  // this thread was writing it: it never will now
   bool reported = WaitForTriggeredReports(deadline);
   std::unique_lock<std::mutex> lock(s.mu);
   if (!s.finished.wait_until(lock, deadline, [&] { return !s.running; })) {
