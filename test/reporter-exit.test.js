@@ -56,3 +56,25 @@ t.test(`${RUNS} exits while a report is in flight: no crash, no hang, no report 
   t.equal(results.length, RUNS)
   t.comment(`${results.filter(r => r.files > 0).length} with a report file, ${results.filter(r => r.cutShort).length} said cut short`)
 })
+
+t.test('exit while the main thread awaits a section of its report: the fallback writes it', async t => {
+  const dir = tmpDir(t)
+  const child = spawnNode(t, [APP, 'slow'], {
+    stdin: 'pipe',
+    env: { GMR_TEST_OPTIONS: JSON.stringify({ logDir: dir, format: 'json', sectionTimeout: 60000 }) }
+  })
+  await waitForOutput(child, /idle/)
+  child.kill('SIGUSR2')
+  // The free event loop takes the report within milliseconds, then waits
+  // for the section (60 s).
+  await sleep(1000)
+  t.same(reportFiles(dir), [], 'not written yet: the section has not answered')
+  child.stdin.write('x')
+  const { code } = await until('the process to exit', () => child.exitCode !== null || child.signalCode !== null ? { code: child.exitCode } : null, 20000, child)
+  t.equal(code, 0, 'exits as it asked')
+  const files = reportFiles(dir)
+  t.equal(files.length, 1, 'the report is there')
+  const text = require('node:fs').readFileSync(path.join(dir, files[0]), 'utf8')
+  t.match(text, 'written by the native fallback because: report cut short by process exit (the main thread was writing it)\n')
+  t.match(child.stderrText, `report cut short by process exit (the main thread was writing it); the native fallback wrote the report to ${path.join(dir, files[0])}`)
+})
