@@ -6,7 +6,6 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
-#include <cstdio>
 #include <mutex>
 
 #include "../capture/js_stacks.h"
@@ -101,10 +100,19 @@ void OnMainInterrupt(v8::Isolate*, void*) {
   Napi::Value capture = CaptureToJs(env, *job->capture, job->trigger);
   if (!env.IsExceptionPending()) m.on_report.Call({capture, Napi::Boolean::New(env, true)});
   if (env.IsExceptionPending()) {
-    // The script catches its own errors: this is the call itself failing.
+    // The script catches its own errors (and then says it is done): this
+    // is the call itself failing, before the script got the report.
     env.GetAndClearPendingException();
-    fputs("guru-meditation: the report could not be written on the busy main thread\n", stderr);
-    MainReportDone();
+    std::shared_ptr<Job> unwritten;
+    {
+      std::lock_guard<std::mutex> lock(m.mu);
+      unwritten = std::move(m.writing);
+    }
+    if (unwritten) {
+      WriteFallbackReport(*unwritten->capture, unwritten->trigger,
+                          "the report could not be handed to the busy main thread");
+      ReportDone();
+    }
   }
 }
 
