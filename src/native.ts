@@ -152,13 +152,15 @@ type Callback = (err: Error | null, capture: RawCapture | null) => void
 
 export interface Addon {
   configure (config: NativeConfig): void
-  /** The reportOnFatalSignal option: installs (or removes) the fatal-signal handlers. */
+  /** The reportOnFatalSignal option: installs (or removes) the fatal-signal handlers. Its destination is also the native fallback's. */
   configureFatal (config: { enabled: boolean, logDir: string, serviceName: string, nodeVersion: string }): void
   /** Main thread: triggered reports run `script` in an environment of their own. */
   prepareReporter (script: string, dataJson: string): void
   setReporterData (dataJson: string): void
   /** In the reporter environment: the capture it was made for. */
   takeReporterJob (): { capture: RawCapture, data: string } | null
+  /** In the reporter environment, done with its job: null when the report is written, else why not (the native fallback then writes it). */
+  finishReporterJob (error: string | null): void
   /** In the reporter environment, when done: its loop ends even with handles left open. */
   endReporter (): void
   /**
@@ -172,20 +174,18 @@ export interface Addon {
   attachMainReporter (onReport: (capture: RawCapture, fromInterrupt: boolean) => true | string | undefined, pickupMs: number): void
   /** Main thread: done with the report its event loop took; whyNot when it could not write it (a reporter environment then does). */
   mainReportEnded (whyNot?: string): void
-  /** Reporter environment: its report is written. */
-  reportDone (): void
   /** A test-only hook's value (native/util/test_hooks.h); 0 in a release build. */
   testHook (name: string): number
   /** Waits with poll(2) until fd can take more bytes: true, or false after timeoutMs. */
   waitWritable (fd: number, timeoutMs: number): boolean
   capture (options: { jsTimeoutMs: number, captureTimeoutMs: number, maxHandles: number }, callback: Callback): void
-  /** A worker is starting: the watchdog meets its isolate while it runs. */
+  /** A worker came online: the watchdog meets its isolate while it runs. */
   meetNewThreads (): void
   reclaimSignal (): void
   /** The code map and promise tracking switches; every isolate follows. */
   setSwitches (codeMap: boolean, trackPromises: boolean): void
   codeMapStats (): { enabled: boolean, maps: number, events: number, pending: number, indexed: number, dropped: number, scripts: number, bytes: number }
-  info (): { captureSignal: string | null, reportSignal: number, tid: number }
+  info (): { captureSignal: string | null, reportSignal: number, tid: number, knownIsolates: number, testHooks: boolean, testLateCaptureHandlers?: number }
 }
 
 export const packageRoot = path.join(__dirname, '..')

@@ -7,7 +7,7 @@
 import type { Configuration } from './model'
 import { loadAddon, type RawCapture } from './native'
 import type { ResolvedOptions } from './options'
-import { writeReportText } from './output'
+import { writeAllSync } from './output'
 import { buildReport, writeTriggeredReport, type LiveParts } from './report'
 import { configureRedaction, parseKeys, type SerializedKey } from './redact'
 import type { StaticPackage } from './sections/package'
@@ -51,12 +51,18 @@ function report (raw: RawCapture, data: ReporterData): void {
 const addon = loadAddon()
 const job = addon.takeReporterJob()
 if (job) {
+  let failure: string | null = null
   try {
     report(job.capture, JSON.parse(job.data) as ReporterData)
   } catch (err) {
-    writeReportText(`guru-meditation: the report failed: ${(err as Error).stack ?? String(err)}\n`, { logDir: null, serviceName: '' }, new Date())
-  } finally {
-    addon.reportDone()
-    addon.endReporter()
+    // The native fallback writes what was captured; the stack goes to stderr.
+    failure = String(err).split('\n')[0] || 'unknown error'
+    try { writeAllSync(2, `guru-meditation: the report failed: ${(err as Error)?.stack ?? String(err)}\n`) } catch {}
   }
+  addon.finishReporterJob(failure)
+  // Test hook: the environment stays up a while after its report, its loop
+  // turning, so that signals sent meanwhile reach it.
+  const linger = addon.testHook('reporter_linger_ms')
+  if (linger > 0) setTimeout(() => addon.endReporter(), linger)
+  else addon.endReporter()
 }

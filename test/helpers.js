@@ -9,14 +9,19 @@ const ROOT = path.join(__dirname, '..')
 const FIXTURES = path.join(__dirname, 'fixtures')
 const REPORT_NAME = /^(.+)_gurumeditation_(\d{14})(_\d+)?$/
 
-/** A child process that the test always kills, with its output collected. */
-function spawnNode (t, args, { env = {}, cwd = ROOT, stdin = 'ignore' } = {}) {
+/**
+ * A child process that the test always kills, with its output collected.
+ * `fdLimit` runs it under `ulimit -n` (the shell execs node: same pid).
+ */
+function spawnNode (t, args, { env = {}, cwd = ROOT, stdin = 'ignore', fdLimit = 0 } = {}) {
   // Without the test runner's NODE_OPTIONS (its loader hooks would be in
   // every report, and in every worker): the service as a user runs it. The
   // runner's spawn wrapper puts NODE_OPTIONS back into any env it is given,
   // so env(1) takes it out again and execs node (same pid).
   const { NODE_OPTIONS, ...inherited } = process.env
-  const child = spawn('/usr/bin/env', ['-u', 'NODE_OPTIONS', process.execPath, ...args], {
+  const command = ['/usr/bin/env', '-u', 'NODE_OPTIONS', process.execPath, ...args]
+  if (fdLimit > 0) command.unshift('/bin/sh', '-c', `ulimit -n ${Number(fdLimit)} && exec "$@"`, 'sh')
+  const child = spawn(command[0], command.slice(1), {
     cwd,
     env: { ...inherited, ...env },
     stdio: [stdin, 'pipe', 'pipe']

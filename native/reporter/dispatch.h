@@ -28,6 +28,11 @@ void AttachMainReporter(Napi::Env env, Napi::Function on_report, int pickup_ms);
 // written (why_not empty), or not, and why: then it is handed back.
 void MainReportEnded(const std::string& why_not);
 
+// At process exit, on the main thread: a report it took and had not written
+// yet (it awaited its sections) never will be; the native fallback writes
+// it. False when there was none.
+bool CutShortMainReport();
+
 // The watchdog's Deliver for triggered reports.
 bool DispatchReport(std::unique_ptr<Capture> capture, const Trigger& trigger);
 

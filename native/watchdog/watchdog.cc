@@ -13,6 +13,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstring>
 #include <deque>
 #include <mutex>
@@ -48,6 +49,11 @@ struct Shared {
   Trigger pending;
   int coalesced = 0;
   std::deque<ApiRequest> api_requests;
+  // Report signals the watchdog has read and dispatched (compared with
+  // g_signals_seen), and `idle` told when no triggered report is left
+  // (WaitForTriggeredReports).
+  uint64_t signals_taken = 0;
+  std::condition_variable idle;
   // A worker came online: meet the new threads at once, and again every
   // kMeetPeriod those that could not tell their identity yet, for at most
   // kMeetWindow. Threads met before are not signalled (MeetNewIsolates).
@@ -62,6 +68,8 @@ std::atomic<bool> g_started{false};  // set once g_shared and the fds exist
 
 // Written by the report signal's handler; read by the watchdog.
 int g_signal_fd = -1;
+// Report signals caught, counted by the handler before it wakes the watchdog.
+std::atomic<uint64_t> g_signals_seen{0};
 // Wakes the watchdog for API requests and configuration changes.
 int g_control_fd = -1;
 
@@ -95,13 +103,14 @@ const struct sigaction* PreviousEntry(const struct sigaction& action) {
   return &g_previous_table[g_previous_count++];
 }
 
-// Async-signal-safe: write() to an eventfd (never blocks: EFD_NONBLOCK),
-// an atomic load, then the previous handler, which was itself installed as
+// Async-signal-safe: an atomic increment, write() to an eventfd (never
+// blocks: EFD_NONBLOCK), an atomic load, then the previous handler, which was itself installed as
 // a signal handler; the bracket is atomics (thread_capture.h). errno is
 // preserved.
 void OnReportSignal(int sig, siginfo_t* info, void* context) {
   int saved_errno = errno;
   EnterReportHandler(context);
+  g_signals_seen.fetch_add(1, std::memory_order_relaxed);
   uint64_t one = 1;
   ssize_t ignored = write(g_signal_fd, &one, sizeof one);
   (void)ignored;
@@ -439,6 +448,9 @@ void* WatchdogMain(void*) {
         trigger.format = request.format;
       }
       RunTrigger(trigger);
+      std::lock_guard<std::mutex> lock(s.mu);
+      s.signals_taken += signals;
+      s.idle.notify_all();
     }
     if (nfds == 3 && (fds[2].revents & POLLIN) && file.OnEvents())
       RunTrigger({"file", file.path(), 0, "", ""});
@@ -506,6 +518,7 @@ void SetReporter(Deliver deliver) {
     std::lock_guard<std::mutex> lock(g_shared->mu);
     g_shared->reporter = std::move(deliver);
     if (!g_shared->reporter) g_shared->in_flight = false;
+    g_shared->idle.notify_all();
   }
   Wake();  // a trigger may be waiting for a reporter
 }
@@ -517,8 +530,19 @@ void ReportDone() {
     std::lock_guard<std::mutex> lock(g_shared->mu);
     g_shared->in_flight = false;
     waiting = g_shared->has_pending;
+    g_shared->idle.notify_all();
   }
   if (waiting) Wake();  // a trigger came while this report was written
+}
+
+bool WaitForTriggeredReports(std::chrono::steady_clock::time_point deadline) {
+  if (!g_started) return true;
+  Shared& s = *g_shared;
+  std::unique_lock<std::mutex> lock(s.mu);
+  return s.idle.wait_until(lock, deadline, [&] {
+    bool pending = s.has_pending && s.reporter;
+    return !s.in_flight && !pending && s.signals_taken == g_signals_seen.load(std::memory_order_relaxed);
+  });
 }
 
 void RequestCapture(CaptureSettings settings, Deliver deliver) {
