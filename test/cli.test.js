@@ -4,20 +4,13 @@ const t = require('tap')
 const fs = require('node:fs')
 const path = require('node:path')
 const { spawn, execFile } = require('node:child_process')
-const { ROOT, APP, SPIN_LINE, mainThread, spawnNode, waitForOutput, tmpDir, reportFiles, isAlive } = require('./helpers')
+const { ROOT, APP, SPIN_LINE, mainThread, spawnNode, waitForOutput, tmpDir, reportFiles, isAlive, runGmr } = require('./helpers')
 
 const CLI = path.join(ROOT, 'dist', 'cli.js')
 const ATTACH_DIR = `/tmp/guru-meditation-${process.geteuid()}`
 
 /** Runs gmr with args, killed if it outlives timeoutMs; resolves { code, stdout, stderr, ms }. */
-function gmr (args, timeoutMs = 20000) {
-  const t0 = Date.now()
-  return new Promise(resolve => {
-    execFile(process.execPath, [CLI, ...args], { timeout: timeoutMs, killSignal: 'SIGKILL', maxBuffer: 64 << 20 }, (err, stdout, stderr) => {
-      resolve({ code: err ? (err.code ?? 'killed') : 0, stdout, stderr, ms: Date.now() - t0 })
-    })
-  })
-}
+const gmr = (args, timeoutMs) => runGmr(args, { timeoutMs })
 
 const leftovers = pid => fs.existsSync(ATTACH_DIR) ? fs.readdirSync(ATTACH_DIR).filter(f => f.startsWith(`${pid}.`)) : []
 

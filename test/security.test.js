@@ -7,19 +7,13 @@ const t = require('tap')
 const { spawn, execFile } = require('node:child_process')
 const fs = require('node:fs')
 const path = require('node:path')
-const { ROOT, APP, spawnNode, waitForOutput, tmpDir, waitForReports, reportFiles, isAlive, until } = require('./helpers')
+const { ROOT, APP, spawnNode, waitForOutput, tmpDir, waitForReports, reportFiles, isAlive, until, readReport, runGmr } = require('./helpers')
 
 const CLI = path.join(ROOT, 'dist', 'cli.js')
 const NOBODY = 65534
 const IS_ROOT = process.geteuid() === 0
 
-function gmr (args, timeoutMs = 20000) {
-  return new Promise(resolve => {
-    execFile(process.execPath, [CLI, ...args], { timeout: timeoutMs, killSignal: 'SIGKILL' }, (err, stdout, stderr) => {
-      resolve({ code: err ? (err.code ?? 'killed') : 0, stdout, stderr })
-    })
-  })
-}
+const gmr = (args, timeoutMs) => runGmr(args, { timeoutMs })
 
 /** oslo's timestamp for a time offset by `s` seconds from now. */
 const stamp = s => new Date(Date.now() + s * 1000).toISOString().replace(/[-:T]/g, '').slice(0, 14)
@@ -65,7 +59,7 @@ t.test('symlinks planted at the names the next reports will take are not followe
   await until('a report next to the links', () => reportFiles(logDir).some(f => !fs.lstatSync(path.join(logDir, f)).isSymbolicLink()), 15000, child)
   const report = reportFiles(logDir).map(f => path.join(logDir, f)).find(f => !fs.lstatSync(f).isSymbolicLink())
   t.match(path.basename(report), /_2$/, 'it took the first free name')
-  t.match(fs.readFileSync(report, 'utf8'), /End of Guru Meditation Report/)
+  t.match(readReport(report), /End of Guru Meditation Report/)
   t.equal(fs.lstatSync(report).mode & 0o777, 0o600)
   t.equal(fs.readFileSync(victim, 'utf8'), 'precious\n', 'the file a link points to is untouched')
   t.notOk(fs.existsSync(absent), 'a dangling link\'s target is not created')

@@ -3,7 +3,7 @@
 const t = require('tap')
 const fs = require('node:fs')
 const path = require('node:path')
-const { APP, SPIN_LINE, mainThread, REPORT_NAME, spawnNode, waitForOutput, tmpDir, waitForReports, isAlive } = require('./helpers')
+const { APP, SPIN_LINE, mainThread, REPORT_NAME, spawnNode, waitForOutput, tmpDir, waitForReports, isAlive, readReport } = require('./helpers')
 
 t.test('SIGUSR2 on a preloaded, stuck service writes a JSON report to logDir', async t => {
   const dir = tmpDir(t)
@@ -20,7 +20,7 @@ t.test('SIGUSR2 on a preloaded, stuck service writes a JSON report to logDir', a
   t.equal(fs.statSync(file).mode & 0o777, 0o600, 'report is private to its owner')
   t.same(fs.readdirSync(dir).filter(f => f.endsWith('.tmp')), [], 'no temporary file left')
 
-  const report = JSON.parse(fs.readFileSync(file, 'utf8'))
+  const report = readReport(file)
   t.equal(report.package.pid, child.pid)
   t.equal(report.package.trigger.kind, 'signal')
   t.equal(report.package.trigger.detail, 'SIGUSR2')
@@ -79,7 +79,7 @@ t.test('signals while a report is being written bring one more report, of the pr
   await new Promise(resolve => setTimeout(resolve, 2500))
   t.equal(fs.readdirSync(dir).filter(f => REPORT_NAME.test(f)).length, 2, 'two reports: the first, and one for the burst that came while it was written')
   // generatedAt is when the capture began.
-  const [first, second] = files.map(f => ({ at: Date.parse(JSON.parse(fs.readFileSync(f, 'utf8')).package.generatedAt), written: fs.statSync(f).mtimeMs, report: JSON.parse(fs.readFileSync(f, 'utf8')) }))
+  const [first, second] = files.map(f => ({ at: Date.parse(readReport(f).package.generatedAt), written: fs.statSync(f).mtimeMs, report: readReport(f) }))
     .sort((a, b) => a.at - b.at)
   t.ok(first.at < burstAt, 'the first report was captured before the burst')
   t.ok(second.at >= burstAt - 5, 'the second after it')

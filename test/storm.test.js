@@ -7,7 +7,7 @@ const t = require('tap')
 const fs = require('node:fs')
 const path = require('node:path')
 const autocannon = require('autocannon')
-const { FIXTURES, spawnNode, waitForOutput, tmpDir, reportFiles, until, isAlive } = require('./helpers')
+const { FIXTURES, spawnNode, waitForOutput, tmpDir, reportFiles, until, isAlive, readReport } = require('./helpers')
 
 const SIGNALS = 200
 const BURSTS = 10
@@ -82,7 +82,7 @@ t.test('200 signals and 50 trigger-file touches on a service under load', async 
   t.notMatch(child.stderrText, /guru-meditation/, 'nothing went wrong on stderr')
 
   t.same(fs.readdirSync(dir).filter(f => f.endsWith('.tmp')), [], 'no temporary file left')
-  const reports = files.map(f => ({ file: f, mtimeMs: fs.statSync(f).mtimeMs, report: JSON.parse(fs.readFileSync(f, 'utf8')) }))
+  const reports = files.map(f => ({ file: f, mtimeMs: fs.statSync(f).mtimeMs, report: readReport(f) }))
   let triggered = 0
   const kinds = new Set()
   for (const { file, report } of reports) {

@@ -6,14 +6,14 @@
 const t = require('tap')
 const fs = require('node:fs')
 const path = require('node:path')
-const { FIXTURES, spawnWithChildren, waitForOutput, tmpDir, waitForReports, reportFiles, lineOf, isAlive, until } = require('./helpers')
+const { FIXTURES, spawnWithChildren, waitForOutput, tmpDir, waitForReports, reportFiles, lineOf, isAlive, until, readReport } = require('./helpers')
 
 const APP = path.join(FIXTURES, 'threads.js')
 const WORKER = path.join(FIXTURES, 'threads-worker.js')
 const NAMES_KNOWN = Number(process.versions.node.split('.')[0]) >= 22 // Worker's name option reaches the worker from Node 22
 
 const sleep = ms => new Promise(resolve => setTimeout(resolve, ms))
-const readJson = file => JSON.parse(fs.readFileSync(file, 'utf8'))
+const readJson = file => readReport(file)
 const mainOf = report => report.threads.find(th => th.kind === 'main')
 
 function service (t, scene, { env = {}, nodeArgs = [] } = {}) {
