@@ -4,7 +4,7 @@ import fs from 'node:fs'
 import path from 'node:path'
 import type { Configuration, Report } from './model'
 import { loadAddon, type Addon, type RawCapture } from './native'
-import { checkVersion, OptionError, resolveOptions, type Format, type Options, type ResolvedOptions } from './options'
+import { checkVersion, OptionError, resolveOptions, logDirWarning, type Format, type Options, type ResolvedOptions } from './options'
 import type { LiveParts } from './report'
 import { flattenConfig } from './sections/configuration'
 import { staticPackage, type StaticPackage, type VersionInfo } from './sections/package'
@@ -238,6 +238,8 @@ export function setupAutorun (version?: VersionInfo, options: Options = {}): voi
     serviceName: resolved.serviceName,
     nodeVersion: process.version
   })
+  const unsafeDir = resolved.logDir && resolved.logDir !== state?.options.logDir ? logDirWarning(resolved.logDir) : null
+  if (unsafeDir) try { fs.writeSync(2, unsafeDir) } catch {}
   const first = !state
   state = { options: resolved, pkg, confSnapshot }
   if (first) {

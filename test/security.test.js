@@ -81,7 +81,7 @@ t.test('gmr leaves its request mode 0600 in a 0700 directory of its user', async
   t.equal(st.mode & 0o777, 0o600, 'request mode 0600')
   t.equal(st.uid, process.geteuid())
   t.equal(fs.lstatSync(dir).mode & 0o777, 0o700, 'directory mode 0700')
-  t.match(fs.readFileSync(request, 'utf8'), new RegExp(`^out=${child.pid}\\.\\d+\\.[0-9a-f]+\\.report\\nformat=text\\n$`))
+  t.match(fs.readFileSync(request, 'utf8'), new RegExp(`^out=${child.pid}\\.\\d+\\.[0-9a-f]+\\.report\\nformat=text\\ntimeout=2\\n$`))
   const r = await asking
   t.equal(r.code, 1)
   t.notOk(fs.existsSync(request), 'removed when gmr gives up')
