@@ -43,7 +43,12 @@ t.test('a main thread blocked in execSync is named from the code map', async t =
   t.equal(main.note, `blocked in a native call from waitForExternalTool (native-block.js:${TOOL_LINE})`)
   const named = main.native.filter(f => f.javascript)
   t.ok(named.some(f => f.javascript.function === 'waitForExternalTool'), 'its interpreter frame is named in the native stack')
-  t.ok(main.native.filter(f => !f.javascript).every(f => f.javascript === null), 'other native frames have javascript: null')
+  // Only frames running JavaScript are named: JIT code (no symbol) and V8's
+  // builtins (the interpreter); Node's and libuv's C++ frames under them are not.
+  t.same(named.filter(f => f.symbol !== '' && !f.symbol.startsWith('Builtins_')).map(f => f.location), [], 'no C++ frame is named as JavaScript')
+  const cxx = main.native.filter(f => /^(uv_run|node::)/.test(f.symbol))
+  t.ok(cxx.length > 0, "Node's and libuv's frames are in the stack")
+  t.same(cxx.filter(f => f.javascript !== null).map(f => f.location), [], 'and have javascript: null')
   t.ok(isAlive(child.pid), 'the service keeps running')
 })
 
