@@ -169,8 +169,39 @@ function mainThread (report) {
   return report.threads.find(th => th.kind === 'main')
 }
 
+/**
+ * Sends `signal` to pid and waits until it is delivered (no longer pending
+ * in /proc/PID/status), so that the next one is not merged into it: the
+ * kernel keeps one pending signal of a kind. Tests that count signals use it.
+ */
+async function sendSignal (pid, signal = 'SIGUSR2', timeoutMs = 15000) {
+  const bit = 1n << BigInt(os.constants.signals[signal] - 1)
+  process.kill(pid, signal)
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    const m = /^ShdPnd:\s*([0-9a-f]+)$/m.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))
+    if (!m || (BigInt(`0x${m[1]}`) & bit) === 0n) return
+    if (Date.now() > deadline) throw new Error(`${signal} to ${pid} still pending after ${timeoutMs} ms`)
+    await new Promise(resolve => setTimeout(resolve, 1))
+  }
+}
+
+/** The report files in dir once none has appeared for quietMs, each validated. */
+async function settledReports (dir, quietMs = 1500, timeoutMs = 30000) {
+  let count = -1
+  let since = Date.now()
+  await until(`the reports in ${dir} to settle`, () => {
+    const now = reportFiles(dir).length
+    if (now !== count) { count = now; since = Date.now() }
+    return Date.now() - since >= quietMs
+  }, timeoutMs)
+  const files = reportFiles(dir).map(f => path.join(dir, f))
+  for (const file of files) readReport(file)
+  return files
+}
+
 function isAlive (pid) {
   try { process.kill(pid, 0); return true } catch { return false }
 }
 
-module.exports = { runGmr, validateReport, validateReportContent, readReport, textReportIn, ROOT, FIXTURES, APP, SPIN_LINE, mainThread, REPORT_NAME, spawnNode, spawnWithChildren, until, waitForOutput, tmpDir, reportFiles, waitForReports, lineOf, waitForTextReport, isAlive }
+module.exports = { sendSignal, settledReports, runGmr, validateReport, validateReportContent, readReport, textReportIn, ROOT, FIXTURES, APP, SPIN_LINE, mainThread, REPORT_NAME, spawnNode, spawnWithChildren, until, waitForOutput, tmpDir, reportFiles, waitForReports, lineOf, waitForTextReport, isAlive }
