@@ -8,7 +8,7 @@ const { execFileSync } = require('node:child_process')
 const fs = require('node:fs')
 const os = require('node:os')
 const path = require('node:path')
-const { APP, FIXTURES, spawnNode, waitForOutput, tmpDir, waitForReports, waitForTextReport, isAlive, until, readReport } = require('./helpers')
+const { APP, FIXTURES, spawnNode, waitForOutput, tmpDir, waitForReports, waitForTextReport, isAlive, until, readReport, runGmr } = require('./helpers')
 
 const IS_ROOT = process.getuid() === 0
 
@@ -97,10 +97,14 @@ t.test('stderr closed by its reader: a report to stderr costs the process nothin
   const child = spawnNode(t, [APP, 'programmatic', 'idle'], { env: { GMR_TEST_OPTIONS: JSON.stringify({ sectionTimeout: 200 }) } })
   await waitForOutput(child, /ready/)
   child.stderr.destroy()
-  process.kill(child.pid, 'SIGUSR2')
-  await new Promise(resolve => setTimeout(resolve, 1000))
-  process.kill(child.pid, 'SIGUSR2')
-  await new Promise(resolve => setTimeout(resolve, 1000))
+  // Each report into the closed pipe, then gmr's: it comes only once the
+  // one before is done (one report at a time), so the reporter is free again.
+  for (let i = 1; i <= 2; i++) {
+    process.kill(child.pid, 'SIGUSR2')
+    const r = await runGmr([String(child.pid), '--json'])
+    t.equal(r.code, 0, `after report ${i} into the closed pipe, gmr gets its own: ${r.stderr}`)
+    t.equal(JSON.parse(r.stdout).package.trigger.kind, 'cli')
+  }
   t.ok(isAlive(child.pid), 'still running after two reports into a closed pipe')
 })
 

@@ -230,6 +230,8 @@ function compareViews (json, parsed, problems) {
   })
   const sectionTitles = parsed.sections.map(s => s.title).slice(FIXED_SECTIONS.length, -1)
   const names = json.sections.map(s => s.name)
+  // The report's errors come last, in a section of their own.
+  if (json.errors.length > 0) names.push('Errors')
   if (sectionTitles.join('|') !== names.join('|')) problems.push(`user sections differ: JSON [${names.join(', ')}], text [${sectionTitles.join(', ')}]`)
 }
 
