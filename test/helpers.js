@@ -150,7 +150,8 @@ function runGmr (args, { timeoutMs = 20000, as = null } = {}) {
   const argv = [CLI, ...args]
   const [command, commandArgs] = as === null
     ? [process.execPath, argv]
-    : ['setpriv', [`--reuid=${as}`, `--regid=${as}`, '--clear-groups', '--', process.execPath, ...argv]]
+    // Without the runner's NODE_OPTIONS: its hooks write files that user cannot.
+    : ['setpriv', [`--reuid=${as}`, `--regid=${as}`, '--clear-groups', '--', '/usr/bin/env', '-u', 'NODE_OPTIONS', process.execPath, ...argv]]
   return new Promise((resolve, reject) => {
     execFile(command, commandArgs, { timeout: timeoutMs, killSignal: 'SIGKILL', maxBuffer: 64 << 20 }, (err, stdout, stderr) => {
       const r = { code: err ? (err.code ?? 'killed') : 0, stdout, stderr, ms: Date.now() - t0 }

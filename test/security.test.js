@@ -111,6 +111,20 @@ t.test('gmr --out writes a new file only: an existing file or a symlink there is
   t.equal(fs.lstatSync(fresh).mode & 0o777, 0o600)
 })
 
+t.test('gmr refuses a process of another user, before signalling it', async t => {
+  const logDir = tmpDir(t)
+  const child = spawnNode(t, [APP, 'programmatic', 'idle'], { env: { GMR_TEST_OPTIONS: JSON.stringify({ logDir, sectionTimeout: 200 }) } })
+  await waitForOutput(child, /ready/)
+  // As root, gmr runs as nobody against root's service; otherwise against
+  // pid 1, which is root's.
+  const [target, as] = IS_ROOT ? [child.pid, NOBODY] : [1, null]
+  const r = await runGmr([String(target)], { as })
+  t.equal(r.code, 1)
+  t.equal(r.stderr, `gmr: process ${target} belongs to another user (uid 0); run gmr as that user\n`)
+  t.same(reportFiles(logDir), [], 'the service was not asked')
+  t.ok(isAlive(child.pid))
+})
+
 // The service runs as nobody, so that its attach directory
 // (/tmp/guru-meditation-65534) is one this test alone uses and can give to
 // another owner or open to others.
@@ -137,8 +151,9 @@ t.test('a service honours only requests of its own user, in its own private dire
 
   const request = path.join(attach, `${child.pid}.request`)
   let n = 0
+  let said = 0
   /** Leaves a request, signals, and says where the report went: 'requested' or 'logDir'. */
-  async function ask (what, prepare) {
+  async function ask (what, prepare, seen = true) {
     const name = `${child.pid}.1.${++n}.report`
     fs.writeFileSync(request, `out=${name}\nformat=json\n`, { mode: 0o600 })
     prepare()
@@ -151,11 +166,18 @@ t.test('a service honours only requests of its own user, in its own private dire
     }, 15000, child)
     try { fs.unlinkSync(request) } catch {}
     try { fs.unlinkSync(path.join(attach, name)) } catch {}
+    // An ignored request the service can see is said on its stderr, once.
+    if (seen) {
+      said++
+      await until(`the line for the ${what}`, () => child.stderrText.split(`ignoring the gmr request ${request}`).length - 1 === said, 15000, child)
+    }
+    t.equal(child.stderrText.split('ignoring the gmr request').length - 1, said, `${what}: ${seen ? 'said on stderr' : 'nothing said'}`)
     return where
   }
 
   fs.mkdirSync(attach, { mode: 0o700 }) // root's, not the service's
-  t.equal(await ask('directory of another user', () => {}), 'logDir', 'a directory owned by another user is not used')
+  // The service cannot look into root's directory: it says nothing of it.
+  t.equal(await ask('directory of another user', () => {}, false), 'logDir', 'a directory owned by another user is not used')
   fs.chownSync(attach, NOBODY, NOBODY)
   fs.chmodSync(attach, 0o777)
   t.equal(await ask('world-writable directory', () => fs.chownSync(request, NOBODY, NOBODY)), 'logDir', 'a directory others can write is not used')
@@ -166,6 +188,6 @@ t.test('a service honours only requests of its own user, in its own private dire
     fs.linkSync(request, path.join(home, 'second-link'))
   }), 'logDir', 'a request with a second link is ignored')
   fs.rmSync(path.join(home, 'second-link'))
-  t.equal(await ask('its own request', () => fs.chownSync(request, NOBODY, NOBODY)), 'requested', 'its own request in its own private directory is honoured')
+  t.equal(await ask('its own request', () => fs.chownSync(request, NOBODY, NOBODY), false), 'requested', 'its own request in its own private directory is honoured')
   t.ok(isAlive(child.pid))
 })

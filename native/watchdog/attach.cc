@@ -73,10 +73,10 @@ bool TakeAttachRequest(AttachRequest* out) {
   }
   int fd = open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
   if (fd < 0) {
-    if (errno == ELOOP) {
-      unlink(path.c_str());
-      Say("ignoring the gmr request " + path + ": it is a symbolic link");
-    }
+    if (errno == ENOENT) return false;  // no request: a plain signal
+    std::string why = errno == ELOOP ? std::string("it is a symbolic link") : std::string("cannot open it (") + strerror(errno) + ")";
+    unlink(path.c_str());
+    Say("ignoring the gmr request " + path + ": " + why);
     return false;
   }
   struct stat st;
