@@ -98,6 +98,13 @@ function readReport (file) {
   return content.trimStart().startsWith('{') ? JSON.parse(content) : content
 }
 
+/** The report files in dir now, each validated (for tests that count them). */
+function checkReports (dir) {
+  const files = reportFiles(dir).map(f => path.join(dir, f))
+  for (const file of files) readReport(file)
+  return files
+}
+
 /** The report files in dir once there are `count`, each validated. */
 async function waitForReports (dir, count = 1, timeoutMs = 15000, child = null) {
   await until(`${count} report(s) in ${dir}`, () => reportFiles(dir).length >= count, timeoutMs, child)
@@ -205,4 +212,4 @@ function isAlive (pid) {
   try { process.kill(pid, 0); return true } catch { return false }
 }
 
-module.exports = { sendSignal, settledReports, runGmr, validateReport, validateReportContent, readReport, textReportIn, ROOT, FIXTURES, APP, SPIN_LINE, mainThread, REPORT_NAME, spawnNode, spawnWithChildren, until, waitForOutput, tmpDir, reportFiles, waitForReports, lineOf, waitForTextReport, isAlive }
+module.exports = { checkReports, sendSignal, settledReports, runGmr, validateReport, validateReportContent, readReport, textReportIn, ROOT, FIXTURES, APP, SPIN_LINE, mainThread, REPORT_NAME, spawnNode, spawnWithChildren, until, waitForOutput, tmpDir, reportFiles, waitForReports, lineOf, waitForTextReport, isAlive }
