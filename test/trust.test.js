@@ -8,7 +8,7 @@ const t = require('tap')
 const { spawn } = require('node:child_process')
 const fs = require('node:fs')
 const path = require('node:path')
-const { ROOT, APP, spawnNode, waitForOutput, tmpDir, waitForReports, reportFiles, readReport, until, isAlive } = require('./helpers')
+const { ROOT, APP, spawnNode, waitForOutput, tmpDir, waitForReports, reportFiles, readReport, until, isAlive, runGmr } = require('./helpers')
 
 const CLI = path.join(ROOT, 'dist', 'cli.js')
 const NOBODY = 65534
@@ -111,6 +111,23 @@ t.test('a request left by a gmr killed midway is stale: removed, said, and the r
   await waitForOutput(child, new RegExp(`guru-meditation: removed a stale gmr request ${request}: the gmr that left it \\(pid ${gmrPid}\\) is gone; the report goes where reports go\\n`), 'stderrText')
   t.notOk(fs.existsSync(request), 'the stale request is gone')
   t.same(fs.readdirSync(ATTACH_DIR).filter(f => f.startsWith(`${child.pid}.`)), [], 'nothing left for this process in the attach directory')
+})
+
+t.test('the next gmr replaces the request a killed one left, and gets its report', async t => {
+  const logDir = tmpDir(t)
+  const child = await notYetSetUp(t, logDir)
+  const request = path.join(ATTACH_DIR, `${child.pid}.request`)
+  const gmr = spawn(process.execPath, [CLI, String(child.pid), '--timeout', '60'], { stdio: 'ignore' })
+  t.teardown(() => { try { gmr.kill('SIGKILL') } catch {} })
+  await until('the request', () => fs.existsSync(request))
+  gmr.kill('SIGKILL')
+  await new Promise(resolve => gmr.on('exit', resolve))
+  child.stdin.write('go\n')
+  await waitForOutput(child, /set up/)
+  const r = await runGmr([String(child.pid), '--json'])
+  t.equal(r.code, 0, r.stderr)
+  t.equal(JSON.parse(r.stdout).package.trigger.kind, 'cli', 'its own report')
+  t.same(reportFiles(logDir), [], 'none went to logDir')
 })
 
 t.test('a request older than its gmr waits is stale; one others can write is ignored', async t => {
