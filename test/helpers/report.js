@@ -271,4 +271,36 @@ function validateReportContent (content, what = '') {
   return content.trimStart().startsWith('{') ? validateReport(content, null, what).json : validateReport(null, content, what).text
 }
 
-module.exports = { validateReport, validateReportContent, parseText, SCHEMA }
+/**
+ * A report written on a fatal signal (native/fatal/): its own text, native
+ * stacks only. Its heading and fields, and, when the helper thread wrote
+ * them, the Threads: as many as it says, the crashed one first, each with
+ * its state and numbered frames. Throws on any mismatch.
+ */
+function validateFatalReport (text, what = '') {
+  const problems = []
+  const parsed = parseText(text)
+  const titles = parsed.sections.map(s => s.title)
+  if (titles[0] !== 'Guru Meditation: fatal signal') problems.push(`fatal: first heading ${show(titles[0])}`)
+  const head = parsed.sections[0] ? parsed.sections[0].body : ''
+  for (const field of ['signal', 'si_code', 'crashed thread', 'pid', 'service name', 'node', 'generated at']) {
+    if (!new RegExp(`^${field} = \\S`, 'm').test(head)) problems.push(`fatal: no ${field} line`)
+  }
+  if (titles.includes('Threads')) {
+    const count = /^(\d+) threads? \(native stacks only: written after a fatal signal\)$/.exec(parsed.summary || '')
+    if (!count) problems.push(`fatal: the Threads section opens with ${show(parsed.summary)}`)
+    else if (Number(count[1]) !== parsed.threads.length) problems.push(`fatal: says ${count[1]} threads, lists ${parsed.threads.length}`)
+    const headers = text.split('\n').filter(l => /^-{6}\s+Thread #/.test(l))
+    const crashed = headers.filter(l => l.includes(', crashed)'))
+    if (crashed.length !== 1 || headers[0] !== crashed[0]) problems.push(`fatal: ${crashed.length} crashed thread(s), the first listed is ${show(headers[0])}`)
+    for (const th of parsed.threads) {
+      if (!th.lines.some(l => l.startsWith('state = '))) problems.push(`fatal: thread #${th.tid}: no state`)
+      if (!th.lines.includes('Native stack:')) problems.push(`fatal: thread #${th.tid}: no native stack`)
+      th.native.forEach((f, i) => { if (f.index !== i) problems.push(`fatal: thread #${th.tid}: frame #${f.index} at position ${i}`) })
+    }
+  }
+  fail(problems, what)
+  return parsed
+}
+
+module.exports = { validateReport, validateReportContent, validateFatalReport, parseText, SCHEMA }
