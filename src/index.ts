@@ -4,7 +4,7 @@ import fs from 'node:fs'
 import path from 'node:path'
 import type { Configuration, Report } from './model'
 import { loadAddon, type Addon, type RawCapture } from './native'
-import { checkVersion, OptionError, resolveOptions, type Format, type Options, type ResolvedOptions } from './options'
+import { checkVersion, OptionError, resolveOptions, logDirWarning, type Format, type Options, type ResolvedOptions } from './options'
 import type { LiveParts } from './report'
 import { loadedReportModules, preloadReportModules, reportModules, type ReportModules } from './report-modules'
 import { configureRedaction, serializeKeys } from './redact'
@@ -271,6 +271,8 @@ export function setupAutorun (version?: VersionInfo, options: Options = {}): voi
     serviceName: resolved.serviceName,
     nodeVersion: process.version
   })
+  const unsafeDir = resolved.logDir && resolved.logDir !== state?.options.logDir ? logDirWarning(resolved.logDir) : null
+  if (unsafeDir) try { fs.writeSync(2, unsafeDir) } catch {}
   const first = !state
   // Every section masks by these rules from now on.
   configureRedaction({ secretKeys: resolved.secretKeys, sectionText: resolved.maskSectionText })

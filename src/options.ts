@@ -235,6 +235,18 @@ function existingDirectory (s: Source): string {
   return dir
 }
 
+/**
+ * Why logDir is unsafe for reports, or null: in a directory others can
+ * write without the sticky bit, anyone can remove or replace a report (its
+ * own mode does not matter there). Said once at setup; reports still go there.
+ */
+export function logDirWarning (dir: string): string | null {
+  let st: fs.Stats
+  try { st = fs.statSync(dir) } catch { return null }
+  if ((st.mode & 0o002) === 0 || (st.mode & 0o1000) !== 0) return null
+  return `guru-meditation: logDir ${dir} is writable by others without the sticky bit (mode ${(st.mode & 0o7777).toString(8).padStart(4, '0')}): anyone can remove or replace its reports (chmod o-w or +t)\n`
+}
+
 /** The name of the kernel's pseudo file system path is on, or null. */
 function pseudoFileSystem (p: string): string | null {
   try {

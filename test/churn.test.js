@@ -5,7 +5,7 @@
 const t = require('tap')
 const fs = require('node:fs')
 const path = require('node:path')
-const { FIXTURES, spawnNode, waitForOutput, tmpDir, reportFiles, until, isAlive } = require('./helpers')
+const { FIXTURES, spawnNode, waitForOutput, tmpDir, reportFiles, until, isAlive, readReport, checkReports } = require('./helpers')
 
 const SECONDS = 30
 const BOUND_MS = 10000 // a report that takes longer than this is stuck
@@ -35,7 +35,7 @@ t.test(`worker churn for ${SECONDS} s under continuous reports`, async t => {
     slowest = Math.max(slowest, Date.now() - start)
     const file = path.join(dir, name)
     let r
-    try { r = JSON.parse(fs.readFileSync(file, 'utf8')) } catch (err) { problems.push(`${file}: ${err.message}`); continue }
+    try { r = readReport(file) } catch (err) { problems.push(`${file}: ${err.message}`); continue }
     const main = r.threads.find(th => th.kind === 'main')
     if (!main || !main.native.length) problems.push(`${file}: no main thread stack: ${JSON.stringify(main)}`)
     // A main thread that did not pick the report up in time (starting a
@@ -61,7 +61,7 @@ t.test(`worker churn for ${SECONDS} s under continuous reports`, async t => {
   for (const p of problems) t.comment(p)
   t.same(problems, [], 'every signal report is complete')
   t.same(errors, [], 'every API report is complete, no worker failed')
-  t.equal(reportFiles(dir).length, signalled, 'one report file per signal')
+  t.equal(checkReports(dir).length, signalled, 'one report file per signal')
   t.ok(isAlive(child.pid), 'no crash')
   t.notMatch(child.stderrText, /guru-meditation|Assertion|Segmentation/, 'nothing on stderr')
 })

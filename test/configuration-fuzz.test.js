@@ -117,18 +117,20 @@ t.test('user sections: hostile values are bounded and said inline, others intact
   // The same through the asynchronous path, with values that are promises,
   // thenables and throwers.
   const g = new Generator(SEED)
+  // Each with what its section says, waited for (timeout 100 ms) and
+  // synchronously (from an interrupt, where a promise cannot be waited for).
   const specials = [
-    () => Promise.reject(new Error('rejected')),
-    () => { throw Object.create(null) },
-    () => { const e = new Error('x'); Object.defineProperty(e, 'message', { get () { throw new Error('no') } }); throw e },
-    () => { throw { toString () { throw new Error('toString') } } }, // eslint-disable-line no-throw-literal
-    () => ({ then () { throw new Error('then threw') } }),
-    () => ({ get then () { throw new Error('then getter') } }),
-    () => new Promise(() => {}),
-    () => new Promise(resolve => setTimeout(resolve, 300, 'late')),
-    () => g.value(0)
+    [() => Promise.reject(new Error('rejected')), 'the generator threw: rejected', 'async'],
+    [() => { throw Object.create(null) }, 'the generator threw: [object Object]', 'the generator threw: [object Object]'],
+    [() => { const e = new Error('x'); Object.defineProperty(e, 'message', { get () { throw new Error('no') } }); throw e }, 'the generator threw: [object Error]', 'the generator threw: [object Error]'],
+    [() => { throw { toString () { throw new Error('toString') } } }, 'the generator threw: [object Object]', 'the generator threw: [object Object]'], // eslint-disable-line no-throw-literal
+    [() => ({ then () { throw new Error('then threw') } }), 'the generator threw: then threw', 'async'],
+    [() => ({ get then () { throw new Error('then getter') } }), 'the generator threw: then getter', 'the generator threw: then getter'],
+    [() => new Promise(() => {}), 'timed out after 100 ms', 'async'],
+    [() => new Promise(resolve => setTimeout(resolve, 300, 'late')), 'timed out after 100 ms', 'async'],
+    [() => ({ plain: [1, 'two', null] }), null, null]
   ]
-  for (const [n, make] of specials.entries()) {
+  for (const [n, [make, error, syncError]] of specials.entries()) {
     current = undefined
     registerSection('Fuzzed', make)
     // The section timer does not hold the loop open (nor does a report
@@ -136,13 +138,20 @@ t.test('user sections: hostile values are bounded and said inline, others intact
     const alive = setTimeout(() => {}, 5000)
     const sections = await runSections(100)
     clearTimeout(alive)
-    t.equal(sections.length, 3, `special ${n}: every section there`)
+    t.same(sections.map(s => s.name), ['Before', 'Fuzzed', 'After'], `special ${n}: every section there`)
     const f = sections.find(s => s.name === 'Fuzzed')
-    t.ok(f.error === null || typeof f.error === 'string', `special ${n}: ${f.error}`)
+    t.same({ error: f.error, content: f.content }, { error, content: error === null ? { plain: [1, 'two', null] } : null }, `special ${n}: ${error ?? 'its content'}`)
     t.same(sections.find(s => s.name === 'After').content, 'still here')
     const sync = runSectionsSync('async')
-    t.equal(sync.length, 3, `special ${n}, synchronously: every section there`)
+    t.same(sync.map(s => s.name), ['Before', 'Fuzzed', 'After'], `special ${n}, synchronously: every section there`)
+    t.equal(sync.find(s => s.name === 'Fuzzed').error, syncError, `special ${n}, synchronously: ${syncError ?? 'its content'}`)
   }
+  // A generated value too: shown, bounded; or, when reading it throws (a
+  // Proxy's trap, a throwing \`then\` getter), said so, with no content.
+  registerSection('Fuzzed', () => new Generator(SEED).value(0))
+  const random = (await runSections(100)).find(s => s.name === 'Fuzzed')
+  if (random.error === null) t.ok(JSON.stringify(random.content ?? null).length <= MAX_SECTION, 'a generated value is shown, bounded')
+  else t.same({ threw: random.error.startsWith('the generator threw: '), content: random.content }, { threw: true, content: null }, `a generated value that throws: ${random.error}`)
 })
 
 t.test('safeJsonStringify: no throw, bounded', async t => {

@@ -51,7 +51,7 @@ for (const mode of ['idle', 'blocked']) {
       if (mode === 'blocked') await until('blocked in sleep', () => childrenOf(child.pid).length > 0, 15000, child)
       process.kill(child.pid, 'SIGUSR2')
       const [file] = await waitForReports(dir, 1, 20000, child)
-      const out = fs.readFileSync(file, 'utf8')
+      const out = fs.readFileSync(file, 'utf8') // validated by waitForReports
       t.match(out, /End of Guru Meditation Report|"schema": 1/, 'a complete report')
       const leaked = corpus.secrets.filter(s => out.includes(s))
       t.same(leaked, [], 'no secret appears')

@@ -14,6 +14,7 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <cstdio>
 #include <cstring>
 #include <deque>
 #include <mutex>
@@ -211,6 +212,23 @@ int64_t MtimeNs(const std::string& path) {
   return int64_t(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
 }
 
+// Why the trigger file cannot be trusted, or "" when it can: anyone who can
+// write it could make this process write reports at will.
+std::string Untrusted(const struct stat& st) {
+  if (S_ISLNK(st.st_mode)) return "it is a symbolic link";
+  if (!S_ISREG(st.st_mode)) return "it is not a regular file";
+  if (st.st_uid != geteuid() && st.st_uid != 0) {
+    return "it belongs to uid " + std::to_string(st.st_uid) + ", neither this process's user (uid " +
+           std::to_string(geteuid()) + ") nor root";
+  }
+  if (st.st_mode & S_IWOTH) {
+    char mode[8];
+    snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
+    return std::string("it is writable by others (mode ") + mode + ")";
+  }
+  return "";
+}
+
 class FileWatch {
  public:
   // `baseline` is the mtime when the file was configured: a touch between
@@ -219,6 +237,7 @@ class FileWatch {
     Close();
     path_ = path;
     poll_ms_ = poll_interval_ms;
+    said_.clear();
     if (path_.empty()) return;
     last_mtime_ = baseline;
     size_t slash = path_.rfind('/');
@@ -232,6 +251,7 @@ class FileWatch {
       fd_ = -1;
     }
     if (fd_ < 0 && poll_ms_ <= 0) poll_ms_ = 1000;  // inotify failed: poll rather than go deaf
+    Trusted();  // says at once when it is not
   }
 
   int fd() const { return fd_; }
@@ -254,20 +274,36 @@ class FileWatch {
     return ours && Changed();
   }
 
+  // True when the mtime changed and the file may be trusted; a change of a
+  // file that may not is ignored, said once on stderr (until it is fixed).
   bool Changed() {
     int64_t now = MtimeNs(path_);
     if (now == last_mtime_) return false;
     last_mtime_ = now;
-    return now != kMissing;  // deleting the file is not a request
+    return now != kMissing && Trusted();
   }
 
  private:
+  bool Trusted() {
+    struct stat st;
+    if (lstat(path_.c_str(), &st) != 0) return false;
+    std::string why = Untrusted(st);
+    if (!why.empty() && why != said_) {
+      std::string line = "guru-meditation: ignoring the trigger file " + path_ + ": " + why + "\n";
+      ssize_t ignored = write(2, line.data(), line.size());
+      (void)ignored;
+    }
+    said_ = why;
+    return why.empty();
+  }
+
   void Close() {
     if (fd_ >= 0) close(fd_);
     fd_ = -1;
   }
 
   std::string path_, name_;
+  std::string said_;  // the last reason a change was ignored for, said once
   int poll_ms_ = 0;
   int fd_ = -1;
   int64_t last_mtime_ = kMissing;

@@ -76,7 +76,9 @@ export function buildPackage (s: StaticPackage, trigger: PackageInfo['trigger'],
     execArgv: s.execArgv,
     uptimeSeconds: Math.round((at.getTime() - s.startedAtMs) / 100) / 10,
     generatedAt: at.toISOString(),
-    trigger,
+    // Only what the schema documents: a gmr request's file and format are
+    // where the report goes, not part of it.
+    trigger: { kind: trigger.kind, detail: trigger.detail, coalesced: trigger.coalesced },
     writtenBy
   }
 }
