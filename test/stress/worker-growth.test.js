@@ -1,0 +1,23 @@
+'use strict'
+// What grows with time: 1,000 workers that never load the library, started
+// and ended one after another with a report every ten. The isolate
+// registry must hold only the live threads' entries, and RSS must stay
+// flat after the first 100 (both printed). Stress tier: npm run test:all.
+const t = require('tap')
+const path = require('node:path')
+const { FIXTURES, spawnNode, until } = require('../helpers')
+
+const WORKERS = 1000
+const RSS_SLACK = 8 * 1024 * 1024  // V8's and malloc's own drift; a leak per worker is far above it
+
+t.test('1,000 workers come and go: registry and RSS flat after the first 100', async t => {
+  const child = spawnNode(t, ['--expose-gc', path.join(FIXTURES, 'worker-growth.js')], { env: { GMR_TEST_WORKERS: String(WORKERS) } })
+  await until('the last worker', () => child.stdoutText.includes(`"workers":${WORKERS}`), 540000, child)
+  const [first, last] = child.stdoutText.trim().split('\n').map(l => JSON.parse(l))
+  t.comment(`after 100 workers: rss ${(first.rss / 1048576).toFixed(1)} MB, registry ${first.registry}; after ${WORKERS}: rss ${(last.rss / 1048576).toFixed(1)} MB, registry ${last.registry}`)
+  t.equal(last.registry, 1, 'the registry holds the main thread alone once the workers are gone')
+  t.equal(first.registry, 1, 'likewise after the first 100')
+  t.ok(last.rss - first.rss < RSS_SLACK, `RSS grew ${((last.rss - first.rss) / 1048576).toFixed(1)} MB over 900 workers (under ${RSS_SLACK / 1048576})`)
+  const { code } = await child.exited
+  t.equal(code, 0, 'the process ended normally')
+})
