@@ -7,7 +7,7 @@ const t = require('tap')
 const { spawnSync } = require('node:child_process')
 const fs = require('node:fs')
 const path = require('node:path')
-const { FIXTURES, spawnNode, tmpDir, reportFiles, waitForOutput } = require('./helpers')
+const { testHooks, FIXTURES, spawnNode, tmpDir, reportFiles, waitForOutput } = require('./helpers')
 const { validateFatalReport } = require('./helpers/report')
 
 const FIXTURE = path.join(FIXTURES, 'fatal.js')
@@ -30,10 +30,10 @@ async function crash (t, how, env) {
 }
 
 /** The crash without the library, then with it (report to logDir, or stderr): both exits and the report. */
-async function compare (t, how, { toStderr = false } = {}) {
+async function compare (t, how, { toStderr = false, extraEnv = {} } = {}) {
   const without = await crash(t, how, { GMR_FIXTURE_NO_LIBRARY: '1' })
   const dir = tmpDir(t)
-  const env = { GMR_REPORT_ON_FATAL_SIGNAL: '1', ...(toStderr ? {} : { GMR_LOG_DIR: dir }) }
+  const env = { GMR_REPORT_ON_FATAL_SIGNAL: '1', ...(toStderr ? {} : { GMR_LOG_DIR: dir }), ...extraEnv }
   const withLib = await crash(t, how, env)
   t.not(without.exit.signal, null, `without the library the process dies of a signal (${without.exit.signal})`)
   t.same(withLib.exit, without.exit, 'the parent sees the same end with the library')
@@ -136,6 +136,21 @@ t.test('a crash with the loader lock held: the helper cannot finish, the crashin
   t.match(report, /Native stack \(the crashing thread's own: its pc and frame-pointer chain, unsymbolized\):\n {2}#0 +0x[0-9a-f]{16} {2}crasher\.node\+0x[0-9a-f]+/, 'frame #0 in the crasher, as module and offset')
   t.notMatch(report, /={4} +Threads +={4}/, 'no Threads section from the stuck helper')
   t.ok(Date.now() - start >= 2000, 'after the helper had its 2 s')
+})
+
+t.test('the helper faults while it writes: the crashing thread writes its own frames, and the process ends by its own signal', {
+  skip: testHooks() ? false : 'needs a build with test hooks (scripts/sanitize.sh runs it)'
+}, async t => {
+  // The crash is SIGABRT, the helper's fault (test hook) a SIGSEGV: the
+  // parent must see SIGABRT, as without the library.
+  const { report, pid, without } = await compare(t, 'abort', { extraEnv: { GMR_TEST_HOOKS: 'fatal_helper_fault' } })
+  t.equal(without.exit.signal, 'SIGABRT', 'the crash is SIGABRT')
+  t.match(report, /^signal = SIGABRT \(6\)$/m, 'the header, written by the crashing thread')
+  t.match(report, new RegExp(`^pid = ${pid}$`, 'm'))
+  t.match(report, /^crashed thread = #\d+ \S+ \(main\)$/m, 'the crashed thread, the main one')
+  t.match(report, /The helper thread faulted while it wrote the report/, 'the report says why it is short')
+  t.match(report, /Native stack \(the crashing thread's own: its pc and frame-pointer chain, unsymbolized\):\n {2}#0 +0x[0-9a-f]{16}/, 'the crashing thread\'s own frames')
+  t.notMatch(report, /={4} +Threads +={4}/, 'no Threads section from the faulted helper')
 })
 
 function caught (pid) {

@@ -217,4 +217,18 @@ function isAlive (pid) {
   try { process.kill(pid, 0); return true } catch { return false }
 }
 
-module.exports = { checkReports, sendSignal, settledReports, runGmr, validateReport, validateReportContent, readReport, textReportIn, ROOT, FIXTURES, APP, SPIN_LINE, mainThread, REPORT_NAME, spawnNode, spawnWithChildren, until, waitForOutput, tmpDir, reportFiles, waitForReports, lineOf, waitForTextReport, isAlive }
+/**
+ * Whether the addon this Node loads has the test-only hooks
+ * (native/util/test_hooks.h; scripts/sanitize.sh builds them). Asked of a
+ * child, once: loading the addon here would set up its handlers in the runner.
+ */
+let testHooksCached
+function testHooks () {
+  if (testHooksCached === undefined) {
+    testHooksCached = require('node:child_process').execFileSync(process.execPath,
+      ['-p', 'require("./dist/native").loadAddon().info().testHooks'], { cwd: ROOT, encoding: 'utf8' }).trim() === 'true'
+  }
+  return testHooksCached
+}
+
+module.exports = { testHooks, checkReports, sendSignal, settledReports, runGmr, validateReport, validateReportContent, readReport, textReportIn, ROOT, FIXTURES, APP, SPIN_LINE, mainThread, REPORT_NAME, spawnNode, spawnWithChildren, until, waitForOutput, tmpDir, reportFiles, waitForReports, lineOf, waitForTextReport, isAlive }

@@ -3,10 +3,9 @@
 // between two of its operations: never lost, and the application never
 // disturbed (its vm sandboxes, its require, its Atomics.wait, its output).
 const t = require('tap')
-const { execFileSync } = require('node:child_process')
 const fs = require('node:fs')
 const path = require('node:path')
-const { ROOT, FIXTURES, mainThread, spawnNode, waitForOutput, tmpDir, waitForReports, lineOf, isAlive } = require('./helpers')
+const { testHooks, ROOT, FIXTURES, mainThread, spawnNode, waitForOutput, tmpDir, waitForReports, lineOf, isAlive } = require('./helpers')
 
 const FIXTURE = path.join(FIXTURES, 'interrupt.js')
 const BY_INTERRUPT = 'main thread (interrupt: it was busy running JavaScript)'
@@ -62,8 +61,7 @@ t.test('the report fails twice on the main thread (the application broke a built
   }
 })
 
-// Asked of a child: loading the addon here would set up its handlers in the runner.
-const TEST_HOOKS = execFileSync(process.execPath, ['-p', 'require("./dist/native").loadAddon().info().testHooks'], { cwd: ROOT, encoding: 'utf8' }).trim() === 'true'
+const TEST_HOOKS = testHooks()
 
 t.test('a failure injected into the report from the interrupt is written into it', {
   skip: TEST_HOOKS ? false : 'needs a build with test hooks (scripts/sanitize.sh test/interrupt.test.js)'

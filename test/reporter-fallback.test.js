@@ -7,11 +7,11 @@
 const t = require('tap')
 const fs = require('node:fs')
 const path = require('node:path')
-const { FIXTURES, ROOT, spawnNode, waitForOutput, waitForTextReport, tmpDir, waitForReports, reportFiles, until } = require('./helpers')
+const { testHooks, FIXTURES, ROOT, spawnNode, waitForOutput, waitForTextReport, tmpDir, waitForReports, reportFiles, until } = require('./helpers')
 
 const APP = path.join(FIXTURES, 'reporter-fallback.js')
 const MARKER = 'written by the native fallback because: '
-const hooks = require(path.join(ROOT, 'build/Release/guru_meditation.node')).info().testHooks
+const hooks = testHooks()
 const needHooks = hooks ? {} : { skip: 'needs a build with test hooks (GMR_BUILD_TEST_HOOKS=1; scripts/sanitize.sh runs it)' }
 const sleep = ms => new Promise(resolve => setTimeout(resolve, ms))
 

@@ -14,6 +14,7 @@
 #include "../unwind/unwind.h"
 #include "../util/quiet_thread.h"
 #include "fatal_signal.h"
+#include "../util/test_hooks.h"
 #include "safe_text.h"
 #include "thread_text.h"
 
@@ -97,12 +98,15 @@ void WriteThreads(SafeText* w, Symbolizer* symbolizer, const CrashRecord& crash)
 }
 
 void* HelperMain(void* arg) {
+  FatalHelperStarted();
   prctl(PR_SET_NAME, "gmr-fatal", 0, 0, 0);
   auto* symbolizer = static_cast<Symbolizer*>(arg);
   // The symbol tables now, while the process is healthy: at the crash only
   // objects loaded since are read.
   symbolizer->Refresh();
   const CrashRecord& crash = WaitForCrash();
+  // Test builds: the helper faults as a crash could make it.
+  if (TestHook("fatal_helper_fault")) *static_cast<volatile int*>(nullptr) = 1;
   SafeText w(g_text, sizeof g_text - 64);
   WriteThreads(&w, symbolizer, crash);
   if (BeginHelperWrite()) {

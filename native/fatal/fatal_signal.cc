@@ -58,7 +58,11 @@ bool g_installed[NSIG];
 std::atomic<int> g_guard{0};
 
 // The handshake with the helper, a futex word.
-enum Phase : int { kIdle = 0, kRequested = 1, kHelperWriting = 2, kHelperDone = 3, kAbandoned = 4 };
+enum Phase : int { kIdle = 0, kRequested = 1, kHelperWriting = 2, kHelperDone = 3, kAbandoned = 4, kHelperFaulted = 5 };
+
+// The helper thread (fatal_report.cc), which takes its own faults to our
+// handler (FatalHelperStarted): one there ends its part of the report.
+std::atomic<int> g_helper_tid{0};
 std::atomic<int> g_phase{kIdle};
 
 CrashRecord g_record;
@@ -310,8 +314,9 @@ void WriteRule(SafeText* w) {
   w->Char('\n');
 }
 
-// Async-signal-safe: the header, written before anything that could hang.
-void WriteHeader(SafeText* w, const CrashRecord& r, const Destination* dest, int64_t unix_ms) {
+// Async-signal-safe: the header's first lines, from the signal alone:
+// written before anything that reads state the crash may have corrupted.
+void WriteHeaderStart(SafeText* w, const CrashRecord& r) {
   WriteRule(w);
   w->Str("====").Centred("Guru Meditation: fatal signal", 64).Str("====\n");
   WriteRule(w);
@@ -321,6 +326,10 @@ void WriteHeader(SafeText* w, const CrashRecord& r, const Destination* dest, int
   if (code[0]) w->Str(" (").Str(code).Char(')');
   w->Char('\n');
   if (r.code > 0 && r.code != SI_KERNEL) w->Str("fault address = ").Hex(r.fault_address, 16).Char('\n');
+}
+
+// Async-signal-safe: the rest of the header, which needs r.has_isolate.
+void WriteHeaderRest(SafeText* w, const CrashRecord& r, const Destination* dest, int64_t unix_ms) {
   char name[32];
   ReadThreadName(r.tid, name, sizeof name);
   w->Str("crashed thread = #").Dec(r.tid).Char(' ').Str(name).Str(" (");
@@ -362,6 +371,15 @@ void OnFatalSignal(int sig, siginfo_t* info, void* context) {
     return;  // a WebAssembly bounds check: V8 goes on from its landing pad
   }
   int tid = Gettid();
+  if (tid == g_helper_tid.load(std::memory_order_acquire) && g_guard.load() != 0) {
+    // The helper faulted while it wrote another thread's crash (the crash
+    // may have broken what it reads). It ends here, for good: the crashing
+    // thread writes its own frames and re-raises its own signal, so the
+    // process ends, and dumps core, as the original crash would have.
+    g_phase.store(kHelperFaulted, std::memory_order_release);
+    FutexWake(&g_phase);
+    for (;;) pause();
+  }
   int expected = 0;
   if (!g_guard.compare_exchange_strong(expected, tid)) {
     if (expected != tid) {
@@ -382,14 +400,18 @@ void OnFatalSignal(int sig, siginfo_t* info, void* context) {
   r.code = info->si_code;
   r.fault_address = reinterpret_cast<uintptr_t>(info->si_addr);
   r.tid = tid;
-  r.has_isolate = IsolateRunningHere() != nullptr;  // async-signal-safe (own_isolate.h)
   r.regs = RegistersFrom(static_cast<const ucontext_t*>(context));
   r.stack_size = CopyOwnStack(r.regs.rsp, g_stack_copy, sizeof g_stack_copy);
   r.stack = g_stack_copy;
   r.fd = OpenDestination(dest, NowMs(CLOCK_REALTIME) / 1000);
 
   SafeText w(g_text_buf, sizeof g_text_buf);
-  WriteHeader(&w, r, dest, NowMs(CLOCK_REALTIME));
+  WriteHeaderStart(&w, r);
+  w.WriteTo(r.fd);
+  // V8's state is read once the header is out: a crash may have broken it.
+  w.Clear();
+  r.has_isolate = IsolateRunningHere() != nullptr;  // async-signal-safe (own_isolate.h)
+  WriteHeaderRest(&w, r, dest, NowMs(CLOCK_REALTIME));
   w.WriteTo(r.fd);
 
   g_phase.store(kRequested, std::memory_order_release);
@@ -408,7 +430,14 @@ void OnFatalSignal(int sig, siginfo_t* info, void* context) {
     }
   }
   if (phase == kHelperWriting)
-    FutexWaitWhile(&g_phase, kHelperWriting, NowMs(CLOCK_MONOTONIC) + kHelperWriteWaitMs);
+    phase = FutexWaitWhile(&g_phase, kHelperWriting, NowMs(CLOCK_MONOTONIC) + kHelperWriteWaitMs);
+  if (phase == kHelperFaulted) {
+    w.Clear();
+    w.Str("The helper thread faulted while it wrote the report (the crash may have left the heap or a");
+    w.Str(" structure it reads broken): the crashing thread only.\n\n");
+    WriteOwnFrames(&w, r);
+    w.WriteTo(r.fd);
+  }
   if (r.fd != 2) close(r.fd);
   ChainOn(sig, info, false);
   errno = saved_errno;
@@ -527,6 +556,16 @@ void ReleaseFatalAltStack() {
 const CrashRecord& WaitForCrash() {
   FutexWaitWhile(&g_phase, kIdle, -1);
   return g_record;
+}
+
+void FatalHelperStarted() {
+  // The faults only: sent signals stay blocked here, as StartQuietThread
+  // left them.
+  sigset_t faults;
+  sigemptyset(&faults);
+  for (int sig : {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT}) sigaddset(&faults, sig);
+  pthread_sigmask(SIG_UNBLOCK, &faults, nullptr);
+  g_helper_tid.store(Gettid(), std::memory_order_release);
 }
 
 bool BeginHelperWrite() {

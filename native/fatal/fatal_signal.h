@@ -68,6 +68,11 @@ struct CrashRecord {
 
 // For the helper thread (fatal_report.cc): blocks until a thread crashes and
 // returns its record.
+// On the helper thread, first: it takes its own faults (not the signals
+// sent to the process) to the fatal handler, which ends the helper and
+// lets the crashing thread finish the report alone.
+void FatalHelperStarted();
+
 const CrashRecord& WaitForCrash();
 // The helper has its text ready: true when it may write it (the crashing
 // thread has not given up on it), false when it must not.
