@@ -249,8 +249,10 @@ const PEM_PRIVATE_KEY = /-----BEGIN [A-Z0-9 ]{0,40}PRIVATE KEY[A-Z0-9 ]{0,20}---
 // `scheme://user:password@host`: everything up to the last `@` of the
 // authority goes, since an unencoded `@` in a password is common.
 const URL_USERINFO = /(?<![a-z0-9+.-])([a-z][a-z0-9+.-]{0,31}:\/\/)[^\s/?#]{1,2048}@/gi
-// A token has a digit or a sign, or is long: `Bearer of good news` is prose.
-const BEARER = /\b(Bearer)\s+(?=[A-Za-z]{0,4096}[0-9\-._~+/]|[A-Za-z]{16})[A-Za-z0-9\-._~+/]{1,4096}=*/gi
+// A token has a digit or a sign, a capital past its first letter, or is
+// long: `Bearer of good news` and `Bearer Tokens` are prose. Case matters
+// in the token, so the scheme's any-case is spelled out.
+const BEARER = /\b([Bb][Ee][Aa][Rr][Ee][Rr])\s+(?=[A-Za-z]{0,4096}[0-9\-._~+/]|[A-Za-z]{16}|[A-Za-z][a-z]{0,4096}[A-Z])[A-Za-z0-9\-._~+/]{1,4096}=*/g
 // `password=x`, `"token": "x"`, `?api_key=x&`, `--db-password x`,
 // `STRIPE_KEY=x`. The key is a whole run of `[\w.-]` holding a secret word
 // or ending with a generic one (decided by isSecretPath); a run inside a URL
