@@ -14,14 +14,16 @@ npm run prebuilds
 # prebuilt binary, the one an install of the package loads.
 echo "== the suite on Node $(node --version), prebuilt binaries only"
 PREBUILDS_ONLY=1 npx tap
-# The stress tier (test/stress/: minutes each), on this Node's local build.
-echo "== the stress tests"
-npx tap --timeout=600 test/stress/*.test.js
+# The stress tier (test/stress/: worker churn, configuration fuzz, 1,000
+# workers), minutes in all, kept out of npm test.
+echo "== the stress tests on Node $(node --version), prebuilt binaries only"
+PREBUILDS_ONLY=1 npx tap --timeout=600 test/stress/*.test.js
 declare -a bins=("$(dirname "$(command -v node)")")
 for major in 22 24; do
   read -r _ version bin < <(node scripts/node-lines.js "$major")
-  echo "== the suite on Node $version, prebuilt binaries only"
+  echo "== the suite and the stress tests on Node $version, prebuilt binaries only"
   PATH="$bin:$PATH" PREBUILDS_ONLY=1 npx tap
+  PATH="$bin:$PATH" PREBUILDS_ONLY=1 npx tap --timeout=600 test/stress/*.test.js
   bins+=("$bin")
 done
 
