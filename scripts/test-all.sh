@@ -27,6 +27,11 @@ for major in 22 24; do
   bins+=("$bin")
 done
 
+# Tests that need the test-only hooks but not the sanitizers (whose own
+# handlers would take the fatal signals): scripts/sanitize.sh runs the rest.
+echo "== the fatal-signal tests with the test hooks"
+GMR_SANITIZE=0 bash scripts/sanitize.sh test/fatal-signal.test.js
+
 pack_dir="$(mktemp -d)"
 trap 'rm -rf "$pack_dir"' EXIT
 # The prebuilds are fresh: packing need not build them again (prepack would).
