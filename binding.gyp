@@ -16,7 +16,9 @@
         "native/green/timer_tracker.cc",
         "native/fatal/fatal_report.cc",
         "native/fatal/fatal_signal.cc",
+        "native/fatal/thread_text.cc",
         "native/reporter/dispatch.cc",
+        "native/reporter/fallback_report.cc",
         "native/reporter/reporter_env.cc",
         "native/symbolize/symbolize.cc",
         "native/unwind/unwind.cc",
@@ -29,7 +31,9 @@
         "native/watchdog/watchdog.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
-      "defines": ["NAPI_DISABLE_CPP_EXCEPTIONS", "NODE_ADDON_API_DISABLE_DEPRECATED"],
+      # An exception thrown while an environment is being stopped (the
+      # reporter's, at process exit) is dropped, not a fatal error.
+      "defines": ["NAPI_DISABLE_CPP_EXCEPTIONS", "NODE_ADDON_API_DISABLE_DEPRECATED", "NODE_API_SWALLOW_UNTHROWABLE_EXCEPTIONS"],
       # Test-only hooks (native/util/test_hooks.h): off in every shipped
       # binary; `GMR_BUILD_TEST_HOOKS=1 node-gyp rebuild` or scripts/sanitize.sh.
       "conditions": [["'<!(node -p \"process.env.GMR_BUILD_TEST_HOOKS || ''\")'=='1'", {"defines": ["GMR_TEST_HOOKS"]}]],

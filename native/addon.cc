@@ -4,10 +4,12 @@
 // node.h first: it defines NAPI_VERSION, which napi.h would otherwise default.
 #include <node.h>
 #include <napi.h>
+#include <poll.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 #include <v8.h>
 
+#include <cerrno>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
@@ -21,6 +23,7 @@
 #include "green/promise_tracker.h"
 #include "fatal/fatal_signal.h"
 #include "reporter/dispatch.h"
+#include "reporter/fallback_report.h"
 #include "reporter/reporter_env.h"
 #include "util/test_hooks.h"
 #include "watchdog/watchdog.h"
@@ -83,8 +86,9 @@ Napi::Value Configure(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
-// configureFatal({ enabled, logDir, serviceName }): the reportOnFatalSignal
-// option (fatal/fatal_signal.h).
+// configureFatal({ enabled, logDir, serviceName, nodeVersion }): the
+// reportOnFatalSignal option (fatal/fatal_signal.h). The destination is also
+// the native fallback's (reporter/fallback_report.h), enabled or not.
 Napi::Value ConfigureFatal(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Napi::Object o = info[0].As<Napi::Object>();
@@ -93,6 +97,7 @@ Napi::Value ConfigureFatal(const Napi::CallbackInfo& info) {
   config.log_dir = o.Get("logDir").As<Napi::String>().Utf8Value();
   config.service_name = o.Get("serviceName").As<Napi::String>().Utf8Value();
   config.node_version = o.Get("nodeVersion").As<Napi::String>().Utf8Value();
+  ConfigureFallbackReport(config.log_dir, config.service_name, config.node_version);
   std::string error = ConfigureFatalSignals(config);
   if (!error.empty()) Napi::Error::New(env, error).ThrowAsJavaScriptException();
   // Workers running already get their alternate stacks too.
@@ -135,10 +140,17 @@ Napi::Value EndReporter(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// finishReporterJob(error | null): in the reporter environment, when its
+// script is done with the job; an error has the fallback write the report.
+Napi::Value FinishReporterJobJs(const Napi::CallbackInfo& info) {
+  FinishReporterJob(info[0].IsString() ? info[0].As<Napi::String>().Utf8Value() : "");
+  return info.Env().Undefined();
+}
+
 // takeReporterJob(): in the reporter environment, { capture, data } or null.
 Napi::Value TakeReporterJobJs(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  std::unique_ptr<Capture> capture;
+  std::shared_ptr<const Capture> capture;
   Trigger trigger;
   std::string data;
   if (!TakeReporterJob(&capture, &trigger, &data)) return env.Null();
@@ -149,21 +161,34 @@ Napi::Value TakeReporterJobJs(const Napi::CallbackInfo& info) {
 }
 
 // attachMainReporter(onReport, pickupMs): on the main thread. A triggered
-// report it picks up within pickupMs is written there (onReport(capture),
-// then reportDone()); else by a reporter environment.
+// report it picks up within pickupMs is written there (see dispatch.h for
+// what onReport does and returns); else by a reporter environment.
 Napi::Value AttachMainReporterJs(const Napi::CallbackInfo& info) {
   AttachMainReporter(info.Env(), info[0].As<Napi::Function>(), info[1].As<Napi::Number>().Int32Value());
   return info.Env().Undefined();
 }
 
-// holdInterruptReports(bool): see dispatch.h.
-Napi::Value HoldInterruptReportsJs(const Napi::CallbackInfo& info) {
-  HoldInterruptReports(info[0].ToBoolean().Value());
-  return info.Env().Undefined();
+// waitWritable(fd, timeoutMs): true once fd can take more bytes, false
+// after timeoutMs. poll(2): a plain system call, which a V8 interrupt may
+// make whatever the thread was doing (Atomics.wait may not nest in the
+// Atomics.wait the interrupt landed in). A capture signal may cut the wait
+// short: the caller loops on its own deadline.
+Napi::Value WaitWritable(const Napi::CallbackInfo& info) {
+  struct pollfd p = {info[0].As<Napi::Number>().Int32Value(), POLLOUT, 0};
+  int rc = poll(&p, 1, info[1].As<Napi::Number>().Int32Value());
+  return Napi::Boolean::New(info.Env(), rc > 0 || (rc < 0 && errno == EINTR));
 }
 
-Napi::Value ReportDoneJs(const Napi::CallbackInfo& info) {
-  ReportDone();
+// testHook(name): the value of a test-only hook (util/test_hooks.h), for
+// the JavaScript side to inject failures with; 0 in a release build.
+Napi::Value TestHookJs(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), static_cast<double>(TestHook(info[0].As<Napi::String>().Utf8Value().c_str())));
+}
+
+// mainReportEnded(whyNot?): the main thread is done with the report its
+// event loop took: written, or why not (a reporter environment writes it).
+Napi::Value MainReportEndedJs(const Napi::CallbackInfo& info) {
+  MainReportEnded(info[0].IsString() ? info[0].As<Napi::String>().Utf8Value() : std::string());
   return info.Env().Undefined();
 }
 
@@ -255,14 +280,16 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("prepareReporter", Napi::Function::New(env, PrepareReporter));
   exports.Set("setReporterData", Napi::Function::New(env, SetReporterDataJs));
   exports.Set("takeReporterJob", Napi::Function::New(env, TakeReporterJobJs));
+  exports.Set("finishReporterJob", Napi::Function::New(env, FinishReporterJobJs));
   exports.Set("endReporter", Napi::Function::New(env, EndReporter));
   exports.Set("attachMainReporter", Napi::Function::New(env, AttachMainReporterJs));
-  exports.Set("reportDone", Napi::Function::New(env, ReportDoneJs));
-  exports.Set("holdInterruptReports", Napi::Function::New(env, HoldInterruptReportsJs));
+  exports.Set("mainReportEnded", Napi::Function::New(env, MainReportEndedJs));
+  exports.Set("waitWritable", Napi::Function::New(env, WaitWritable));
   exports.Set("capture", Napi::Function::New(env, CaptureJs));
   exports.Set("meetNewThreads", Napi::Function::New(env, MeetNewThreadsJs));
   exports.Set("reclaimSignal", Napi::Function::New(env, ReclaimSignal));
   exports.Set("info", Napi::Function::New(env, Info));
+  exports.Set("testHook", Napi::Function::New(env, TestHookJs));
   exports.Set("setSwitches", Napi::Function::New(env, SetSwitchesJs));
   exports.Set("codeMapStats", Napi::Function::New(env, CodeMapStatsJs));
   return exports;

@@ -207,6 +207,7 @@ Napi::Object CaptureToJs(Napi::Env env, const Capture& c, const Trigger& trigger
     tr.Set("outPath", trigger.out_path);
     tr.Set("format", trigger.format);
   }
+  if (!trigger.main_failure.empty()) tr.Set("mainFailure", trigger.main_failure);
   o.Set("trigger", tr);
   int pid = getpid();
   Napi::Array threads = Napi::Array::New(env, c.threads.size());

@@ -9,7 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 TESTS=("$@")
-[ ${#TESTS[@]} -gt 0 ] || TESTS=(test/threads.test.js test/signal.test.js test/native-block.test.js test/signal-interplay.test.js test/two-copies.test.js test/eintr.test.js test/green-threads.test.js test/churn.test.js test/deadlock.test.js test/stopped-thread.test.js test/late-capture.test.js)
+[ ${#TESTS[@]} -gt 0 ] || TESTS=(test/threads.test.js test/signal.test.js test/native-block.test.js test/signal-interplay.test.js test/two-copies.test.js test/eintr.test.js test/green-threads.test.js test/stress/churn.test.js test/deadlock.test.js test/stopped-thread.test.js test/reporter-fallback.test.js test/reporter-exit.test.js test/late-capture.test.js)
 
 WORK=$(mktemp -d /tmp/gmr-sanitize.XXXXXX)
 BINARY=build/Release/guru_meditation.node
@@ -42,6 +42,8 @@ ASAN_LIB=$(${CXX:-g++} -print-file-name=libasan.so)
 # reported and ends it.
 export ASAN_OPTIONS="detect_leaks=0:log_path=$LOGS/asan:allow_user_segv_handler=1:handle_segv=0:handle_abort=1:verify_asan_link_order=0"
 export UBSAN_OPTIONS="print_stacktrace=1:log_path=$LOGS/ubsan"
+# The stress tier: exits during a report (npm test runs 20).
+export GMR_EXIT_RUNS=${GMR_EXIT_RUNS:-500}
 status=0
 LD_PRELOAD="$ASAN_LIB" npx --no-install tap --jobs=1 --timeout=300 "${TESTS[@]}" || status=$?
 

@@ -122,16 +122,29 @@ function attachDirectory (): string {
   return dir
 }
 
+/** Whether a request another gmr left has no gmr waiting for it any more: its gmr is gone, or its time is up. */
+function staleRequest (file: string): boolean {
+  let st: fs.Stats
+  let body: string
+  try {
+    st = fs.lstatSync(file)
+    body = fs.readFileSync(file, 'utf8')
+  } catch { return true }
+  const owner = /^out=\d+\.(\d+)\./m.exec(body)
+  const timeout = /^timeout=(\d+)$/m.exec(body)
+  const alive = owner !== null && (() => { try { process.kill(Number(owner[1]), 0); return true } catch (err) { return (err as NodeJS.ErrnoException).code === 'EPERM' } })()
+  return !alive || Date.now() - st.mtimeMs > (timeout ? Number(timeout[1]) + 1 : 3601) * 1000
+}
+
 /** Leaves the request, exclusively: one gmr at a time per target. A stale one (its gmr died) is replaced. */
-function leaveRequest (file: string, body: string, timeoutMs: number): void {
+function leaveRequest (file: string, body: string): void {
   for (let attempt = 0; attempt < 2; attempt++) {
     try {
       fs.writeFileSync(file, body, { flag: 'wx', mode: 0o600 })
       return
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw new CliError(`gmr: cannot write ${file}: ${(err as Error).message}`)
-      const age = Date.now() - fs.lstatSync(file).mtimeMs
-      if (age < timeoutMs) throw new CliError(`gmr: another gmr is asking the same process for a report (${file})`)
+      if (!staleRequest(file)) throw new CliError(`gmr: another gmr is asking the same process for a report (${file})`)
       fs.unlinkSync(file)
     }
   }
@@ -146,7 +159,8 @@ async function askForReport (r: Request): Promise<string> {
   const name = `${r.pid}.${process.pid}.${randomBytes(6).toString('hex')}.report`
   const reportFile = path.join(dir, name)
   const requestFile = path.join(dir, `${r.pid}.request`)
-  leaveRequest(requestFile, `out=${name}\nformat=${r.json ? 'json' : 'text'}\n`, r.timeoutMs)
+  // The timeout lets the target tell a request whose gmr died (see native/watchdog/attach.h).
+  leaveRequest(requestFile, `out=${name}\nformat=${r.json ? 'json' : 'text'}\ntimeout=${Math.ceil(r.timeoutMs / 1000)}\n`)
   const cleanUp = (): void => { try { fs.unlinkSync(requestFile) } catch {} }
   process.once('SIGINT', () => { cleanUp(); process.exit(130) })
   try {

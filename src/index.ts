@@ -4,38 +4,14 @@ import fs from 'node:fs'
 import path from 'node:path'
 import type { Configuration, Report } from './model'
 import { loadAddon, type Addon, type RawCapture } from './native'
-import { checkVersion, OptionError, resolveOptions, type Format, type Options, type ResolvedOptions } from './options'
+import { checkVersion, OptionError, resolveOptions, logDirWarning, type Format, type Options, type ResolvedOptions } from './options'
 import type { LiveParts } from './report'
-import { flattenConfig } from './sections/configuration'
+import { loadedReportModules, preloadReportModules, reportModules, type ReportModules } from './report-modules'
+import { configureRedaction, serializeKeys } from './redact'
+import { flattenConfig, runtimeConfig } from './sections/configuration'
 import { staticPackage, type StaticPackage, type VersionInfo } from './sections/package'
-import { onSectionsChanged, registerSection, runSections, runSectionsSync, sectionNames, type SectionGenerator } from './sections/user'
+import { onSectionsChanged, registerSection, runSections, runSectionsSync, sectionNames, unavailableSections, type SectionGenerator } from './sections/user'
 import type { ReporterData } from './reporter'
-
-// What only reports need is loaded when the first report is made, not at
-// require time: set-up stays quick.
-/* eslint-disable @typescript-eslint/no-require-imports */
-// A report written from an interrupt of the busy main thread must not land
-// inside the first load of these modules, which it would find half
-// initialized: the native side is told, and leaves such a report to the
-// reporter environment.
-let reportModulesLoaded = false
-function loaded<T> (load: () => T): T {
-  if (reportModulesLoaded) return load()
-  const native = loadAddon()
-  native.holdInterruptReports(true)
-  try {
-    const m = load()
-    reportModulesLoaded = true
-    return m
-  } finally {
-    native.holdInterruptReports(false)
-  }
-}
-const reportModule = (): typeof import('./report') => loaded(() => require('./report'))
-const outputModule = (): typeof import('./output') => loaded(() => require('./output'))
-const activeResources = (): Record<string, number> => (require('./sections/green-threads') as typeof import('./sections/green-threads')).activeResources()
-const runtimeConfig = (): Record<string, string> => (require('./sections/configuration') as typeof import('./sections/configuration')).runtimeConfig()
-/* eslint-enable @typescript-eslint/no-require-imports */
 
 export type { Options, Format, Report, VersionInfo, SectionGenerator }
 export { OptionError, registerSection }
@@ -90,25 +66,52 @@ function liveConfiguration (options: ResolvedOptions): { configuration: Configur
   }
 }
 
-/** Runs on the thread that called setupAutorun (or the API caller). */
 /** This thread's active resources, for its Green Threads entry. */
-function liveResources (): LiveParts['resources'] {
-  return { tid: addon().info().tid, counts: activeResources() }
+function liveResources (modules: ReportModules): LiveParts['resources'] {
+  return { tid: addon().info().tid, counts: modules.greenThreads.activeResources() }
 }
 
 async function collectLive (options: ResolvedOptions, writtenBy: string): Promise<LiveParts> {
-  const resources = liveResources()
+  const resources = liveResources(reportModules())
   return { ...liveConfiguration(options), sections: await runSections(options.sectionTimeout), writtenBy, resources }
 }
 
+const BY_INTERRUPT = 'main thread (interrupt: it was busy running JavaScript)'
+
 /** The live parts without waiting: for a report written from an interrupt. */
-function collectLiveSync (options: ResolvedOptions): LiveParts {
+function collectLiveSync (options: ResolvedOptions, modules: ReportModules): LiveParts {
   const reason = 'the main thread was busy running JavaScript: the report was written between two of its operations, where a promise cannot be waited for'
-  return { ...liveConfiguration(options), sections: runSectionsSync(reason), writtenBy: 'main thread (interrupt: it was busy running JavaScript)', resources: liveResources() }
+  return { ...liveConfiguration(options), sections: runSectionsSync(reason), writtenBy: BY_INTERRUPT, resources: liveResources(modules) }
 }
 
-function writeLive (capture: RawCapture, current: State, live: LiveParts): void {
-  const { buildReport, writeTriggeredReport } = reportModule()
+/** What a thrown value says, in one bounded line; never throws. */
+function failureText (err: unknown): string {
+  let text: string
+  try {
+    text = err instanceof Error ? `${String(err.name)}: ${String(err.message)}` : String(err)
+  } catch {
+    text = 'an unprintable exception'
+  }
+  return text.length > 500 ? `${text.slice(0, 500)}…` : text
+}
+
+/**
+ * The parts for a second try after the first failed: what the reporter
+ * environment would have (the configuration as of setup, no sections), and
+ * the failure written into the report.
+ */
+function failedLive (current: State, writtenBy: string, err: unknown): LiveParts {
+  const reason = `the report failed on the main thread (${failureText(err)}); written again without its live parts`
+  return {
+    configuration: { application: current.confSnapshot, runtime: {} },
+    sections: unavailableSections(sectionNames(), reason),
+    errors: [`report: ${reason}`],
+    writtenBy
+  }
+}
+
+function writeLive (modules: ReportModules, capture: RawCapture, current: State, live: LiveParts): void {
+  const { buildReport, writeTriggeredReport } = modules.report
   writeTriggeredReport(buildReport(capture, current.pkg, live), capture.trigger, current.options)
 }
 
@@ -116,28 +119,57 @@ const reportFailed = (err: unknown): void => {
   process.stderr.write(`guru-meditation: the report failed: ${(err as Error)?.stack ?? String(err)}\n`)
 }
 
+/** Why the main thread hands a report back, having failed it twice. */
+function failedTwice (first: unknown, again: unknown): string {
+  return `its report failed twice (${failureText(first)}; then ${failureText(again)})`
+}
+
+// Between two operations of the busy main thread: synchronous, and nothing
+// may throw into the interrupted code. True when written; else why not,
+// and the native side hands the report to a reporter environment. A failure
+// with the live parts is written into a second try without them; one that
+// fails too (no stack left, say) is the environment's, on its own thread.
+function writeFromInterrupt (capture: RawCapture, current: State): true | string {
+  const modules = loadedReportModules()
+  if (!modules) return "the library's report modules were not loaded yet (they load at the first event loop turn after setup; the interrupt came before that, or during the load)"
+  try {
+    if (addon().testHook('interrupt_report_throws')) throw new Error('injected by the test hook interrupt_report_throws')
+    writeLive(modules, capture, current, collectLiveSync(current.options, modules))
+    return true
+  } catch (err) {
+    try {
+      writeLive(modules, capture, current, failedLive(current, BY_INTERRUPT, err))
+      return true
+    } catch (again) {
+      return failedTwice(err, again)
+    }
+  }
+}
+
 // A triggered report is written here when this thread picks it up within
 // PICKUP_MS: from its event loop when it is free (live configuration and
 // user sections), or, when it is busy running JavaScript, from an interrupt
-// between two of its operations: then synchronously, and nothing may throw
-// into the interrupted code.
-function writeTriggered (native: Addon, capture: RawCapture, fromInterrupt: boolean): void {
+// (writeFromInterrupt).
+function writeTriggered (native: Addon, capture: RawCapture, fromInterrupt: boolean): true | string | undefined {
   const current = state
-  if (!current) return native.reportDone()
-  if (fromInterrupt) {
-    try {
-      writeLive(capture, current, collectLiveSync(current.options))
-    } catch (err) {
-      try { reportFailed(err) } catch {}
-    } finally {
-      native.reportDone()
-    }
+  if (fromInterrupt) return current ? writeFromInterrupt(capture, current) : true
+  if (!current) {
+    native.mainReportEnded()
     return
   }
-  collectLive(current.options, 'main thread (event loop)')
-    .then(live => writeLive(capture, current, live))
+  // As from an interrupt: a failure is written into a second try; one that
+  // fails too is handed back (the reporter environment has a realm of its
+  // own, where what broke this one may work).
+  const writtenBy = 'main thread (event loop)'
+  let first: unknown
+  collectLive(current.options, writtenBy)
+    .then(live => writeLive(reportModules(), capture, current, live))
+    .catch(err => {
+      first = err
+      writeLive(reportModules(), capture, current, failedLive(current, writtenBy, err))
+    })
+    .then(() => native.mainReportEnded(), (again: unknown) => native.mainReportEnded(failedTwice(first, again)))
     .catch(reportFailed)
-    .finally(() => native.reportDone())
 }
 
 function reporterData ({ options, pkg, confSnapshot }: State): string {
@@ -146,6 +178,7 @@ function reporterData ({ options, pkg, confSnapshot }: State): string {
   // computing it here would cost every start-up.
   const data: ReporterData = {
     options: rest,
+    secretKeys: serializeKeys(secretKeys),
     pkg,
     confSnapshot: { application: confSnapshot, runtime: {} },
     sectionNames: sectionNames(),
@@ -238,7 +271,11 @@ export function setupAutorun (version?: VersionInfo, options: Options = {}): voi
     serviceName: resolved.serviceName,
     nodeVersion: process.version
   })
+  const unsafeDir = resolved.logDir && resolved.logDir !== state?.options.logDir ? logDirWarning(resolved.logDir) : null
+  if (unsafeDir) try { fs.writeSync(2, unsafeDir) } catch {}
   const first = !state
+  // Every section masks by these rules from now on.
+  configureRedaction({ secretKeys: resolved.secretKeys, sectionText: resolved.maskSectionText })
   state = { options: resolved, pkg, confSnapshot }
   if (first) {
     native.prepareReporter(path.join(__dirname, 'reporter.js'), reporterData(state))
@@ -247,6 +284,7 @@ export function setupAutorun (version?: VersionInfo, options: Options = {}): voi
     onSectionsChanged(() => { if (state) native.setReporterData(reporterData(state)) })
     guardSignal()
     meetWorkers(native)
+    preloadReportModules()
   } else {
     native.setReporterData(reporterData(state))
   }
@@ -267,7 +305,7 @@ async function reportNow (): Promise<{ report: Report, options: ResolvedOptions 
   const options = state?.options ?? resolveOptions({})
   const pkg = state?.pkg ?? staticPackage(undefined, options.serviceName)
   const [capture, live] = await Promise.all([captureNow(options), collectLive(options, 'caller')])
-  return { report: reportModule().buildReport(capture, pkg, live), options }
+  return { report: reportModules().report.buildReport(capture, pkg, live), options }
 }
 
 /** generateReport's and writeReport's `format`, checked before any capture. */
@@ -285,7 +323,7 @@ function requestedFormat (options: { format?: Format } | undefined): Format | un
 export async function generateReport (options?: { format?: Format }): Promise<string> {
   const format = requestedFormat(options)
   const { report, options: resolved } = await reportNow()
-  return reportModule().render(report, format ?? resolved.format)
+  return reportModules().report.render(report, format ?? resolved.format)
 }
 
 /**
@@ -295,8 +333,9 @@ export async function generateReport (options?: { format?: Format }): Promise<st
 export async function writeReport (options?: { format?: Format }): Promise<string | null> {
   const format = requestedFormat(options)
   const { report, options: resolved } = await reportNow()
-  const text = reportModule().render(report, format ?? resolved.format)
-  return outputModule().writeReportText(text, resolved, new Date(report.package.generatedAt)).path
+  const { report: { render }, output } = reportModules()
+  const text = render(report, format ?? resolved.format)
+  return output.writeReportText(text, resolved, new Date(report.package.generatedAt)).path
 }
 
 export const TextGuruMeditation = { setupAutorun, registerSection, generateReport, writeReport }

@@ -41,7 +41,8 @@ export interface PackageInfo {
   /**
    * Who wrote the report: `main thread (event loop)`, `main thread
    * (interrupt: it was busy running JavaScript)`, `reporter environment
-   * (the main thread was blocked)`, or `caller` for the API.
+   * (the main thread was blocked)`, `reporter environment (the main thread
+   * could not write it)`, or `caller` for the API.
    */
   writtenBy: string
 }

@@ -56,6 +56,8 @@ export interface RawTrigger {
   /** `cli` (gmr <pid>): the file the report goes to instead, and its format ('' for the configured one). */
   outPath?: string
   format?: string
+  /** Why the main thread, which took the report, handed it to a reporter environment. */
+  mainFailure?: string
 }
 
 /** One libuv handle of a JS thread's event loop (native/green/loop_walk.h). */
@@ -150,34 +152,40 @@ type Callback = (err: Error | null, capture: RawCapture | null) => void
 
 export interface Addon {
   configure (config: NativeConfig): void
-  /** The reportOnFatalSignal option: installs (or removes) the fatal-signal handlers. */
+  /** The reportOnFatalSignal option: installs (or removes) the fatal-signal handlers. Its destination is also the native fallback's. */
   configureFatal (config: { enabled: boolean, logDir: string, serviceName: string, nodeVersion: string }): void
   /** Main thread: triggered reports run `script` in an environment of their own. */
   prepareReporter (script: string, dataJson: string): void
   setReporterData (dataJson: string): void
   /** In the reporter environment: the capture it was made for. */
   takeReporterJob (): { capture: RawCapture, data: string } | null
+  /** In the reporter environment, done with its job: null when the report is written, else why not (the native fallback then writes it). */
+  finishReporterJob (error: string | null): void
   /** In the reporter environment, when done: its loop ends even with handles left open. */
   endReporter (): void
   /**
    * Main thread: a triggered report it picks up within pickupMs is handed to
-   * onReport there (which must call reportDone when written), from its event
-   * loop or, while it runs JavaScript, from an interrupt (fromInterrupt: the
-   * report must be written synchronously); else a reporter environment
-   * writes it.
+   * onReport there, from its event loop (onReport must call mainReportEnded
+   * when done) or, while it runs JavaScript, from an interrupt (fromInterrupt:
+   * the report must be written synchronously; onReport returns true when
+   * written, or why not); else a reporter environment writes it, as it does
+   * one the main thread could not write.
    */
-  attachMainReporter (onReport: (capture: RawCapture, fromInterrupt: boolean) => void, pickupMs: number): void
-  reportDone (): void
-  /** Main thread, around the first load of the report's modules: no report is taken from an interrupt meanwhile. */
-  holdInterruptReports (hold: boolean): void
+  attachMainReporter (onReport: (capture: RawCapture, fromInterrupt: boolean) => true | string | undefined, pickupMs: number): void
+  /** Main thread: done with the report its event loop took; whyNot when it could not write it (a reporter environment then does). */
+  mainReportEnded (whyNot?: string): void
+  /** A test-only hook's value (native/util/test_hooks.h); 0 in a release build. */
+  testHook (name: string): number
+  /** Waits with poll(2) until fd can take more bytes: true, or false after timeoutMs. */
+  waitWritable (fd: number, timeoutMs: number): boolean
   capture (options: { jsTimeoutMs: number, captureTimeoutMs: number, maxHandles: number }, callback: Callback): void
-  /** A worker is starting: the watchdog meets its isolate while it runs. */
+  /** A worker came online: the watchdog meets its isolate while it runs. */
   meetNewThreads (): void
   reclaimSignal (): void
   /** The code map and promise tracking switches; every isolate follows. */
   setSwitches (codeMap: boolean, trackPromises: boolean): void
   codeMapStats (): { enabled: boolean, maps: number, events: number, pending: number, indexed: number, dropped: number, scripts: number, bytes: number }
-  info (): { captureSignal: string | null, reportSignal: number, tid: number }
+  info (): { captureSignal: string | null, reportSignal: number, tid: number, knownIsolates: number, testHooks: boolean, testLateCaptureHandlers?: number }
 }
 
 export const packageRoot = path.join(__dirname, '..')
@@ -234,8 +242,18 @@ function binaryInProcess (): string | null {
   }
 }
 
+// Node 20.16 gave process.getBuiltinModule, which a worker that never
+// loaded the library needs to tell its threadId (native/capture/
+// thread_identity.cc): without it, workers would be listed unknown. Checked
+// by the feature, named by the version (package.json's engines).
+function checkNodeVersion (): void {
+  if (typeof (process as { getBuiltinModule?: unknown }).getBuiltinModule === 'function') return
+  throw new Error(`guru-meditation: needs Node.js 20.16 or later: it uses process.getBuiltinModule, which this Node (${process.version}) does not have`)
+}
+
 export function loadAddon (): Addon {
   if (addon) return addon
+  checkNodeVersion()
   const inProcess = binaryInProcess()
   if (inProcess) {
     // eslint-disable-next-line @typescript-eslint/no-require-imports

@@ -15,6 +15,7 @@ export interface Options {
   format?: Format
   conf?: unknown
   secretKeys?: Array<string | RegExp>
+  maskSectionText?: boolean
   sectionTimeout?: number
   codeMap?: boolean
   stallThreshold?: number | false
@@ -33,6 +34,8 @@ export interface ResolvedOptions {
   format: Format
   conf: unknown
   secretKeys: Array<string | RegExp>
+  /** Token shapes masked in user sections' strings (secret keys in their content always are). */
+  maskSectionText: boolean
   sectionTimeout: number
   /** Name JavaScript frames of threads that cannot answer (V8 code events). */
   codeMap: boolean
@@ -67,12 +70,13 @@ const ENV: Record<string, string> = {
   stallThreshold: 'GMR_STALL_THRESHOLD',
   greenThreadsLimit: 'GMR_GREEN_THREADS_LIMIT',
   trackPromises: 'GMR_TRACK_PROMISES',
-  reportOnFatalSignal: 'GMR_REPORT_ON_FATAL_SIGNAL'
+  reportOnFatalSignal: 'GMR_REPORT_ON_FATAL_SIGNAL',
+  maskSectionText: 'GMR_MASK_SECTION_TEXT'
 }
 
 const KNOWN = new Set(['serviceName', 'logDir', 'fileEventHandler', 'fileEventHandlerInterval',
   'signal', 'format', 'conf', 'secretKeys', 'sectionTimeout', 'codeMap', 'stallThreshold',
-  'greenThreadsLimit', 'trackPromises',
+  'greenThreadsLimit', 'trackPromises', 'maskSectionText',
   'reportOnFatalSignal'])
 
 // Signals a report must not take, by number (aliases such as SIGIOT are
@@ -231,6 +235,18 @@ function existingDirectory (s: Source): string {
   return dir
 }
 
+/**
+ * Why logDir is unsafe for reports, or null: in a directory others can
+ * write without the sticky bit, anyone can remove or replace a report (its
+ * own mode does not matter there). Said once at setup; reports still go there.
+ */
+export function logDirWarning (dir: string): string | null {
+  let st: fs.Stats
+  try { st = fs.statSync(dir) } catch { return null }
+  if ((st.mode & 0o002) === 0 || (st.mode & 0o1000) !== 0) return null
+  return `guru-meditation: logDir ${dir} is writable by others without the sticky bit (mode ${(st.mode & 0o7777).toString(8).padStart(4, '0')}): anyone can remove or replace its reports (chmod o-w or +t)\n`
+}
+
 /** The name of the kernel's pseudo file system path is on, or null. */
 function pseudoFileSystem (p: string): string | null {
   try {
@@ -275,13 +291,20 @@ function secretKeys (s: Source): Array<string | RegExp> {
   } catch (err) {
     throw new OptionError(s.name, `cannot be read: ${errorText(err)}`)
   }
-  for (const k of keys) {
-    if (typeof k === 'string' && k !== '') continue
+  return keys.map((k) => {
+    if (typeof k === 'string' && k !== '') return k
     let regexp = false
     try { regexp = k instanceof RegExp } catch {}
     if (!regexp) throw new OptionError(s.name, `entries must be non-empty strings or RegExps, got ${describe(k)}`)
-  }
-  return keys as Array<string | RegExp>
+    // A plain copy, read now: a report tests it mid-operation, where a
+    // subclass's methods or a pattern's getters must not run.
+    try {
+      const r = k as RegExp
+      return new RegExp(String(r.source), String(r.flags).replace(/[gy]/g, ''))
+    } catch (err) {
+      throw new OptionError(s.name, `cannot be read: ${errorText(err)}`)
+    }
+  })
 }
 
 /** Checks everything before anything is installed. Throws OptionError. */
@@ -319,6 +342,7 @@ export function resolveOptions (given: Options = {}, env: NodeJS.ProcessEnv = pr
   const trackSrc = get('trackPromises')
   if (intervalSrc && !triggerSrc) throw new OptionError(intervalSrc.name, 'has no effect without a trigger file (fileEventHandler or GMR_FILE_TRIGGER)')
   const fatalSrc = get('reportOnFatalSignal')
+  const maskSectionTextSrc = get('maskSectionText')
   const keysSrc = options.secretKeys !== undefined ? { name: 'option secretKeys', value: options.secretKeys } : null
 
   return {
@@ -335,7 +359,8 @@ export function resolveOptions (given: Options = {}, env: NodeJS.ProcessEnv = pr
     stallThreshold: stallSrc ? stallThreshold(stallSrc) : 0,
     greenThreadsLimit: greenLimitSrc ? number(greenLimitSrc, 1, MAX_GREEN_THREADS_LIMIT, true) : DEFAULT_GREEN_THREADS_LIMIT,
     trackPromises: trackSrc ? boolean(trackSrc) : false,
-    reportOnFatalSignal: fatalSrc ? boolean(fatalSrc) : false
+    reportOnFatalSignal: fatalSrc ? boolean(fatalSrc) : false,
+    maskSectionText: maskSectionTextSrc ? boolean(maskSectionTextSrc) : true
   }
 }
 

@@ -3,6 +3,7 @@
 // which also makes the name unique without a race).
 import fs from 'node:fs'
 import path from 'node:path'
+import { loadAddon } from './native'
 
 export interface Destination {
   logDir: string | null
@@ -24,20 +25,33 @@ export function timestamp (at: Date): string {
   return at.toISOString().replace(/[-:T]/g, '').slice(0, 14)
 }
 
+/** How long a full pipe may take no bytes before the write gives up. */
+const STALL_MS = 2000
+
 // Writes to a raw fd without the event loop: a worker's process.stderr would
 // go through the main thread, which may be the one that is stuck.
+//
+// A non-blocking pipe or socket that is full (EAGAIN) is waited for with
+// poll(2) through the addon, STALL_MS at most without progress. This may run
+// inside a V8 interrupt of a main thread that is itself in Atomics.wait,
+// where a second Atomics.wait nested in it corrupts V8's wait (the process
+// aborts), so no Atomics.wait. Nor is the fd made blocking: its O_NONBLOCK
+// belongs to the application's own stream, and a socket (what Node gives a
+// child for a 'pipe') cannot be opened again through /proc.
 export function writeAllSync (fd: number, text: string): void {
   const data = Buffer.from(text)
   let offset = 0
-  let stalls = 0
+  let stalledSince = 0
   while (offset < data.length) {
     try {
       offset += fs.writeSync(fd, data, offset)
-      stalls = 0
+      stalledSince = 0
     } catch (err) {
-      // A non-blocking pipe that is full: wait a little, but not forever.
-      if ((err as NodeJS.ErrnoException).code !== 'EAGAIN' || ++stalls > 2000) throw err
-      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 1)
+      if ((err as NodeJS.ErrnoException).code !== 'EAGAIN') throw err
+      const now = Date.now()
+      if (stalledSince === 0) stalledSince = now
+      const left = STALL_MS - (now - stalledSince)
+      if (left <= 0 || !loadAddon().waitWritable(fd, left)) throw err
     }
   }
 }

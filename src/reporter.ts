@@ -7,8 +7,9 @@
 import type { Configuration } from './model'
 import { loadAddon, type RawCapture } from './native'
 import type { ResolvedOptions } from './options'
-import { writeReportText } from './output'
+import { writeAllSync } from './output'
 import { buildReport, writeTriggeredReport, type LiveParts } from './report'
+import { configureRedaction, parseKeys, type SerializedKey } from './redact'
 import type { StaticPackage } from './sections/package'
 import { runtimeConfig } from './sections/configuration'
 import { unavailableSections } from './sections/user'
@@ -16,6 +17,8 @@ import { unavailableSections } from './sections/user'
 /** What the reporter needs from setup, as JSON (kept current by the main thread). */
 export interface ReporterData {
   options: Omit<ResolvedOptions, 'conf' | 'secretKeys'>
+  /** The application's secretKeys, RegExps as source and flags. */
+  secretKeys: SerializedKey[]
   pkg: StaticPackage
   /** The configuration as of setup, for when the main thread cannot answer. */
   confSnapshot: Configuration
@@ -24,29 +27,42 @@ export interface ReporterData {
   pickupMs: number
 }
 
-function withoutMain (data: ReporterData): LiveParts {
-  const reason = `the main thread did not pick up the report within ${data.pickupMs} ms (it is blocked in a native or system call, or its JavaScript reached no interrupt check)`
+function withoutMain (data: ReporterData, mainFailure: string | undefined): LiveParts {
+  const reason = mainFailure
+    ? `the main thread took the report but could not write it: ${mainFailure}`
+    : `the main thread did not pick up the report within ${data.pickupMs} ms (it is blocked in a native or system call, or its JavaScript reached no interrupt check)`
   return {
     configuration: { application: data.confSnapshot.application, runtime: runtimeConfig(process.env, data.pkg.execArgv) },
     sections: unavailableSections(data.sectionNames, reason),
     errors: [`configuration: as of setup; ${reason}`],
-    writtenBy: 'reporter environment (the main thread was blocked)'
+    writtenBy: mainFailure ? 'reporter environment (the main thread could not write it)' : 'reporter environment (the main thread was blocked)'
   }
 }
 
-function report (capture: RawCapture, data: ReporterData): void {
-  writeTriggeredReport(buildReport(capture, data.pkg, withoutMain(data)), capture.trigger, data.options)
+function report (raw: RawCapture, data: ReporterData): void {
+  configureRedaction({ secretKeys: parseKeys(data.secretKeys), sectionText: data.options.maskSectionText })
+  // Why the main thread handed the report back goes into its errors, not
+  // into its trigger.
+  const { mainFailure, ...trigger } = raw.trigger
+  const capture = { ...raw, trigger }
+  writeTriggeredReport(buildReport(capture, data.pkg, withoutMain(data, mainFailure)), trigger, data.options)
 }
 
 const addon = loadAddon()
 const job = addon.takeReporterJob()
 if (job) {
+  let failure: string | null = null
   try {
     report(job.capture, JSON.parse(job.data) as ReporterData)
   } catch (err) {
-    writeReportText(`guru-meditation: the report failed: ${(err as Error).stack ?? String(err)}\n`, { logDir: null, serviceName: '' }, new Date())
-  } finally {
-    addon.reportDone()
-    addon.endReporter()
+    // The native fallback writes what was captured; the stack goes to stderr.
+    failure = String(err).split('\n')[0] || 'unknown error'
+    try { writeAllSync(2, `guru-meditation: the report failed: ${(err as Error)?.stack ?? String(err)}\n`) } catch {}
   }
+  addon.finishReporterJob(failure)
+  // Test hook: the environment stays up a while after its report, its loop
+  // turning, so that signals sent meanwhile reach it.
+  const linger = addon.testHook('reporter_linger_ms')
+  if (linger > 0) setTimeout(() => addon.endReporter(), linger)
+  else addon.endReporter()
 }

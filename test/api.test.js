@@ -4,7 +4,7 @@
 const t = require('tap')
 const fs = require('node:fs')
 const path = require('node:path')
-const { ROOT, spawnNode, tmpDir, REPORT_NAME } = require('./helpers')
+const { ROOT, spawnNode, tmpDir, REPORT_NAME, readReport, validateReportContent } = require('./helpers')
 
 const SECRETS = ['hunter2-db-pass', 'tok_live_9f8e7d', 'AKIAABCDEFGHIJKLMNOP', 'MIIEvQIBADANBgkqhkiG9w0B', 'pw-nested-42', 'custom-secret-77', 'argv-secret-55']
 const CONF = `{
@@ -36,6 +36,7 @@ for (const format of ['text', 'json']) {
     const { code } = await child.exited
     t.equal(code, 0, child.stderrText)
     const out = child.stdoutText
+    validateReportContent(out, `generateReport (${format})`)
     for (const secret of SECRETS) t.notOk(out.includes(secret), `${secret} does not appear`)
     t.match(out, /db\.internal:5432\/orders/, 'URL keeps host and path')
     if (format === 'json') {
@@ -67,7 +68,7 @@ t.test('writeReport writes where a triggered report goes and returns the path', 
   const file = child.stdoutText.match(/PATH (.*)/)[1]
   t.equal(path.dirname(file), dir)
   t.match(path.basename(file), REPORT_NAME)
-  t.match(fs.readFileSync(file, 'utf8'), /Guru Meditation/)
+  t.match(readReport(file), /Guru Meditation/)
 })
 
 t.test('ESM: import and --import guru-meditation/register', async t => {

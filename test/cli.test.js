@@ -4,20 +4,13 @@ const t = require('tap')
 const fs = require('node:fs')
 const path = require('node:path')
 const { spawn, execFile } = require('node:child_process')
-const { ROOT, APP, SPIN_LINE, mainThread, spawnNode, waitForOutput, tmpDir, reportFiles, isAlive } = require('./helpers')
+const { ROOT, APP, SPIN_LINE, mainThread, spawnNode, waitForOutput, tmpDir, reportFiles, isAlive, until, runGmr } = require('./helpers')
 
 const CLI = path.join(ROOT, 'dist', 'cli.js')
 const ATTACH_DIR = `/tmp/guru-meditation-${process.geteuid()}`
 
 /** Runs gmr with args, killed if it outlives timeoutMs; resolves { code, stdout, stderr, ms }. */
-function gmr (args, timeoutMs = 20000) {
-  const t0 = Date.now()
-  return new Promise(resolve => {
-    execFile(process.execPath, [CLI, ...args], { timeout: timeoutMs, killSignal: 'SIGKILL', maxBuffer: 64 << 20 }, (err, stdout, stderr) => {
-      resolve({ code: err ? (err.code ?? 'killed') : 0, stdout, stderr, ms: Date.now() - t0 })
-    })
-  })
-}
+const gmr = (args, timeoutMs) => runGmr(args, { timeoutMs })
 
 const leftovers = pid => fs.existsSync(ATTACH_DIR) ? fs.readdirSync(ATTACH_DIR).filter(f => f.startsWith(`${pid}.`)) : []
 
@@ -125,7 +118,9 @@ t.test('the service honours only safe requests: a symlinked request or a path ou
   const { waitForReports } = require('./helpers')
   await waitForReports(dir, 1, 15000, child)
   t.notOk(fs.existsSync(path.join(ATTACH_DIR, `${child.pid}.1.planted.report`)), 'a symlinked request is not followed')
-  fs.unlinkSync(request)
+  t.throws(() => fs.lstatSync(request), { code: 'ENOENT' }, 'the link was taken and dropped')
+  const said = `guru-meditation: ignoring the gmr request ${request}: it is a symbolic link\n`
+  t.ok(await until('the line on stderr', () => child.stderrText.includes(said), 15000, child), 'and said on stderr')
 
   fs.writeFileSync(request, `out=../${child.pid}.escape.report\n`, { mode: 0o600 })
   await new Promise(resolve => setTimeout(resolve, 200))

@@ -1,10 +1,10 @@
 'use strict'
 // Configuration flattening and masking: the secrets of a realistic conf
 // never reach the listing, and hostile objects still give bounded output.
+// The masking rules themselves: test/redact.test.js.
 const t = require('tap')
-const {
-  flattenConfig, runtimeConfig, isSecretKey, maskSecretsInText
-} = require('../dist/sections/configuration')
+const { flattenConfig, runtimeConfig } = require('../dist/sections/configuration')
+const { isSecretKey, maskText } = require('../dist/redact')
 
 const PEM = [
   '-----BEGIN RSA PRIVATE KEY-----',
@@ -55,7 +55,7 @@ t.test('isSecretKey', async (t) => {
   t.notOk(isSecretKey('anything', ['']), 'an empty extra string matches nothing')
 })
 
-t.test('maskSecretsInText', async (t) => {
+t.test('maskText', async (t) => {
   const cases = [
     ['postgresql://nova:pgS3cretPw@db.example.com:5432/nova', 'postgresql://***@db.example.com:5432/nova'],
     ['redis://:p@ss@cache:6379/0', 'redis://***@cache:6379/0'],
@@ -77,13 +77,13 @@ t.test('maskSecretsInText', async (t) => {
     ['NODE_TLS_REJECT_UNAUTHORIZED=0', 'NODE_TLS_REJECT_UNAUTHORIZED=0'],
     ['-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----', '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----']
   ]
-  for (const [input, want] of cases) t.equal(maskSecretsInText(input), want, JSON.stringify(input))
+  for (const [input, want] of cases) t.equal(maskText(input), want, JSON.stringify(input))
 })
 
-t.test('maskSecretsInText stays fast on pathological input', async (t) => {
+t.test('maskText stays fast on pathological input', async (t) => {
   const start = Date.now()
   for (const s of ['password-'.repeat(1e5), 'a.'.repeat(5e5), 'http://'.repeat(1e5), 'token="'.repeat(1e5)]) {
-    maskSecretsInText(s)
+    maskText(s)
   }
   t.ok(Date.now() - start < 5000, `took ${Date.now() - start} ms`)
 })
@@ -190,22 +190,20 @@ t.test('flattenConfig: hostile objects', async (t) => {
     ok: 1,
     get broken () { throw new Error('getter exploded') },
     get weird () { throw { toString () { throw new Error('and again') } } }, // eslint-disable-line no-throw-literal
-    get secretish () { return 'fine' }
+    get password () { return 'fine' }
   }
   const g = flattenConfig(getters)
-  t.equal(g.ok, '1')
-  t.equal(g.broken, '[getter threw: getter exploded]')
-  t.equal(g.weird, '[getter threw: unknown error]')
-  t.equal(g.secretish, '***', 'a secret key is masked without calling its getter')
+  t.same(g, { ok: '1', broken: '[getter]', weird: '[getter]', password: '***' }, 'getters are not called: shown as such')
 
+  // Proxies are not looked into (test/conf-as-data.test.js counts the traps).
   const proxy = new Proxy({ a: 1, b: 2 }, { get (target, key) { if (key === 'b') throw new Error('trap'); return target[key] } })
-  t.same(flattenConfig({ proxy }), { 'proxy.a': '1', 'proxy.b': '[getter threw: trap]' })
+  t.same(flattenConfig({ proxy }), { proxy: '[Proxy]' })
   const keyless = new Proxy({}, { ownKeys () { throw new Error('no keys for you') } })
-  t.same(flattenConfig({ keyless }), { keyless: '[unreadable: no keys for you]' })
+  t.same(flattenConfig({ keyless }), { keyless: '[Proxy]' })
   const { proxy: revoked, revoke } = Proxy.revocable({}, {})
   revoke()
-  t.match(flattenConfig({ revoked }).revoked, /^\[unreadable: /)
-  t.match(flattenConfig(revoked)['(root)'], /^\[unreadable: /)
+  t.same(flattenConfig({ revoked }), { revoked: '[Proxy]' })
+  t.same(flattenConfig(revoked), { '(root)': '[Proxy]' })
 
   for (const odd of [null, undefined, 42, 'text', Symbol('s'), 10n, () => {}]) {
     t.doesNotThrow(() => flattenConfig(odd), `flattenConfig(${typeof odd})`)

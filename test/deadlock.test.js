@@ -6,7 +6,7 @@ const t = require('tap')
 const { execFile, spawnSync } = require('node:child_process')
 const fs = require('node:fs')
 const path = require('node:path')
-const { FIXTURES, spawnNode, waitForOutput, tmpDir, waitForReports, isAlive } = require('./helpers')
+const { FIXTURES, spawnNode, waitForOutput, tmpDir, waitForReports, isAlive, readReport } = require('./helpers')
 
 const CLI = path.join(__dirname, '..', 'dist', 'cli.js')
 
@@ -28,7 +28,7 @@ t.test('a deadlock between the main thread and a worker, in native code', async 
     await new Promise(resolve => setTimeout(resolve, 300))
     child.kill('SIGUSR2')
     const files = await waitForReports(dir, n, 15000, child)
-    report = JSON.parse(fs.readFileSync(files[n - 1], 'utf8'))
+    report = readReport(files[n - 1])
     if (report.threads.filter(th => th.waitingForLock).length >= 2) break
   }
 

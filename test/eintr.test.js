@@ -6,7 +6,7 @@
 const t = require('tap')
 const { spawn } = require('node:child_process')
 const path = require('node:path')
-const { FIXTURES, spawnNode, waitForOutput, tmpDir, reportFiles, isAlive } = require('./helpers')
+const { FIXTURES, spawnNode, waitForOutput, tmpDir, isAlive, checkReports } = require('./helpers')
 
 const SECONDS = 8
 
@@ -52,7 +52,7 @@ t.test('system calls interrupted by the report and capture signals do not fail',
   const [, json] = await waitForOutput(child, /^counts (.*)$/m, 'stdoutText', 20000)
   const counts = JSON.parse(json)
   const errors = child.stdoutText.split('\n').filter(l => l.startsWith('ERROR'))
-  const reports = reportFiles(dir).length
+  const reports = checkReports(dir).length
   t.comment(`signals sent ${sent} (to every thread), reports written ${reports}; operations ${JSON.stringify(counts)}; errors ${errors.length}`)
   t.ok(sent > 500, `signals sent (${sent})`)
   t.ok(reports >= 10, `reports written meanwhile (${reports})`)

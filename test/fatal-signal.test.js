@@ -8,6 +8,7 @@ const { spawnSync } = require('node:child_process')
 const fs = require('node:fs')
 const path = require('node:path')
 const { testHooks, FIXTURES, spawnNode, tmpDir, reportFiles, waitForOutput } = require('./helpers')
+const { validateFatalReport } = require('./helpers/report')
 
 const FIXTURE = path.join(FIXTURES, 'fatal.js')
 const CRASH_TIMEOUT_MS = 30000
@@ -46,6 +47,7 @@ async function compare (t, how, { toStderr = false, extraEnv = {} } = {}) {
     t.equal(fs.statSync(file).mode & 0o777, 0o600, 'mode 0600')
     report = fs.readFileSync(file, 'utf8')
   }
+  validateFatalReport(report, `the ${how} report`)
   return { report, pid: withLib.child.pid, without }
 }
 

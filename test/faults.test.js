@@ -8,7 +8,7 @@ const { execFileSync } = require('node:child_process')
 const fs = require('node:fs')
 const os = require('node:os')
 const path = require('node:path')
-const { APP, FIXTURES, spawnNode, waitForOutput, tmpDir, waitForReports, waitForTextReport, isAlive, until } = require('./helpers')
+const { APP, FIXTURES, spawnNode, waitForOutput, tmpDir, waitForReports, waitForTextReport, isAlive, until, readReport, runGmr } = require('./helpers')
 
 const IS_ROOT = process.getuid() === 0
 
@@ -89,7 +89,7 @@ t.test('logDir full: no partial file, the report on stderr, then in logDir again
   const before = child.stderrText.length
   process.kill(child.pid, 'SIGUSR2')
   const [file] = await waitForReports(logDir, 1, 15000, child)
-  t.match(fs.readFileSync(file, 'utf8'), /End of Guru Meditation Report/, 'complete once there is room')
+  t.match(readReport(file), /End of Guru Meditation Report/, 'complete once there is room')
   t.notMatch(child.stderrText.slice(before), /cannot write the report/, 'no warning then')
 })
 
@@ -97,10 +97,14 @@ t.test('stderr closed by its reader: a report to stderr costs the process nothin
   const child = spawnNode(t, [APP, 'programmatic', 'idle'], { env: { GMR_TEST_OPTIONS: JSON.stringify({ sectionTimeout: 200 }) } })
   await waitForOutput(child, /ready/)
   child.stderr.destroy()
-  process.kill(child.pid, 'SIGUSR2')
-  await new Promise(resolve => setTimeout(resolve, 1000))
-  process.kill(child.pid, 'SIGUSR2')
-  await new Promise(resolve => setTimeout(resolve, 1000))
+  // Each report into the closed pipe, then gmr's: it comes only once the
+  // one before is done (one report at a time), so the reporter is free again.
+  for (let i = 1; i <= 2; i++) {
+    process.kill(child.pid, 'SIGUSR2')
+    const r = await runGmr([String(child.pid), '--json'])
+    t.equal(r.code, 0, `after report ${i} into the closed pipe, gmr gets its own: ${r.stderr}`)
+    t.equal(JSON.parse(r.stdout).package.trigger.kind, 'cli')
+  }
   t.ok(isAlive(child.pid), 'still running after two reports into a closed pipe')
 })
 
@@ -123,7 +127,7 @@ for (const mode of ['idle', 'spin']) {
     process.kill(child.pid, 'SIGUSR2')
     const [file] = await waitForReports(dir, 1, 20000, child)
     const size = fs.statSync(file).size
-    const report = JSON.parse(fs.readFileSync(file, 'utf8'))
+    const report = readReport(file)
     t.ok(size < 2 * 1024 * 1024, `the report stays small: ${size} bytes`)
     const sections = Object.fromEntries(report.sections.map(s => [s.name, s]))
     t.equal(report.sections.length, 13, 'every section is there')

@@ -26,7 +26,7 @@ async function reportOf (t, scene, options = {}, env = {}) {
   if (scene === 'busy' || scene === 'exec') await new Promise(resolve => setTimeout(resolve, 300))
   process.kill(child.pid, 'SIGUSR2')
   const [file] = await waitForReports(reports, 1, 15000, child)
-  const content = fs.readFileSync(file, 'utf8')
+  const content = fs.readFileSync(file, 'utf8') // validated by waitForReports
   const report = options.format === 'text' ? content : JSON.parse(content)
   return { report, child, port: Number(port), childPid: Number(childPid), workerPort: Number(workerPort), watched }
 }

@@ -1,22 +1,28 @@
 'use strict'
 // Spawns real Node processes with the library and reads their reports.
-const { spawn } = require('node:child_process')
+const { spawn, execFile } = require('node:child_process')
 const fs = require('node:fs')
 const os = require('node:os')
 const path = require('node:path')
+const { validateReport, validateReportContent } = require('./helpers/report')
 
 const ROOT = path.join(__dirname, '..')
 const FIXTURES = path.join(__dirname, 'fixtures')
 const REPORT_NAME = /^(.+)_gurumeditation_(\d{14})(_\d+)?$/
 
-/** A child process that the test always kills, with its output collected. */
-function spawnNode (t, args, { env = {}, cwd = ROOT, stdin = 'ignore' } = {}) {
+/**
+ * A child process that the test always kills, with its output collected.
+ * `fdLimit` runs it under `ulimit -n` (the shell execs node: same pid).
+ */
+function spawnNode (t, args, { env = {}, cwd = ROOT, stdin = 'ignore', fdLimit = 0 } = {}) {
   // Without the test runner's NODE_OPTIONS (its loader hooks would be in
   // every report, and in every worker): the service as a user runs it. The
   // runner's spawn wrapper puts NODE_OPTIONS back into any env it is given,
   // so env(1) takes it out again and execs node (same pid).
   const { NODE_OPTIONS, ...inherited } = process.env
-  const child = spawn('/usr/bin/env', ['-u', 'NODE_OPTIONS', process.execPath, ...args], {
+  const command = ['/usr/bin/env', '-u', 'NODE_OPTIONS', process.execPath, ...args]
+  if (fdLimit > 0) command.unshift('/bin/sh', '-c', `ulimit -n ${Number(fdLimit)} && exec "$@"`, 'sh')
+  const child = spawn(command[0], command.slice(1), {
     cwd,
     env: { ...inherited, ...env },
     stdio: [stdin, 'pipe', 'pipe']
@@ -84,9 +90,32 @@ function reportFiles (dir) {
   return fs.readdirSync(dir).filter(f => REPORT_NAME.test(f)).sort()
 }
 
+// Every report a test reads goes through test/helpers/report.js; a file is
+// checked once (it is complete once it is there: linked into place whole).
+const validated = new Map()
+
+/** The report in `file`, validated: the parsed JSON, or the text view's threads and sections. */
+function readReport (file) {
+  const content = fs.readFileSync(file, 'utf8')
+  const st = fs.statSync(file)
+  const key = `${file}\0${st.ino}\0${st.size}\0${st.mtimeMs}`
+  if (!validated.has(key)) validated.set(key, validateReportContent(content, file))
+  return content.trimStart().startsWith('{') ? JSON.parse(content) : content
+}
+
+/** The report files in dir now, each validated (for tests that count them). */
+function checkReports (dir) {
+  const files = reportFiles(dir).map(f => path.join(dir, f))
+  for (const file of files) readReport(file)
+  return files
+}
+
+/** The report files in dir once there are `count`, each validated. */
 async function waitForReports (dir, count = 1, timeoutMs = 15000, child = null) {
   await until(`${count} report(s) in ${dir}`, () => reportFiles(dir).length >= count, timeoutMs, child)
-  return reportFiles(dir).map(f => path.join(dir, f))
+  const files = reportFiles(dir).map(f => path.join(dir, f))
+  for (const file of files) readReport(file)
+  return files
 }
 
 /** The 1-based line of the fixture source that holds `marker`. */
@@ -97,22 +126,91 @@ function lineOf (file, marker) {
   return i + 1
 }
 
-/** The text report that ends the child's stderr, once it is complete. */
-function waitForTextReport (child, timeoutMs = 15000) {
-  return until('a text report on stderr', () => {
-    const start = child.stderrText.indexOf('====                        Guru Meditation')
-    if (start < 0) return null
-    const end = child.stderrText.indexOf('End of Guru Meditation Report', start)
-    return end < 0 ? null : child.stderrText.slice(start, end)
-  }, timeoutMs, child)
+const RULE = '='.repeat(72)
+
+/** The first whole text report in `text` from `from` (its first and last rule included), or null. */
+function textReportIn (text, from = 0) {
+  const title = text.indexOf('====                        Guru Meditation', from)
+  if (title < 0) return null
+  const start = text.lastIndexOf(RULE, title)
+  const end = text.indexOf('End of Guru Meditation Report', title)
+  const close = end < 0 ? -1 : text.indexOf(RULE, end)
+  if (start < 0 || close < 0) return null
+  return { start, end: close + RULE.length, text: text.slice(start, close + RULE.length) }
+}
+
+/** The text report on the child's stderr, once it is complete, validated; up to its last section. */
+async function waitForTextReport (child, timeoutMs = 15000) {
+  const found = await until('a text report on stderr', () => textReportIn(child.stderrText), timeoutMs, child)
+  validateReport(null, found.text, 'the text report on stderr')
+  return found.text.slice(found.text.indexOf('====                        Guru Meditation'), found.text.indexOf('End of Guru Meditation Report'))
 }
 
 /** The test service (test/fixtures/app.js) and the line its stuck loop is on. */
 const APP = path.join(FIXTURES, 'app.js')
 const SPIN_LINE = lineOf(APP, 'SPIN-LINE')
 
+const CLI = path.join(ROOT, 'dist', 'cli.js')
+
+/**
+ * Runs gmr with args, killed if it outlives timeoutMs; resolves { code,
+ * stdout, stderr, ms }. The report it printed (or wrote to --out) is
+ * validated. `as`: run it as that user (setpriv), for cross-user tests.
+ */
+function runGmr (args, { timeoutMs = 20000, as = null } = {}) {
+  const t0 = Date.now()
+  const argv = [CLI, ...args]
+  const [command, commandArgs] = as === null
+    ? [process.execPath, argv]
+    // Without the runner's NODE_OPTIONS: its hooks write files that user cannot.
+    : ['setpriv', [`--reuid=${as}`, `--regid=${as}`, '--clear-groups', '--', '/usr/bin/env', '-u', 'NODE_OPTIONS', process.execPath, ...argv]]
+  return new Promise((resolve, reject) => {
+    execFile(command, commandArgs, { timeout: timeoutMs, killSignal: 'SIGKILL', maxBuffer: 64 << 20 }, (err, stdout, stderr) => {
+      const r = { code: err ? (err.code ?? 'killed') : 0, stdout, stderr, ms: Date.now() - t0 }
+      try {
+        if (r.code === 0 && !args.includes('--list') && !args.includes('--help')) {
+          const out = args.indexOf('--out')
+          validateReportContent(out >= 0 ? fs.readFileSync(path.resolve(args[out + 1]), 'utf8') : stdout, `gmr ${args.join(' ')}`)
+        }
+      } catch (e) { return reject(e) }
+      resolve(r)
+    })
+  })
+}
+
 function mainThread (report) {
   return report.threads.find(th => th.kind === 'main')
+}
+
+/**
+ * Sends `signal` to pid and waits until it is delivered (no longer pending
+ * in /proc/PID/status), so that the next one is not merged into it: the
+ * kernel keeps one pending signal of a kind. Tests that count signals use it.
+ */
+async function sendSignal (pid, signal = 'SIGUSR2', timeoutMs = 15000) {
+  const bit = 1n << BigInt(os.constants.signals[signal] - 1)
+  process.kill(pid, signal)
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    const m = /^ShdPnd:\s*([0-9a-f]+)$/m.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))
+    if (!m || (BigInt(`0x${m[1]}`) & bit) === 0n) return
+    if (Date.now() > deadline) throw new Error(`${signal} to ${pid} still pending after ${timeoutMs} ms`)
+    await new Promise(resolve => setTimeout(resolve, 1))
+  }
+}
+
+/** The report files in dir once none has appeared for quietMs, each validated. */
+async function settledReports (dir, quietMs = 1500, timeoutMs = 30000) {
+  let count = -1
+  let since = Date.now()
+  await until(`the reports in ${dir} to settle`, () => {
+    const now = reportFiles(dir).length
+    if (now !== count) { count = now; since = Date.now() }
+    return Date.now() - since >= quietMs
+  }, timeoutMs)
+  const files = reportFiles(dir).map(f => path.join(dir, f))
+  for (const file of files) readReport(file)
+  return files
 }
 
 function isAlive (pid) {
@@ -133,4 +231,4 @@ function testHooks () {
   return testHooksCached
 }
 
-module.exports = { testHooks, ROOT, FIXTURES, APP, SPIN_LINE, mainThread, REPORT_NAME, spawnNode, spawnWithChildren, until, waitForOutput, tmpDir, reportFiles, waitForReports, lineOf, waitForTextReport, isAlive }
+module.exports = { testHooks, checkReports, sendSignal, settledReports, runGmr, validateReport, validateReportContent, readReport, textReportIn, ROOT, FIXTURES, APP, SPIN_LINE, mainThread, REPORT_NAME, spawnNode, spawnWithChildren, until, waitForOutput, tmpDir, reportFiles, waitForReports, lineOf, waitForTextReport, isAlive }

@@ -5,7 +5,7 @@
 const t = require('tap')
 const fs = require('node:fs')
 const path = require('node:path')
-const { ROOT, FIXTURES, spawnNode, tmpDir, waitForOutput, waitForReports, until } = require('./helpers')
+const { ROOT, FIXTURES, spawnNode, tmpDir, waitForOutput, waitForReports, until, readReport } = require('./helpers')
 const { cases } = require('./fixtures/bad-options')
 
 const SIGUSR1_BIT = 1n << 9n
@@ -69,11 +69,11 @@ t.test('after a good setup, failed ones leave it in force', async t => {
   process.kill(child.pid, 'SIGUSR1')
   const [first] = await waitForReports(path.join(dir, 'reports'), 1, 15000, child)
   t.match(path.basename(first), /^good_gurumeditation_/)
-  t.match(fs.readFileSync(first, 'utf8'), /trigger\s*=\s*signal SIGUSR1/)
+  t.match(readReport(first), /trigger\s*=\s*signal SIGUSR1/)
   await new Promise(resolve => setTimeout(resolve, 1100)) // a second report name
   fs.utimesSync(path.join(dir, 'good-trigger'), new Date(), new Date())
   const files = await waitForReports(path.join(dir, 'reports'), 2, 15000, child)
-  t.match(fs.readFileSync(files[1], 'utf8'), /trigger\s*=\s*file .*good-trigger/)
+  t.match(readReport(files[1]), /trigger\s*=\s*file .*good-trigger/)
 })
 
 async function setupIn (t, options, env = {}) {
@@ -146,7 +146,7 @@ t.test('a trigger file on another device works', { skip: !fs.existsSync('/dev/sh
   await new Promise(resolve => setTimeout(resolve, 100))
   fs.utimesSync(trigger, new Date(), new Date())
   const [file] = await waitForReports(logDir, 1, 15000, child)
-  t.match(fs.readFileSync(file, 'utf8'), new RegExp(`trigger\\s*=\\s*file ${trigger}`))
+  t.match(readReport(file), new RegExp(`trigger\\s*=\\s*file ${trigger}`))
   await until('still alive', () => child.exitCode === null)
 })
 

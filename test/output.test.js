@@ -3,7 +3,7 @@
 const t = require('tap')
 const fs = require('node:fs')
 const path = require('node:path')
-const { APP, spawnNode, waitForOutput, tmpDir, waitForReports, waitForTextReport, isAlive, until } = require('./helpers')
+const { ROOT, APP, spawnNode, waitForOutput, tmpDir, waitForTextReport, reportFiles, readReport, isAlive } = require('./helpers')
 
 t.test('a removed logDir falls back to stderr with one warning', async t => {
   const dir = tmpDir(t)
@@ -22,16 +22,30 @@ t.test('a removed logDir falls back to stderr with one warning', async t => {
   t.ok(isAlive(child.pid))
 })
 
-t.test('two reports in the same second get distinct names', async t => {
+t.test('two reports in the same second get distinct names: the second takes _1', async t => {
   const dir = tmpDir(t)
-  const child = spawnNode(t, [APP, 'programmatic', 'idle'], {
-    env: { GMR_TEST_OPTIONS: JSON.stringify({ logDir: dir, serviceName: 'twice' }) }
-  })
-  await waitForOutput(child, /ready/)
-  process.kill(child.pid, 'SIGUSR2')
-  await waitForReports(dir, 1, 15000, child)
-  process.kill(child.pid, 'SIGUSR2')
-  const files = await waitForReports(dir, 2, 15000, child)
-  t.equal(new Set(files).size, 2)
-  await until('process alive', () => isAlive(child.pid))
+  // writeReport twice at once, from the start of a second, until both land
+  // in one (a loaded machine may take a second over two captures).
+  const code = `
+    const gmr = require(${JSON.stringify(ROOT)})
+    gmr.setupAutorun('1.0', { logDir: ${JSON.stringify(dir)}, serviceName: 'twice', signal: false })
+    async function pair () {
+      while (Date.now() % 1000 > 50) await new Promise(resolve => setImmediate(resolve))
+      const paths = await Promise.all([gmr.writeReport({ format: 'json' }), gmr.writeReport({ format: 'json' })])
+      console.log('PAIR ' + JSON.stringify(paths))
+    }
+    ;(async () => { for (let i = 0; i < 3; i++) await pair(); console.log('done') })()
+  `
+  const child = spawnNode(t, ['-e', code])
+  await waitForOutput(child, /^done$/m, 'stdoutText', 60000)
+  const pairs = [...child.stdoutText.matchAll(/^PAIR (.*)$/gm)].map(m => JSON.parse(m[1]))
+  const second = file => Date.parse(readReport(file).package.generatedAt) / 1000 | 0
+  const same = pairs.find(([a, b]) => second(a) === second(b))
+  if (!t.ok(same, `two reports in one second (of ${pairs.length} pairs)`)) return
+  const [a, b] = same
+  const base = `twice_gurumeditation_${new Date(second(a) * 1000).toISOString().replace(/[-:T]/g, '').slice(0, 14)}`
+  t.same(same.map(f => path.basename(f)).sort(), [base, `${base}_1`], 'the first takes the name, the second _1')
+  t.not(fs.statSync(a).ino, fs.statSync(b).ino, 'two files, not one linked twice')
+  t.not(readReport(a).package.generatedAt, readReport(b).package.generatedAt, 'two captures')
+  t.same(reportFiles(dir).length, pairs.length * 2, 'every report has a file of its own')
 })

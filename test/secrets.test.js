@@ -1,6 +1,7 @@
 'use strict'
 // The secrets corpus (test/fixtures/secrets-corpus.json) in a real process:
-// its configuration, command line, NODE_OPTIONS and environment; a real
+// its configuration, command line, execArgv, NODE_OPTIONS, environment, a
+// child's command line and user sections (text, content, error); a real
 // signal; the report file in both views, written by the event loop and by
 // the reporter environment (main thread blocked). No secret anywhere in it;
 // hosts, paths and plain values kept.
@@ -17,7 +18,7 @@ const APP = path.join(FIXTURES, 'secrets-app.js')
 // (env(1) drops the test runner's and sets ours, then execs node).
 function spawnService (t, args, env) {
   const { NODE_OPTIONS, ...inherited } = process.env
-  const child = spawn('/usr/bin/env', ['-u', 'NODE_OPTIONS', `NODE_OPTIONS=${corpus.nodeOptions}`, process.execPath, ...args], {
+  const child = spawn('/usr/bin/env', ['-u', 'NODE_OPTIONS', `NODE_OPTIONS=${corpus.nodeOptions}`, process.execPath, ...corpus.execArgv, ...args], {
     cwd: ROOT, env: { ...inherited, ...env }, stdio: ['ignore', 'pipe', 'pipe']
   })
   child.stdoutText = ''
@@ -46,10 +47,11 @@ for (const mode of ['idle', 'blocked']) {
       const child = spawnService(t, [APP, dir, mode, ...corpus.argv], { ...corpus.env, GMR_FORMAT: format })
       await until('ready', () => child.stdoutText.includes(mode === 'blocked' ? 'blocking' : 'ready'), 15000, child)
       t.match(child.stdoutText, /node-options-ran/, 'NODE_OPTIONS was really in force')
+      t.match(child.stdoutText, /exec-argv-ran/, 'execArgv was really in force')
       if (mode === 'blocked') await until('blocked in sleep', () => childrenOf(child.pid).length > 0, 15000, child)
       process.kill(child.pid, 'SIGUSR2')
       const [file] = await waitForReports(dir, 1, 20000, child)
-      const out = fs.readFileSync(file, 'utf8')
+      const out = fs.readFileSync(file, 'utf8') // validated by waitForReports
       t.match(out, /End of Guru Meditation Report|"schema": 1/, 'a complete report')
       const leaked = corpus.secrets.filter(s => out.includes(s))
       t.same(leaked, [], 'no secret appears')
@@ -64,9 +66,22 @@ for (const mode of ['idle', 'blocked']) {
         t.equal(app['http.headers.Accept'], 'application/json')
         t.equal(app['database.mssql'], 'Server=tcp:sql.example.com,1433;Database=app;User ID=sa;Password=***;Encrypt=True;')
         t.equal(app['cli.args'], '--db-password, ***, --api-token=***, --verbose')
+        // Decided on the whole path: a generic leaf under a service or a credential group.
+        t.equal(app['stripe.key'], '***')
+        t.equal(app['api.key'], '***')
+        t.equal(app['api.url'], 'https://api.example.com/v2')
+        t.equal(app['encryption.key'], '***')
+        t.equal(app['encryption.algorithm'], 'aes-256-gcm')
+        t.equal(app['proxy.headers[0].value'], '***', 'the value of a header named like a secret')
+        t.equal(app['proxy.headers[1].value'], 'en-GB')
+        // And on the value: token shapes whatever the key.
+        t.equal(app['notes.deploy'], 'published with ***')
+        t.equal(app['notes.hook'], '***')
+        t.equal(app['notes.release'], 'v4.2.0')
         t.equal(app['tls.bundle'], '-----BEGIN CERTIFICATE-----\nMIIBsecondPublicCert\n-----END CERTIFICATE-----\n***')
         const rt = r.configuration.runtime
-        t.equal(rt['env.NODE_OPTIONS'], "--max-old-space-size=512 --import=data:text/javascript,globalThis.API_TOKEN='***'")
+        t.equal(rt['env.NODE_OPTIONS'], "--max-old-space-size=512 --import=data:text/javascript,globalThis.API_TOKEN='***';globalThis.GL='***'")
+        t.same(r.package.execArgv, ["--import=data:text/javascript,globalThis.STRIPE='***'"])
         t.match(rt['env.(values hidden)'], /\bDATABASE_PASSWORD\b/, 'other variables by name only')
         t.same(r.package.argv.slice(-6), ['--db-url', 'postgres://***@orders-db.example.com:5432/orders', '--api-token', '***', '--password=***', '--verbose'])
         t.match(r.package.writtenBy, mode === 'idle' ? /event loop/ : /reporter environment/)
@@ -76,6 +91,18 @@ for (const mode of ['idle', 'blocked']) {
         })(r.processes)
         t.ok(me, 'the service is in the process tree')
         t.match(me.command, /--db-url postgres:\/\/\*\*\*@orders-db/, 'its command line is masked too')
+        const childCommand = 'mysql -e setInterval(() => {}, 1000) -- -h mysql.example.com -u app -p*** --auth-token *** --merchant-id *** orders'
+        t.ok(me.children.some(c => c.command === childCommand), `a child's command line is masked: ${JSON.stringify(me.children.map(c => c.command))}`)
+        const handles = r.greenThreads.threads.flatMap(g => g.handles).filter(h => h.type === 'process')
+        t.ok(handles.some(h => h.description.endsWith(`: ${childCommand}`)), `and so is its green thread: ${JSON.stringify(handles.map(h => h.description))}`)
+        const sections = Object.fromEntries(r.sections.map(s => [s.name, s]))
+        if (mode === 'idle') {
+          t.equal(sections.Deploy.content, 'published by CI with *** to the registry', "token shapes in a section's text")
+          t.same(sections.Billing.content, { stripe: { key: '***' }, plan: 'team-orders' }, "secret paths in a section's content")
+          t.equal(sections.Upstream.error, 'the generator threw: upstream refused key ***', "a section's error message")
+        } else {
+          t.same(Object.keys(sections).sort(), ['Billing', 'Deploy', 'Upstream'], 'sections unavailable, listed by name')
+        }
       } else {
         t.match(out, /database\.url = postgres:\/\/\*\*\*@db\.internal\.example\.com:5432\/orders\?sslmode=require/)
         t.match(out, /env\.NODE_OPTIONS = --max-old-space-size=512/)
@@ -83,3 +110,17 @@ for (const mode of ['idle', 'blocked']) {
     })
   }
 }
+
+t.test('maskSectionText off (GMR_MASK_SECTION_TEXT=0): sections\' strings as given, secret paths and errors still masked', async t => {
+  const dir = tmpDir(t)
+  const child = spawnService(t, [APP, dir, 'idle', ...corpus.argv], { ...corpus.env, GMR_FORMAT: 'json', GMR_MASK_SECTION_TEXT: '0' })
+  await until('ready', () => child.stdoutText.includes('ready'), 15000, child)
+  process.kill(child.pid, 'SIGUSR2')
+  const [file] = await waitForReports(dir, 1, 20000, child)
+  const r = JSON.parse(fs.readFileSync(file, 'utf8'))
+  const sections = Object.fromEntries(r.sections.map(s => [s.name, s]))
+  t.equal(sections.Deploy.content, 'published by CI with npm_SectionTextToken65abcdefghijklmnopqrst to the registry', 'the text as the application wrote it')
+  t.same(sections.Billing.content, { stripe: { key: '***' }, plan: 'team-orders' }, 'a secret path is still masked')
+  t.equal(sections.Upstream.error, 'the generator threw: upstream refused key ***', 'and so is an error message')
+  t.equal(r.configuration.application['notes.hook'], '***', 'the rest of the report is masked as usual')
+})

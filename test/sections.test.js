@@ -3,7 +3,7 @@
 const t = require('tap')
 const fs = require('node:fs')
 const path = require('node:path')
-const { APP, mainThread, spawnNode, waitForOutput, tmpDir, waitForReports, isAlive } = require('./helpers')
+const { APP, mainThread, spawnNode, waitForOutput, tmpDir, waitForReports, isAlive, readReport } = require('./helpers')
 
 t.test('a report on an idle service runs the user sections', async t => {
   const dir = tmpDir(t)
@@ -15,7 +15,7 @@ t.test('a report on an idle service runs the user sections', async t => {
   await new Promise(resolve => setTimeout(resolve, 300))
   process.kill(child.pid, 'SIGUSR2')
   const [file] = await waitForReports(dir, 1, 15000, child)
-  const report = JSON.parse(fs.readFileSync(file, 'utf8'))
+  const report = readReport(file)
   const section = name => report.sections.find(s => s.name === name)
   t.equal(report.package.writtenBy, 'main thread (event loop)')
   t.same(section('Good Section').content, { orders: 3, status: 'fine' })

@@ -7,19 +7,13 @@ const t = require('tap')
 const { spawn, execFile } = require('node:child_process')
 const fs = require('node:fs')
 const path = require('node:path')
-const { ROOT, APP, spawnNode, waitForOutput, tmpDir, waitForReports, reportFiles, isAlive, until } = require('./helpers')
+const { ROOT, APP, spawnNode, waitForOutput, tmpDir, waitForReports, reportFiles, isAlive, until, readReport, runGmr } = require('./helpers')
 
 const CLI = path.join(ROOT, 'dist', 'cli.js')
 const NOBODY = 65534
 const IS_ROOT = process.geteuid() === 0
 
-function gmr (args, timeoutMs = 20000) {
-  return new Promise(resolve => {
-    execFile(process.execPath, [CLI, ...args], { timeout: timeoutMs, killSignal: 'SIGKILL' }, (err, stdout, stderr) => {
-      resolve({ code: err ? (err.code ?? 'killed') : 0, stdout, stderr })
-    })
-  })
-}
+const gmr = (args, timeoutMs) => runGmr(args, { timeoutMs })
 
 /** oslo's timestamp for a time offset by `s` seconds from now. */
 const stamp = s => new Date(Date.now() + s * 1000).toISOString().replace(/[-:T]/g, '').slice(0, 14)
@@ -65,7 +59,7 @@ t.test('symlinks planted at the names the next reports will take are not followe
   await until('a report next to the links', () => reportFiles(logDir).some(f => !fs.lstatSync(path.join(logDir, f)).isSymbolicLink()), 15000, child)
   const report = reportFiles(logDir).map(f => path.join(logDir, f)).find(f => !fs.lstatSync(f).isSymbolicLink())
   t.match(path.basename(report), /_2$/, 'it took the first free name')
-  t.match(fs.readFileSync(report, 'utf8'), /End of Guru Meditation Report/)
+  t.match(readReport(report), /End of Guru Meditation Report/)
   t.equal(fs.lstatSync(report).mode & 0o777, 0o600)
   t.equal(fs.readFileSync(victim, 'utf8'), 'precious\n', 'the file a link points to is untouched')
   t.notOk(fs.existsSync(absent), 'a dangling link\'s target is not created')
@@ -87,7 +81,7 @@ t.test('gmr leaves its request mode 0600 in a 0700 directory of its user', async
   t.equal(st.mode & 0o777, 0o600, 'request mode 0600')
   t.equal(st.uid, process.geteuid())
   t.equal(fs.lstatSync(dir).mode & 0o777, 0o700, 'directory mode 0700')
-  t.match(fs.readFileSync(request, 'utf8'), new RegExp(`^out=${child.pid}\\.\\d+\\.[0-9a-f]+\\.report\\nformat=text\\n$`))
+  t.match(fs.readFileSync(request, 'utf8'), new RegExp(`^out=${child.pid}\\.\\d+\\.[0-9a-f]+\\.report\\nformat=text\\ntimeout=2\\n$`))
   const r = await asking
   t.equal(r.code, 1)
   t.notOk(fs.existsSync(request), 'removed when gmr gives up')
@@ -117,6 +111,20 @@ t.test('gmr --out writes a new file only: an existing file or a symlink there is
   t.equal(fs.lstatSync(fresh).mode & 0o777, 0o600)
 })
 
+t.test('gmr refuses a process of another user, before signalling it', async t => {
+  const logDir = tmpDir(t)
+  const child = spawnNode(t, [APP, 'programmatic', 'idle'], { env: { GMR_TEST_OPTIONS: JSON.stringify({ logDir, sectionTimeout: 200 }) } })
+  await waitForOutput(child, /ready/)
+  // As root, gmr runs as nobody against root's service; otherwise against
+  // pid 1, which is root's.
+  const [target, as] = IS_ROOT ? [child.pid, NOBODY] : [1, null]
+  const r = await runGmr([String(target)], { as })
+  t.equal(r.code, 1)
+  t.equal(r.stderr, `gmr: process ${target} belongs to another user (uid 0); run gmr as that user\n`)
+  t.same(reportFiles(logDir), [], 'the service was not asked')
+  t.ok(isAlive(child.pid))
+})
+
 // The service runs as nobody, so that its attach directory
 // (/tmp/guru-meditation-65534) is one this test alone uses and can give to
 // another owner or open to others.
@@ -143,8 +151,9 @@ t.test('a service honours only requests of its own user, in its own private dire
 
   const request = path.join(attach, `${child.pid}.request`)
   let n = 0
+  let said = 0
   /** Leaves a request, signals, and says where the report went: 'requested' or 'logDir'. */
-  async function ask (what, prepare) {
+  async function ask (what, prepare, seen = true) {
     const name = `${child.pid}.1.${++n}.report`
     fs.writeFileSync(request, `out=${name}\nformat=json\n`, { mode: 0o600 })
     prepare()
@@ -157,11 +166,18 @@ t.test('a service honours only requests of its own user, in its own private dire
     }, 15000, child)
     try { fs.unlinkSync(request) } catch {}
     try { fs.unlinkSync(path.join(attach, name)) } catch {}
+    // An ignored request the service can see is said on its stderr, once.
+    if (seen) {
+      said++
+      await until(`the line for the ${what}`, () => child.stderrText.split(`ignoring the gmr request ${request}`).length - 1 === said, 15000, child)
+    }
+    t.equal(child.stderrText.split('ignoring the gmr request').length - 1, said, `${what}: ${seen ? 'said on stderr' : 'nothing said'}`)
     return where
   }
 
   fs.mkdirSync(attach, { mode: 0o700 }) // root's, not the service's
-  t.equal(await ask('directory of another user', () => {}), 'logDir', 'a directory owned by another user is not used')
+  // The service cannot look into root's directory: it says nothing of it.
+  t.equal(await ask('directory of another user', () => {}, false), 'logDir', 'a directory owned by another user is not used')
   fs.chownSync(attach, NOBODY, NOBODY)
   fs.chmodSync(attach, 0o777)
   t.equal(await ask('world-writable directory', () => fs.chownSync(request, NOBODY, NOBODY)), 'logDir', 'a directory others can write is not used')
@@ -172,6 +188,6 @@ t.test('a service honours only requests of its own user, in its own private dire
     fs.linkSync(request, path.join(home, 'second-link'))
   }), 'logDir', 'a request with a second link is ignored')
   fs.rmSync(path.join(home, 'second-link'))
-  t.equal(await ask('its own request', () => fs.chownSync(request, NOBODY, NOBODY)), 'requested', 'its own request in its own private directory is honoured')
+  t.equal(await ask('its own request', () => fs.chownSync(request, NOBODY, NOBODY), false), 'requested', 'its own request in its own private directory is honoured')
   t.ok(isAlive(child.pid))
 })

@@ -6,7 +6,7 @@
 // the signal never ends the process.
 const t = require('tap')
 const path = require('node:path')
-const { FIXTURES, spawnNode, waitForOutput, tmpDir, reportFiles, until, isAlive } = require('./helpers')
+const { FIXTURES, spawnNode, waitForOutput, tmpDir, reportFiles, until, isAlive, checkReports } = require('./helpers')
 
 const APP = path.join(FIXTURES, 'signal-interplay.js')
 const sleep = ms => new Promise(resolve => setTimeout(resolve, ms))
@@ -33,7 +33,7 @@ for (const mode of ['before', 'after']) {
       await signal(child, dir, n)
       await until(`listener call ${n}`, () => heard(child) >= n, 5000, child)
     }
-    t.equal(reportFiles(dir).length, 3, 'three reports')
+    t.equal(checkReports(dir).length, 3, 'three reports')
     t.equal(heard(child), 3, 'the listener ran three times')
     t.ok(isAlive(child.pid))
   })
@@ -46,7 +46,7 @@ for (const mode of ['removed', 'once', 'removeAll']) {
     for (let n = 1; n <= 3; n++) await signal(child, dir, n)
     await sleep(200)
     t.equal(heard(child), mode === 'once' ? 1 : 0, mode === 'once' ? 'the listener ran once' : 'no listener ran')
-    t.equal(reportFiles(dir).length, 3, 'a report for every signal')
+    t.equal(checkReports(dir).length, 3, 'a report for every signal')
     t.ok(isAlive(child.pid), 'the process lives')
     t.equal((await Promise.race([child.exited, sleep(100).then(() => null)])), null, 'and did not exit')
   })
@@ -65,7 +65,7 @@ t.test('a listener toggled on and off every millisecond under a stream of signal
     await new Promise(resolve => setImmediate(resolve))
   }
   await sleep(500)
-  t.ok(isAlive(child.pid), `alive after ${sent} signals (${reportFiles(dir).length} reports, the listener ran ${heard(child)} times)`)
+  t.ok(isAlive(child.pid), `alive after ${sent} signals (${checkReports(dir).length} reports, the listener ran ${heard(child)} times)`)
   t.equal(child.signalCode, null, 'not ended by a signal')
   t.ok(reportFiles(dir).length >= 1, 'reports came')
 })

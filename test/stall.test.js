@@ -4,7 +4,7 @@
 const t = require('tap')
 const fs = require('node:fs')
 const path = require('node:path')
-const { FIXTURES, spawnWithChildren, waitForOutput, tmpDir, reportFiles, lineOf, isAlive } = require('./helpers')
+const { FIXTURES, spawnWithChildren, waitForOutput, tmpDir, reportFiles, lineOf, isAlive, readReport } = require('./helpers')
 
 const APP = path.join(FIXTURES, 'stall.js')
 const BUSY_LINE = lineOf(APP, 'BUSY-LINE')
@@ -13,7 +13,7 @@ const sleep = ms => new Promise(resolve => setTimeout(resolve, ms))
 function service (t, scene, options = {}) {
   const dir = tmpDir(t)
   const child = spawnWithChildren(t, [APP, scene], { GMR_TEST_OPTIONS: JSON.stringify({ logDir: dir, format: 'json', stallThreshold: 400, ...options }) })
-  const reports = () => reportFiles(dir).map(f => JSON.parse(fs.readFileSync(path.join(dir, f), 'utf8')))
+  const reports = () => reportFiles(dir).map(f => readReport(path.join(dir, f)))
   return { child, reports }
 }
 

@@ -7,12 +7,12 @@ const t = require('tap')
 const { spawn, spawnSync } = require('node:child_process')
 const fs = require('node:fs')
 const path = require('node:path')
-const { FIXTURES, spawnNode, waitForOutput, tmpDir, waitForReports, isAlive } = require('./helpers')
+const { FIXTURES, spawnNode, waitForOutput, tmpDir, waitForReports, isAlive, readReport } = require('./helpers')
 
 async function report (child, dir, n) {
   child.kill('SIGUSR2')
   const files = await waitForReports(dir, n, 15000, child)
-  return JSON.parse(fs.readFileSync(files[n - 1], 'utf8'))
+  return readReport(files[n - 1])
 }
 
 t.test('a worker stopped by a tracer: the report comes, and says so', async t => {

@@ -6,14 +6,14 @@
 const t = require('tap')
 const fs = require('node:fs')
 const path = require('node:path')
-const { FIXTURES, spawnWithChildren, waitForOutput, tmpDir, waitForReports, reportFiles, lineOf, isAlive, until } = require('./helpers')
+const { FIXTURES, spawnWithChildren, waitForOutput, tmpDir, waitForReports, reportFiles, lineOf, isAlive, until, readReport, checkReports } = require('./helpers')
 
 const APP = path.join(FIXTURES, 'threads.js')
 const WORKER = path.join(FIXTURES, 'threads-worker.js')
 const NAMES_KNOWN = Number(process.versions.node.split('.')[0]) >= 22 // Worker's name option reaches the worker from Node 22
 
 const sleep = ms => new Promise(resolve => setTimeout(resolve, ms))
-const readJson = file => JSON.parse(fs.readFileSync(file, 'utf8'))
+const readJson = file => readReport(file)
 const mainOf = report => report.threads.find(th => th.kind === 'main')
 
 function service (t, scene, { env = {}, nodeArgs = [] } = {}) {
@@ -196,7 +196,7 @@ t.test('workers starting and exiting during captures: every report complete, the
       t.match(th.note, /the thread exited during the capture|did not answer the capture signal in time|the thread blocks the capture signal/, `thread ${th.tid}: ${th.note}`)
     }
   }
-  t.equal(reportFiles(dir).length, REPORTS, 'one report per signal')
+  t.equal(checkReports(dir).length, REPORTS, 'one report per signal')
   t.ok(isAlive(child.pid), 'no crash, no deadlock')
   await until('the churn going on', () => /./.test(child.stdoutText), 1000)
 })

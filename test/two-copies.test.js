@@ -5,7 +5,7 @@
 const t = require('tap')
 const fs = require('node:fs')
 const path = require('node:path')
-const { ROOT, FIXTURES, spawnNode, waitForOutput, tmpDir, reportFiles, until, isAlive } = require('./helpers')
+const { ROOT, FIXTURES, spawnNode, waitForOutput, tmpDir, reportFiles, until, isAlive, readReport, checkReports } = require('./helpers')
 
 const sleep = ms => new Promise(resolve => setTimeout(resolve, ms))
 
@@ -54,9 +54,9 @@ t.test('two copies of the library, both set up, one loaded in a worker: reports 
     await sleep(300)
   }
   await sleep(700)
-  const files = reportFiles(reports)
+  const files = checkReports(reports).map(f => path.basename(f))
   t.equal(files.length, SIGNALS, 'one report per signal')
-  const r = JSON.parse(fs.readFileSync(path.join(reports, files[files.length - 1]), 'utf8'))
+  const r = readReport(path.join(reports, files[files.length - 1]))
   t.equal(r.threads.filter(th => th.name === 'gmr-watchdog').length, 1, 'one watchdog thread')
   t.same(r.sections.map(s => s.name).sort(), ['From A', 'From B'], "both copies' sections")
   t.equal(r.package.vendor, 'b', 'the last setup applies')

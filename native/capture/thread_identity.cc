@@ -2,13 +2,17 @@
 
 #include <v8.h>
 
+#include "own_context.h"
+
 namespace gmr {
 
 ThreadIdentity ReadThreadIdentity(v8::Isolate* isolate) {
   ThreadIdentity out;
-  if (!isolate->InContext() || isolate->IsExecutionTerminating()) return out;
+  if (isolate->IsExecutionTerminating()) return out;
   v8::HandleScope scope(isolate);
-  v8::Local<v8::Context> context = isolate->GetCurrentContext();
+  v8::Local<v8::Context> context = OwnContext(isolate);
+  if (context.IsEmpty()) return out;
+  v8::Context::Scope context_scope(context);
   // Nothing may escape into the code this runs between; and nothing here
   // can change what it sees: the script only reads.
   v8::TryCatch try_catch(isolate);

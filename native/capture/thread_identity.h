@@ -21,9 +21,10 @@ struct ThreadIdentity {
 
 // On the isolate's thread, where JavaScript may run (addon load, a V8
 // interrupt; not node::RequestInterrupt's callbacks): runs a tiny script in
-// the current context. Never throws into the caller. thread_id is
-// kIdentityNotYet when the context has no process.getBuiltinModule (a
-// worker still bootstrapping, or a vm context), -1 when the script failed.
+// the main context of the thread's Node environment (never in a vm context
+// the thread may be running). Never throws into the caller. thread_id is
+// kIdentityNotYet when that context cannot load modules yet (a worker still
+// bootstrapping), -1 when the script failed or no environment is current.
 ThreadIdentity ReadThreadIdentity(v8::Isolate* isolate);
 
 }  // namespace gmr

@@ -16,6 +16,7 @@
 #include "fatal_signal.h"
 #include "../util/test_hooks.h"
 #include "safe_text.h"
+#include "thread_text.h"
 
 namespace gmr {
 namespace {
@@ -29,25 +30,6 @@ constexpr int kCaptureTimeoutMs = 500;
 char g_text[1 << 20];
 std::atomic<bool> g_started{false};
 
-const char* StateName(char s) {
-  switch (s) {
-    case 'R': return "running";
-    case 'S': return "sleeping";
-    case 'D': return "disk wait";
-    case 'T': return "stopped";
-    case 't': return "tracing stop";
-    case 'Z': return "zombie";
-    case 'X': return "dead";
-    case 'I': return "idle";
-    default: return "unknown";
-  }
-}
-
-const char* Basename(const std::string& path) {
-  size_t slash = path.rfind('/');
-  return path.c_str() + (slash == std::string::npos ? 0 : slash + 1);
-}
-
 void WriteFrames(SafeText* w, Symbolizer* symbolizer, const Registers& regs, const unsigned char* stack, size_t size) {
   StackCopy copy;
   copy.base = regs.rsp;
@@ -57,38 +39,30 @@ void WriteFrames(SafeText* w, Symbolizer* symbolizer, const Registers& regs, con
   size_t n = Unwind(regs, copy, frames, kMaxFrames);
   w->Str("Native stack:\n");
   if (n == 0) w->Str("  (no frames)\n");
-  int width = n > 100 ? 3 : n > 10 ? 2 : 1;
   for (size_t i = 0; i < n; i++) {
     uintptr_t pc = frames[i].pc;
     // A return address points after its call: name the call's symbol.
     uintptr_t lookup = i == 0 ? pc : pc - 1;
     uintptr_t adjust = lookup != pc ? 1 : 0;
-    w->Str("  #").Dec(uint64_t(i));
-    for (int pad = (i > 99 ? 3 : i > 9 ? 2 : 1); pad < width; pad++) w->Char(' ');
-    w->Str("  ").Hex(pc, 16).Str("  ");
     Symbol sym;
-    if (symbolizer->Lookup(lookup, &sym)) {
-      if (!sym.name.empty()) w->Str(sym.name.c_str()).Char('+').Hex(sym.symbol_offset + adjust);
-      else w->Str(Basename(sym.module)).Char('+').Hex(sym.module_offset + adjust);
-      if (!sym.module.empty()) w->Str("  (").Str(Basename(sym.module)).Char(')');
-    } else {
-      w->Str("??");
+    FrameText f;
+    f.pc = pc;
+    f.found = symbolizer->Lookup(lookup, &sym);
+    if (f.found) {
+      f.symbol = sym.name.c_str();
+      f.symbol_offset = sym.symbol_offset + adjust;
+      f.module = sym.module.c_str();
+      f.module_offset = sym.module_offset + adjust;
     }
-    w->Char('\n');
+    WriteFrameLine(w, i, n, f);
   }
 }
 
 void WriteHeading(SafeText* w, const ThreadSnapshot& t, const CrashRecord& crash) {
-  char text[128];
-  SafeText h(text, sizeof text - 1);
   bool crashed = t.tid == crash.tid;
   bool js = crashed ? crash.has_isolate : t.v8.isolate != nullptr;
-  h.Str("Thread #").Dec(t.tid).Char(' ').Str(t.name.c_str()).Str(" (");
-  h.Str(t.tid == getpid() ? "main" : js ? "worker" : t.self ? "guru-meditation" : "other");
-  if (crashed) h.Str(", crashed");
-  h.Char(')');
-  text[h.size()] = '\0';
-  w->Str("------").Centred(text, 60).Str("------\n");
+  const char* kind = t.tid == getpid() ? "main" : js ? "worker" : t.self ? "guru-meditation" : "other";
+  WriteThreadHeading(w, t.tid, t.name.c_str(), kind, crashed);
 }
 
 void WriteThreads(SafeText* w, Symbolizer* symbolizer, const CrashRecord& crash) {
@@ -99,10 +73,8 @@ void WriteThreads(SafeText* w, Symbolizer* symbolizer, const CrashRecord& crash)
   std::vector<ThreadSnapshot> threads = CaptureAllThreads(options, nullptr);
   symbolizer->Refresh();  // objects loaded since set-up
 
-  for (int i = 0; i < 72; i++) w->Char('=');
-  w->Str("\n====").Centred("Threads", 64).Str("====\n");
-  for (int i = 0; i < 72; i++) w->Char('=');
-  w->Char('\n').Dec(uint64_t(threads.size())).Str(" threads (native stacks only: written after a fatal signal)\n");
+  WriteBox(w, "Threads");
+  w->Dec(uint64_t(threads.size())).Str(" threads (native stacks only: written after a fatal signal)\n");
   // The crashing thread first: it is what the reader came for.
   for (int pass = 0; pass < 2; pass++) {
     for (const ThreadSnapshot& t : threads) {
@@ -111,7 +83,7 @@ void WriteThreads(SafeText* w, Symbolizer* symbolizer, const CrashRecord& crash)
       w->Char('\n');
       WriteHeading(w, t, crash);
       // The crashed thread waits in its handler for this report: its OS state says nothing.
-      w->Str("state = ").Str(crashed ? "crashed (waiting in its signal handler for this report)" : StateName(t.os_state)).Char('\n');
+      w->Str("state = ").Str(crashed ? "crashed (waiting in its signal handler for this report)" : ThreadStateName(t.os_state)).Char('\n');
       w->Str("cpu = user ").Dec(t.cpu_user_us / 1000).Str(" ms, system ").Dec(t.cpu_system_us / 1000).Str(" ms\n");
       if (crashed) {
         WriteFrames(w, symbolizer, crash.regs, crash.stack, crash.stack_size);

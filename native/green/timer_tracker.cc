@@ -1,6 +1,7 @@
 #include "timer_tracker.h"
 
 #include "promise_tracker.h"
+#include "../capture/own_context.h"
 
 #include <node.h>
 #include <uv.h>
@@ -140,12 +141,16 @@ const char kInstall[] = R"js((function (created, armed, done) {
   return true
 }))js";
 
-// Runs the installer in the current context; false when it could not (no
-// timers there yet: a worker still bootstrapping, or a vm context).
+// Runs the installer in the main context of the thread's environment, not
+// in a vm context it may be busy in (whose setTimeout, if any, is the
+// application's); false when it could not (no timers there yet: a worker
+// still bootstrapping, or no environment's context is current).
 bool Install(v8::Isolate* isolate) {
-  if (!isolate->InContext() || isolate->IsExecutionTerminating()) return false;
+  if (isolate->IsExecutionTerminating()) return false;
   v8::HandleScope scope(isolate);
-  v8::Local<v8::Context> context = isolate->GetCurrentContext();
+  v8::Local<v8::Context> context = OwnContext(isolate);
+  if (context.IsEmpty()) return false;
+  v8::Context::Scope context_scope(context);
   // Called between two operations of whatever runs (an interrupt): nothing
   // may escape into it.
   v8::TryCatch try_catch(isolate);

@@ -6,11 +6,11 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
-#include <cstdio>
 #include <mutex>
 
 #include "../capture/js_stacks.h"
 #include "../convert.h"
+#include "fallback_report.h"
 #include "reporter_env.h"
 
 namespace gmr {
@@ -31,7 +31,7 @@ bool MainRanJavaScript(const Capture& capture) {
 // One report offered to the main thread; whoever claims it first writes it.
 struct Job {
   enum Owner { kNobody, kMain, kEnvironment };
-  std::unique_ptr<Capture> capture;
+  std::shared_ptr<const Capture> capture;
   Trigger trigger;
   std::atomic<int> owner{kNobody};
 };
@@ -47,9 +47,16 @@ struct Main {
   napi_env env = nullptr;
   Napi::FunctionReference on_report;
   v8::Isolate* isolate = nullptr;
+  // The context the reporter was attached in (the main thread's own): the
+  // interrupt may land while the thread runs in a vm context, whose realm
+  // the capture's objects must not be made in.
+  v8::Global<v8::Context> context;
   std::shared_ptr<Job> offered;       // the report being offered, while it is
+  // The report the main thread took, until it is written or handed back
+  // (MainReportEnded, or the end of the interrupt): at exit, one still here
+  // is written by the fallback (CutShortMainReport).
+  std::shared_ptr<Job> writing;
   bool interrupt_outstanding = false;  // at most one interrupt pending
-  bool held = false;                   // HoldInterruptReports
 };
 
 Main& M() {
@@ -71,17 +78,58 @@ void CallOnMain(Napi::Env env, Napi::Function on_report, std::shared_ptr<Job>* d
   {
     std::lock_guard<std::mutex> lock(M().mu);
     if (!job->owner.compare_exchange_strong(expected, Job::kMain)) return;  // too late: written elsewhere
+    M().writing = job;
     M().claimed.notify_all();
   }
   on_report.Call({CaptureToJs(env, *job->capture, job->trigger), Napi::Boolean::New(env, false)});
+}
+
+// The main thread claimed the report but could not write it: a reporter
+// environment writes it instead, told why, so that the trigger still gets
+// its one report; one that cannot start leaves it to the native fallback.
+// Launched from here, the main thread: the watchdog stopped waiting for the
+// job once it was claimed.
+void HandBack(Job& job, const std::string& why_not) {
+  job.trigger.main_failure = why_not;
+  std::string why = LaunchReporterEnv(job.capture, job.trigger);
+  if (why.empty()) return;  // the environment finishes the job
+  WriteFallbackReport(*job.capture, job.trigger, "the main thread could not write the report (" + why_not + ") and " + why);
+  ReportDone();
+}
+
+// What the pending exception says, without running JavaScript: the thread
+// may have no stack left for it.
+std::string ExceptionText(Napi::Env env) {
+  Napi::Value error = env.GetAndClearPendingException().Value();
+  std::string text = "an exception";
+  if (error.IsObject()) {
+    Napi::Value message = error.As<Napi::Object>().Get("message");
+    if (message.IsString()) text = message.As<Napi::String>().Utf8Value();
+  }
+  if (env.IsExceptionPending()) env.GetAndClearPendingException();
+  return text;
+}
+
+// The main thread is done with the report it took: written (why_not
+// empty), or handed back.
+void EndMainReport(const std::string& why_not) {
+  std::shared_ptr<Job> job;
+  {
+    std::lock_guard<std::mutex> lock(M().mu);
+    job = std::move(M().writing);
+  }
+  if (!job) return;  // written by the fallback at exit meanwhile
+  if (why_not.empty()) ReportDone();
+  else HandBack(*job, why_not);
 }
 
 // On the main thread, between two JavaScript operations of whatever it is
 // busy with (V8 runs interrupts at stack checks: function entries, loop back
 // edges, Atomics.wait). The report is written here synchronously, as oslo's
 // Python signal handler does between two bytecodes; nothing may escape into
-// the interrupted code.
-void OnMainInterrupt(v8::Isolate*, void*) {
+// the interrupted code. Once claimed, the report is written here or handed
+// back: on_report returns true when written, else why not.
+void OnMainInterrupt(v8::Isolate* isolate, void*) {
   Main& m = M();
   std::shared_ptr<Job> job;
   {
@@ -89,18 +137,24 @@ void OnMainInterrupt(v8::Isolate*, void*) {
     m.interrupt_outstanding = false;
     job = m.offered;
     int expected = Job::kNobody;
-    if (!job || !m.attached || m.held || !job->owner.compare_exchange_strong(expected, Job::kMain)) return;
+    if (!job || !m.attached || !job->owner.compare_exchange_strong(expected, Job::kMain)) return;
+    m.writing = job;
     m.claimed.notify_all();
   }
   Napi::Env env(m.env);
   Napi::HandleScope scope(env);
+  v8::Context::Scope context_scope(m.context.Get(isolate));
   Napi::Value capture = CaptureToJs(env, *job->capture, job->trigger);
-  if (!env.IsExceptionPending()) m.on_report.Call({capture, Napi::Boolean::New(env, true)});
+  Napi::Value written;
+  if (!env.IsExceptionPending()) written = m.on_report.Call({capture, Napi::Boolean::New(env, true)});
   if (env.IsExceptionPending()) {
-    // The script catches its own errors: this is the call itself failing.
-    env.GetAndClearPendingException();
-    fputs("guru-meditation: the report could not be written on the busy main thread\n", stderr);
-    ReportDone();
+    // The script catches its own errors: this is its call failing, such as
+    // an interrupt that landed with no stack left for it.
+    EndMainReport("its JavaScript could not run there: " + ExceptionText(env));
+  } else if (written.IsString()) {
+    EndMainReport(written.As<Napi::String>().Utf8Value());
+  } else {
+    EndMainReport("");
   }
 }
 
@@ -118,11 +172,21 @@ void AttachMainReporter(Napi::Env env, Napi::Function on_report, int pickup_ms) 
   m.env = env;
   m.on_report = Napi::Persistent(on_report);
   m.isolate = v8::Isolate::GetCurrent();
+  m.context.Reset(m.isolate, m.isolate->GetCurrentContext());
 }
 
-void HoldInterruptReports(bool hold) {
-  std::lock_guard<std::mutex> lock(M().mu);
-  M().held = hold;
+void MainReportEnded(const std::string& why_not) { EndMainReport(why_not); }
+
+bool CutShortMainReport() {
+  std::shared_ptr<Job> job;
+  {
+    std::lock_guard<std::mutex> lock(M().mu);
+    job = std::move(M().writing);
+  }
+  if (!job) return false;
+  WriteFallbackReport(*job->capture, job->trigger, "report cut short by process exit (the main thread was writing it)");
+  ReportDone();
+  return true;
 }
 
 bool DispatchReport(std::unique_ptr<Capture> capture, const Trigger& trigger) {
@@ -130,7 +194,6 @@ bool DispatchReport(std::unique_ptr<Capture> capture, const Trigger& trigger) {
   job->capture = std::move(capture);
   job->trigger = trigger;
   Main& m = M();
-  bool queued = false;  // a call to the main thread carries the report too
   {
     std::unique_lock<std::mutex> lock(m.mu);
     if (m.attached) {
@@ -138,8 +201,7 @@ bool DispatchReport(std::unique_ptr<Capture> capture, const Trigger& trigger) {
       auto claimed = [&] { return job->owner.load() != Job::kNobody; };
       m.offered = job;
       auto* data = new std::shared_ptr<Job>(job);
-      queued = m.tsfn.NonBlockingCall(data, CallOnMain) == napi_ok;
-      if (!queued) delete data;
+      if (m.tsfn.NonBlockingCall(data, CallOnMain) != napi_ok) delete data;
       auto grace = MainRanJavaScript(*job->capture) ? std::chrono::milliseconds(0) : kLoopGrace;
       if (!m.claimed.wait_for(lock, grace, claimed) && !m.interrupt_outstanding) {
         // Not under m.mu: the interrupt may run at once, and it takes m.mu.
@@ -155,15 +217,12 @@ bool DispatchReport(std::unique_ptr<Capture> capture, const Trigger& trigger) {
   }
   int expected = Job::kNobody;
   if (!job->owner.compare_exchange_strong(expected, Job::kEnvironment)) return true;  // the main thread has it
-  std::string why = LaunchReporterEnv(&job->capture, job->trigger);
+  std::string why = LaunchReporterEnv(job->capture, job->trigger);
   if (why.empty()) return true;
-  fprintf(stderr, "guru-meditation: the reporter environment could not start (%s)%s\n", why.c_str(),
-          queued ? "; the report waits for the main thread" : "; the report is lost");
-  if (!queued) return false;
-  // Not lost: the call queued to the main thread above still carries the
-  // report, and writes it when its loop gets to it.
-  job->owner.store(Job::kNobody);
-  return true;
+  // Written now, natively: the call queued to the main thread may never
+  // run (its thread stuck), and finds the job taken if it does.
+  WriteFallbackReport(*job->capture, job->trigger, why);
+  return false;  // done: the next trigger may go
 }
 
 }  // namespace gmr

@@ -8,6 +8,7 @@
 #include <napi.h>
 
 #include <memory>
+#include <string>
 
 #include "../watchdog/watchdog.h"
 
@@ -16,15 +17,21 @@ namespace gmr {
 // On the main thread: `on_report(capture, fromInterrupt)` is called there for
 // a triggered report it picks up in time, from its event loop
 // (fromInterrupt false) or, when it is busy running JavaScript, from an
-// interrupt (true: the report must be written synchronously). It must call
-// ReportDone when written. The channel does not keep the loop alive.
+// interrupt (true: the report must be written synchronously). From the event
+// loop it must call MainReportEnded once done; from an interrupt it returns
+// true when written, or why it could not (a string). A report the main
+// thread could not write is written by a reporter environment, told why.
+// The channel does not keep the loop alive.
 void AttachMainReporter(Napi::Env env, Napi::Function on_report, int pickup_ms);
 
-// On the main thread, around its first load of the report's modules: an
-// interrupt then landing inside that load would find them half
-// initialized, so while held the busy main thread does not take a report
-// (the reporter environment writes it after the pickup time).
-void HoldInterruptReports(bool hold);
+// On the main thread, when a report it took from its event loop is done:
+// written (why_not empty), or not, and why: then it is handed back.
+void MainReportEnded(const std::string& why_not);
+
+// At process exit, on the main thread: a report it took and had not written
+// yet (it awaited its sections) never will be; the native fallback writes
+// it. False when there was none.
+bool CutShortMainReport();
 
 // The watchdog's Deliver for triggered reports.
 bool DispatchReport(std::unique_ptr<Capture> capture, const Trigger& trigger);

@@ -5,8 +5,10 @@
 #include <pthread.h>
 #include <signal.h>
 #include <sys/prctl.h>
+#include <unistd.h>
 #include <v8.h>
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
@@ -15,39 +17,63 @@
 #include <mutex>
 #include <vector>
 
+#include "../util/test_hooks.h"
+#include "dispatch.h"
+#include "fallback_report.h"
+
 namespace gmr {
 namespace {
 
 // V8 sets the isolate's stack limit about 1 MB below where it starts; the
 // thread needs room beyond that for the C++ under it.
 constexpr size_t kThreadStackBytes = 4 << 20;
-// At exit, how long a running report may take to stop.
-constexpr auto kStopTimeout = std::chrono::seconds(2);
-// After exit hooks ran, how long a new report waits: a process that is really
-// exiting is gone by then; one that lives on may have a stuck main thread
-// that never reopens.
-constexpr auto kReopenTimeout = std::chrono::milliseconds(250);
+constexpr auto kExitBound = std::chrono::milliseconds(kReporterExitBoundMs);
 // How long a new report waits for the previous environment to go.
 constexpr auto kPreviousTimeout = std::chrono::seconds(5);
+
+// Where the launched job is. A job is written by the script (kFinished) or,
+// exactly once, by the fallback (fallback_claimed).
+enum class Phase { kNone, kWaiting, kTaken, kFinished };
 
 // Heap-allocated, never destroyed: used while the process exits.
 struct State {
   std::mutex mu;
-  std::condition_variable finished;  // a report ended, or the process lives on (closing ended)
+  std::condition_variable finished;  // a reporter thread ended
   node::MultiIsolatePlatform* platform = nullptr;
-  bool closing = false;  // exit hooks ran: no new environment unless the process lives on
+  // Exit hooks ran: no environment starts (the platform is about to go)
+  // until the main thread reopens, if the process lives on.
+  bool closing = false;
   std::function<void()> schedule_reopen;
   std::string script;
   std::string data;
+  // A reporter thread exists, from its launch until it no longer touches
+  // V8 or the platform: what exit waits for.
   bool running = false;
-  node::Environment* env = nullptr;  // the running environment, for Stop at exit
-  std::unique_ptr<Capture> job;
+  // Its environment, from before its script can run until its loop ended:
+  // what exit stops. Set only while `closing` is false, under `mu`, so an
+  // environment is either stopped by exit or never runs.
+  node::Environment* env = nullptr;
+  std::shared_ptr<const Capture> job;
   Trigger job_trigger;
+  Phase phase = Phase::kNone;
+  bool fallback_claimed = false;
+  std::string start_error;  // why the environment could not be created
+  std::atomic<bool> out_of_memory{false};
 };
 
 State& S() {
   static State* state = new State;
   return *state;
+}
+
+// Under s.mu: the job, when it is not written and nobody is writing it
+// natively yet; the caller writes it (outside the lock).
+bool ClaimFallback(State& s, std::shared_ptr<const Capture>* job, Trigger* trigger) {
+  if (s.fallback_claimed || !s.job || (s.phase != Phase::kWaiting && s.phase != Phase::kTaken)) return false;
+  s.fallback_claimed = true;
+  *job = s.job;
+  *trigger = s.job_trigger;
+  return true;
 }
 
 // The script an environment runs: it loads the reporter with a full require.
@@ -61,14 +87,23 @@ std::string EntrySource(const std::string& script) {
 }
 
 // Runs in the new environment before Node loads the application's preloads
-// (-r, NODE_OPTIONS): an APM agent or the application's own set-up has no
-// business in the reporter, so the loader is told to skip them.
+// (-r, NODE_OPTIONS), after its bootstrap: an APM agent or the application's
+// own set-up has no business in the reporter, so the loader is told to skip
+// them. The bootstrap took the environment for the main thread (embedders'
+// environments are) and gave it the main thread's signal listeners
+// (--report-on-signal, --heapsnapshot-signal, --trace-sigint): those are the
+// application's and run on its main thread; here they would run a second
+// time. They go, and worker_threads says this is not the main thread.
 void SkipApplicationPreloads(node::Environment*, v8::Local<v8::Value>, v8::Local<v8::Value> require) {
   v8::Isolate* isolate = v8::Isolate::GetCurrent();
   v8::Local<v8::Context> context = isolate->GetCurrentContext();
   v8::TryCatch try_catch(isolate);
   const char* source =
-      "(function (require) { require('internal/modules/cjs/loader').Module._preloadModules = function () {} })";
+      "(function (require) {"
+      "  require('internal/modules/cjs/loader').Module._preloadModules = function () {};"
+      "  for (const name of Object.keys(require('os').constants.signals)) process.removeAllListeners(name);"
+      "  require('worker_threads').isMainThread = false;"
+      "})";
   v8::Local<v8::String> code = v8::String::NewFromUtf8(isolate, source).ToLocalChecked();
   v8::Local<v8::Script> script;
   v8::Local<v8::Value> fn;
@@ -78,7 +113,15 @@ void SkipApplicationPreloads(node::Environment*, v8::Local<v8::Value>, v8::Local
   if (fn.As<v8::Function>()->Call(context, v8::Undefined(isolate), 1, argv).IsEmpty()) return;  // preloads then run
 }
 
-void RunEnvironment(node::MultiIsolatePlatform* platform, const std::string& script) {
+// The reporter's heap is full: its report ends (the fallback writes it)
+// rather than the process. Room to unwind is given.
+size_t OnNearHeapLimit(void* data, size_t current_limit, size_t) {
+  S().out_of_memory = true;
+  static_cast<v8::Isolate*>(data)->TerminateExecution();
+  return current_limit * 2;
+}
+
+void RunEnvironment(State& s, node::MultiIsolatePlatform* platform, const std::string& script) {
   std::vector<std::string> errors;
   std::vector<std::string> args = {"node"};
   std::vector<std::string> exec_args;
@@ -90,7 +133,10 @@ void RunEnvironment(node::MultiIsolatePlatform* platform, const std::string& scr
   auto setup = node::CommonEnvironmentSetup::Create(platform, &errors, args, exec_args, flags,
                                                     node::AllocateEnvironmentThreadId());
   if (!setup) {
-    for (const std::string& e : errors) fprintf(stderr, "guru-meditation: cannot start the reporter: %s\n", e.c_str());
+    std::string why;
+    for (const std::string& e : errors) why += (why.empty() ? "" : "; ") + e;
+    std::lock_guard<std::mutex> lock(s.mu);
+    s.start_error = why.empty() ? "node::CommonEnvironmentSetup::Create failed" : why;
     return;
   }
   v8::Isolate* isolate = setup->isolate();
@@ -99,20 +145,36 @@ void RunEnvironment(node::MultiIsolatePlatform* platform, const std::string& scr
     v8::Isolate::Scope isolate_scope(isolate);
     v8::HandleScope handle_scope(isolate);
     v8::Context::Scope context_scope(setup->context());
+    isolate->AddNearHeapLimitCallback(OnNearHeapLimit, isolate);
+    bool run;
     {
-      std::lock_guard<std::mutex> lock(S().mu);
-      S().env = setup->env();
+      // Exit may have come while the environment was being created: then
+      // it never runs.
+      std::lock_guard<std::mutex> lock(s.mu);
+      run = !s.closing;
+      if (run) s.env = setup->env();
     }
-    // process.exit() in here must end the report, not the process.
-    node::SetProcessExitHandler(setup->env(), [](node::Environment* env, int) { node::Stop(env); });
-    if (!node::LoadEnvironment(setup->env(), EntrySource(script), SkipApplicationPreloads).IsEmpty())
-      node::SpinEventLoop(setup->env()).FromMaybe(1);
-    {
-      std::lock_guard<std::mutex> lock(S().mu);
-      S().env = nullptr;
+    if (run) {
+      // process.exit() in here must end the report, not the process.
+      node::SetProcessExitHandler(setup->env(), [](node::Environment* env, int) { node::Stop(env); });
+      if (!node::LoadEnvironment(setup->env(), EntrySource(script), SkipApplicationPreloads).IsEmpty())
+        node::SpinEventLoop(setup->env()).FromMaybe(1);
+      std::lock_guard<std::mutex> lock(s.mu);
+      s.env = nullptr;
     }
     node::Stop(setup->env());
+    isolate->RemoveNearHeapLimitCallback(OnNearHeapLimit, 0);
   }
+}
+
+// Why a job that the script did not finish ends in the fallback.
+std::string UnfinishedReason(State& s) {
+  if (s.closing) return "report cut short by process exit (the reporter environment was stopped)";
+  if (s.phase == Phase::kWaiting)
+    return s.start_error.empty() ? "the reporter environment ended before it took the report"
+                                 : "the reporter environment could not start: " + s.start_error;
+  if (s.out_of_memory) return "the reporter environment ran out of memory";
+  return "the reporter environment ended before the report was written";
 }
 
 void* ReporterThread(void*) {
@@ -122,6 +184,7 @@ void* ReporterThread(void*) {
   sigset_t none;
   sigemptyset(&none);
   pthread_sigmask(SIG_SETMASK, &none, nullptr);
+  TestSleepMs(TestHook("reporter_delay_ms"));  // widens the window exit may come in
   State& s = S();
   node::MultiIsolatePlatform* platform;
   std::string script;
@@ -130,34 +193,71 @@ void* ReporterThread(void*) {
     platform = s.platform;
     script = s.script;
   }
-  RunEnvironment(platform, script);
-  bool untaken;
+  RunEnvironment(s, platform, script);
+  malloc_trim(0);  // give the environment's memory back: nothing idles between reports
+  std::shared_ptr<const Capture> job;
+  Trigger trigger;
+  std::string reason;
+  bool unfinished;
   {
     std::lock_guard<std::mutex> lock(s.mu);
-    untaken = s.job != nullptr;
+    unfinished = s.phase != Phase::kFinished;
+    if (ClaimFallback(s, &job, &trigger)) reason = UnfinishedReason(s);
   }
-  // The script says when it is done (reporter.ts); one that failed before
-  // taking its job cannot, and the next trigger must not wait for it.
-  if (untaken) ReportDone();
-  malloc_trim(0);  // give the environment's memory back: nothing idles between reports
+  if (job) WriteFallbackReport(*job, trigger, reason);
+  // The script says when it is done; one that did not get so far cannot,
+  // and the next trigger must not wait for it.
+  if (unfinished) ReportDone();
   std::lock_guard<std::mutex> lock(s.mu);
   s.job.reset();
+  s.phase = Phase::kNone;
   s.running = false;
   s.finished.notify_all();
   return nullptr;
 }
 
-// At the main environment's exit: a report being written is stopped, and
-// waited for (bounded), so that it does not run on while the platform goes.
-// Node also runs exit hooks when the process signals itself with no JS
-// listener (process.kill(process.pid, 'SIGUSR2')) and then lives on: the
-// main thread reopens when it next gets to run.
+// At the main environment's exit, before the platform goes: no environment
+// starts any more; a report being written in one, or by the main thread
+// (awaiting its sections), is cut short (the fallback writes what was
+// captured); a report signal caught but not yet reported
+// is captured and written by the fallback. All within kExitBound. Node
+// also runs exit hooks when the process signals itself with no JS listener
+// and then lives on: the main thread reopens when it next gets to run.
 void StopAtExit(void*) {
   State& s = S();
+  auto deadline = std::chrono::steady_clock::now() + kExitBound;
+  {
+    std::lock_guard<std::mutex> lock(s.mu);
+    s.closing = true;
+    s.finished.notify_all();  // a launch waiting for the previous environment gives up
+    if (s.env) node::Stop(s.env);
+  }
+  CutShortMainReport();  // this thread was writing it: it never will now
+  bool reported = WaitForTriggeredReports(deadline);
   std::unique_lock<std::mutex> lock(s.mu);
-  if (s.env) node::Stop(s.env);
-  s.finished.wait_for(lock, kStopTimeout, [&] { return !s.running; });
-  s.closing = true;
+  if (!s.finished.wait_until(lock, deadline, [&] { return !s.running; })) {
+    // Stuck (in a system call, or still being created on a starved
+    // machine): returning would free the platform under it.
+    std::shared_ptr<const Capture> job;
+    Trigger trigger;
+    bool claimed = ClaimFallback(s, &job, &trigger);
+    lock.unlock();
+    std::string reason = "report cut short by process exit (the reporter environment did not stop within " +
+                         std::to_string(kReporterExitBoundMs) + " ms)";
+    if (claimed) WriteFallbackReport(*job, trigger, reason);
+    std::string line = "guru-meditation: " + reason + "; the process ends now\n";
+    ssize_t ignored = write(2, line.data(), line.size());
+    (void)ignored;
+    _exit(1);
+  }
+  if (!reported) {
+    // Still being captured: the watchdog needs neither the platform nor
+    // V8, and the process may end under it.
+    std::string line = "guru-meditation: report cut short by process exit (still being captured after " +
+                       std::to_string(kReporterExitBoundMs) + " ms)\n";
+    ssize_t ignored = write(2, line.data(), line.size());
+    (void)ignored;
+  }
   if (s.schedule_reopen) s.schedule_reopen();
 }
 
@@ -179,7 +279,6 @@ void ConfigureReporterReopen(std::function<void()> schedule) {
 void ReopenReporterEnv() {
   std::lock_guard<std::mutex> lock(S().mu);
   S().closing = false;
-  S().finished.notify_all();
 }
 
 void SetReporterData(const std::string& json) {
@@ -187,16 +286,17 @@ void SetReporterData(const std::string& json) {
   S().data = json;
 }
 
-std::string LaunchReporterEnv(std::unique_ptr<Capture>* capture, const Trigger& trigger) {
+std::string LaunchReporterEnv(std::shared_ptr<const Capture> capture, const Trigger& trigger) {
   State& s = S();
   std::unique_lock<std::mutex> lock(s.mu);
-  s.finished.wait_for(lock, kReopenTimeout, [&] { return !s.closing; });
-  s.closing = false;
   // The previous report is written (ReportDone came first) but its
   // environment may still be tearing down.
-  s.finished.wait_for(lock, kPreviousTimeout, [&] { return !s.running; });
-  if (!s.platform) return "no reporter environment is configured";
-  if (s.running) return "the previous report's environment has not ended after 5 s";
+  s.finished.wait_for(lock, kPreviousTimeout, [&] { return !s.running || s.closing; });
+  if (s.closing) return "report cut short by process exit (no reporter environment starts while the process exits)";
+  const std::string cannot = "the reporter environment could not start: ";
+  if (!s.platform) return cannot + "none is configured";
+  if (s.running) return cannot + "the previous report's environment has not ended after 5 s";
+  if (TestHook("reporter_fail_launch")) return cannot + "injected failure (test hook reporter_fail_launch)";
   pthread_attr_t attr;
   pthread_attr_init(&attr);
   pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
@@ -205,9 +305,13 @@ std::string LaunchReporterEnv(std::unique_ptr<Capture>* capture, const Trigger& 
   // Under s.mu: the thread takes it before it looks for its job.
   int rc = pthread_create(&thread, &attr, ReporterThread, nullptr);
   pthread_attr_destroy(&attr);
-  if (rc != 0) return std::string("no thread for it: ") + strerror(rc);
-  s.job = std::move(*capture);
+  if (rc != 0) return cannot + "no thread for it: " + strerror(rc);
+  s.job = std::move(capture);
   s.job_trigger = trigger;
+  s.phase = Phase::kWaiting;
+  s.fallback_claimed = false;
+  s.start_error.clear();
+  s.out_of_memory = false;
   s.running = true;
   return "";
 }
@@ -218,14 +322,34 @@ void EndReporterEnv() {
   if (S().env) node::Stop(S().env, node::StopFlags::kDoNotTerminateIsolate);
 }
 
-bool TakeReporterJob(std::unique_ptr<Capture>* capture, Trigger* trigger, std::string* data) {
+bool TakeReporterJob(std::shared_ptr<const Capture>* capture, Trigger* trigger, std::string* data) {
   State& s = S();
   std::lock_guard<std::mutex> lock(s.mu);
-  if (!s.job) return false;
-  *capture = std::move(s.job);
+  if (s.phase != Phase::kWaiting || !s.job) return false;
+  s.phase = Phase::kTaken;
+  *capture = s.job;
   *trigger = s.job_trigger;
   *data = s.data;
+  // Failures after launch, for the tests: 1, the formatter throws (its data
+  // is not JSON); 2, the environment is torn down under the report.
+  long fail = TestHook("reporter_fail_after_launch");
+  if (fail == 1) *data = "{";
+  if (fail == 2 && s.env) node::Stop(s.env);
   return true;
+}
+
+void FinishReporterJob(const std::string& error) {
+  State& s = S();
+  std::shared_ptr<const Capture> job;
+  Trigger trigger;
+  {
+    std::lock_guard<std::mutex> lock(s.mu);
+    if (s.phase != Phase::kTaken) return;
+    if (!error.empty()) ClaimFallback(s, &job, &trigger);
+    s.phase = Phase::kFinished;
+  }
+  if (job) WriteFallbackReport(*job, trigger, "the reporter failed: " + error);
+  ReportDone();
 }
 
 }  // namespace gmr

@@ -3,6 +3,11 @@
 // no memory), and a stuck main thread cannot delay it. The environment runs
 // the TypeScript reporter (dist/reporter.js), which takes the capture with
 // TakeReporterJob and writes the report.
+//
+// The capture stays here until the job is finished: when the environment
+// cannot start, or fails after launch (an exception in the formatter, out of
+// memory, torn down, cut short by process exit), the native fallback
+// (fallback_report.h) writes it. Every launched job ends in a report.
 #pragma once
 
 #include <functional>
@@ -17,6 +22,14 @@ class Environment;
 
 namespace gmr {
 
+// At process exit, how long the exit hook waits for triggered reports: one
+// being written is stopped at once and written by the fallback; one being
+// captured is finished by the fallback; the bound covers an environment
+// still being created on a starved machine. Past it, an environment that
+// has not stopped cannot be left running while the platform goes: the
+// fallback writes its report and the process ends with _exit(1).
+constexpr int kReporterExitBoundMs = 2000;
+
 // On the main thread at setup: the platform to create environments on and
 // the script they run.
 void ConfigureReporterEnv(node::Environment* main_env, const std::string& script);
@@ -27,13 +40,18 @@ void ReopenReporterEnv();
 // The data the script needs (JSON from the TypeScript side).
 void SetReporterData(const std::string& json);
 
-// Starts an environment for this capture, which it takes. Returns "" or why
-// none could start (the capture is left to the caller then).
-std::string LaunchReporterEnv(std::unique_ptr<Capture>* capture, const Trigger& trigger);
+// Starts an environment for this capture. Returns "" or why none could
+// start, as the fallback's reason (the caller then writes the fallback).
+std::string LaunchReporterEnv(std::shared_ptr<const Capture> capture, const Trigger& trigger);
 
 // In the reporter environment, once: the capture it was started for and the
 // reporter data. False when there is none (the script was loaded otherwise).
-bool TakeReporterJob(std::unique_ptr<Capture>* capture, Trigger* trigger, std::string* data);
+bool TakeReporterJob(std::shared_ptr<const Capture>* capture, Trigger* trigger, std::string* data);
+
+// In the reporter environment, when the script is done with its job:
+// `error` is "" when the report is written, else why not (the fallback then
+// writes it). The next trigger may go.
+void FinishReporterJob(const std::string& error);
 
 // In the reporter environment, when the report is written: the environment
 // ends even if something left a handle open in it.

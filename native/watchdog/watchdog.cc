@@ -13,6 +13,8 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
+#include <cstdio>
 #include <cstring>
 #include <deque>
 #include <mutex>
@@ -48,6 +50,11 @@ struct Shared {
   Trigger pending;
   int coalesced = 0;
   std::deque<ApiRequest> api_requests;
+  // Report signals the watchdog has read and dispatched (compared with
+  // g_signals_seen), and `idle` told when no triggered report is left
+  // (WaitForTriggeredReports).
+  uint64_t signals_taken = 0;
+  std::condition_variable idle;
   // A worker came online: meet the new threads at once, and again every
   // kMeetPeriod those that could not tell their identity yet, for at most
   // kMeetWindow. Threads met before are not signalled (MeetNewIsolates).
@@ -62,6 +69,8 @@ std::atomic<bool> g_started{false};  // set once g_shared and the fds exist
 
 // Written by the report signal's handler; read by the watchdog.
 int g_signal_fd = -1;
+// Report signals caught, counted by the handler before it wakes the watchdog.
+std::atomic<uint64_t> g_signals_seen{0};
 // Wakes the watchdog for API requests and configuration changes.
 int g_control_fd = -1;
 
@@ -95,13 +104,14 @@ const struct sigaction* PreviousEntry(const struct sigaction& action) {
   return &g_previous_table[g_previous_count++];
 }
 
-// Async-signal-safe: write() to an eventfd (never blocks: EFD_NONBLOCK),
-// an atomic load, then the previous handler, which was itself installed as
+// Async-signal-safe: an atomic increment, write() to an eventfd (never
+// blocks: EFD_NONBLOCK), an atomic load, then the previous handler, which was itself installed as
 // a signal handler; the bracket is atomics (thread_capture.h). errno is
 // preserved.
 void OnReportSignal(int sig, siginfo_t* info, void* context) {
   int saved_errno = errno;
   EnterReportHandler(context);
+  g_signals_seen.fetch_add(1, std::memory_order_relaxed);
   uint64_t one = 1;
   ssize_t ignored = write(g_signal_fd, &one, sizeof one);
   (void)ignored;
@@ -202,6 +212,23 @@ int64_t MtimeNs(const std::string& path) {
   return int64_t(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
 }
 
+// Why the trigger file cannot be trusted, or "" when it can: anyone who can
+// write it could make this process write reports at will.
+std::string Untrusted(const struct stat& st) {
+  if (S_ISLNK(st.st_mode)) return "it is a symbolic link";
+  if (!S_ISREG(st.st_mode)) return "it is not a regular file";
+  if (st.st_uid != geteuid() && st.st_uid != 0) {
+    return "it belongs to uid " + std::to_string(st.st_uid) + ", neither this process's user (uid " +
+           std::to_string(geteuid()) + ") nor root";
+  }
+  if (st.st_mode & S_IWOTH) {
+    char mode[8];
+    snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
+    return std::string("it is writable by others (mode ") + mode + ")";
+  }
+  return "";
+}
+
 class FileWatch {
  public:
   // `baseline` is the mtime when the file was configured: a touch between
@@ -210,6 +237,7 @@ class FileWatch {
     Close();
     path_ = path;
     poll_ms_ = poll_interval_ms;
+    said_.clear();
     if (path_.empty()) return;
     last_mtime_ = baseline;
     size_t slash = path_.rfind('/');
@@ -223,6 +251,7 @@ class FileWatch {
       fd_ = -1;
     }
     if (fd_ < 0 && poll_ms_ <= 0) poll_ms_ = 1000;  // inotify failed: poll rather than go deaf
+    Trusted();  // says at once when it is not
   }
 
   int fd() const { return fd_; }
@@ -245,20 +274,36 @@ class FileWatch {
     return ours && Changed();
   }
 
+  // True when the mtime changed and the file may be trusted; a change of a
+  // file that may not is ignored, said once on stderr (until it is fixed).
   bool Changed() {
     int64_t now = MtimeNs(path_);
     if (now == last_mtime_) return false;
     last_mtime_ = now;
-    return now != kMissing;  // deleting the file is not a request
+    return now != kMissing && Trusted();
   }
 
  private:
+  bool Trusted() {
+    struct stat st;
+    if (lstat(path_.c_str(), &st) != 0) return false;
+    std::string why = Untrusted(st);
+    if (!why.empty() && why != said_) {
+      std::string line = "guru-meditation: ignoring the trigger file " + path_ + ": " + why + "\n";
+      ssize_t ignored = write(2, line.data(), line.size());
+      (void)ignored;
+    }
+    said_ = why;
+    return why.empty();
+  }
+
   void Close() {
     if (fd_ >= 0) close(fd_);
     fd_ = -1;
   }
 
   std::string path_, name_;
+  std::string said_;  // the last reason a change was ignored for, said once
   int poll_ms_ = 0;
   int fd_ = -1;
   int64_t last_mtime_ = kMissing;
@@ -439,6 +484,9 @@ void* WatchdogMain(void*) {
         trigger.format = request.format;
       }
       RunTrigger(trigger);
+      std::lock_guard<std::mutex> lock(s.mu);
+      s.signals_taken += signals;
+      s.idle.notify_all();
     }
     if (nfds == 3 && (fds[2].revents & POLLIN) && file.OnEvents())
       RunTrigger({"file", file.path(), 0, "", ""});
@@ -506,6 +554,7 @@ void SetReporter(Deliver deliver) {
     std::lock_guard<std::mutex> lock(g_shared->mu);
     g_shared->reporter = std::move(deliver);
     if (!g_shared->reporter) g_shared->in_flight = false;
+    g_shared->idle.notify_all();
   }
   Wake();  // a trigger may be waiting for a reporter
 }
@@ -517,8 +566,19 @@ void ReportDone() {
     std::lock_guard<std::mutex> lock(g_shared->mu);
     g_shared->in_flight = false;
     waiting = g_shared->has_pending;
+    g_shared->idle.notify_all();
   }
   if (waiting) Wake();  // a trigger came while this report was written
+}
+
+bool WaitForTriggeredReports(std::chrono::steady_clock::time_point deadline) {
+  if (!g_started) return true;
+  Shared& s = *g_shared;
+  std::unique_lock<std::mutex> lock(s.mu);
+  return s.idle.wait_until(lock, deadline, [&] {
+    bool pending = s.has_pending && s.reporter;
+    return !s.in_flight && !pending && s.signals_taken == g_signals_seen.load(std::memory_order_relaxed);
+  });
 }
 
 void RequestCapture(CaptureSettings settings, Deliver deliver) {

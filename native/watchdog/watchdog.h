@@ -4,6 +4,7 @@
 // loop to notice a trigger or to capture, so a stuck JS thread cannot stop it.
 #pragma once
 
+#include <chrono>
 #include <functional>
 #include <memory>
 #include <string>
@@ -18,6 +19,9 @@ struct Trigger {
   int coalesced = 0;   // triggers folded into this report while one was in flight
   std::string out_path;  // "cli": where the report goes instead
   std::string format;    // "cli": "text", "json", or "" for the configured one
+  // Set when the main thread took the report but could not write it, and
+  // handed it to a reporter environment (reporter/dispatch.cc): why.
+  std::string main_failure = {};
 };
 
 // Called on the watchdog thread with a finished capture. Returns false when
@@ -45,6 +49,11 @@ void ReclaimReportSignal();
 void SetReporter(Deliver deliver);
 // The reporter finished the report it was given; the next trigger may go.
 void ReportDone();
+
+// At process exit: waits, until `deadline`, for every report signal caught
+// so far to be read and its report written (or handed to the native
+// fallback). False when one is still in flight at the deadline.
+bool WaitForTriggeredReports(std::chrono::steady_clock::time_point deadline);
 
 // An API report: captured on the watchdog, delivered to `deliver`.
 void RequestCapture(CaptureSettings settings, Deliver deliver);

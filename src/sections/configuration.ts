@@ -8,9 +8,13 @@
 //   other array is indexed, `servers[0].host = a`; empty ones print `[]`,
 //   empty objects `{}`; Map entries flatten like object keys;
 // - leaves: Dates as ISO, BigInts as digits, `[Function name]`, binary data
-//   as `<Buffer N bytes>`, `[Circular]`, `[getter threw: msg]`;
-// - a secret key masks its whole value as one `***` line, even an object:
-//   listing its sub-keys could leak them (session ids as map keys);
+//   as `<Buffer N bytes>`, `[Circular]`;
+// - read as data (src/util/as-data.ts): own enumerable data properties only;
+//   an accessor reads `[getter]`, `[setter]` or `[getter/setter]` and a Proxy
+//   `[Proxy]`, neither run: a report may come mid-operation;
+// - a secret path (src/redact.ts) masks its whole value as one `***` line,
+//   even an object: listing its sub-keys could leak them (session ids as map
+//   keys);
 // - bounds: below depth 12 a value reads `[…depth]`; after 2000 lines, or
 //   256 KiB of keys and values, one `… = N more keys not listed` line ends
 //   the listing; values over 2000 characters are cut with `… (N more
@@ -19,6 +23,11 @@
 // - when two paths collide (`{ 'a.b': 1, a: { b: 2 } }`) the later one wins.
 import fs from 'node:fs'
 import { types } from 'node:util'
+import { isSecretPath, maskArgs, maskText, MASK, matchesSecretKeys, namedSecret, redactionSettings, type SecretKeys } from '../redact'
+import {
+  arrayContents, binaryText, dateText, inheritedData, inherits, mapContents, ownData, ownProperties,
+  regexpText, setContents, symbolName, unboxed, urlText
+} from '../util/as-data'
 
 const MAX_DEPTH = 12
 const MAX_ENTRIES = 2000
@@ -26,161 +35,56 @@ const MAX_VALUE_CHARS = 2000
 const MAX_KEY_CHARS = 200
 const MAX_TOTAL_CHARS = 256 * 1024
 // Masking scans a bounded prefix: enough to cover what is shown, and the
-// patterns below treat a cut-off PEM block as still secret.
+// patterns treat a cut-off PEM block as still secret.
 const MASK_WINDOW_CHARS = 16 * 1024
-const MASK = '***'
-
-// Compared against keys lower-cased with separators removed, so `api key`,
-// `api_key`, `api-key` and `apiKey` all read `apikey`.
-const SECRET_WORDS = [
-  'password', 'passwd', 'passphrase', 'pwd', 'secret', 'token', 'apikey',
-  'privatekey', 'credential', 'cookie', 'session', 'signingkey', 'encryptionkey',
-  'masterkey', 'accesskey'
-]
-// Too short for a substring test (`unauthorized`, `bypass`): `auth…` must
-// start a word of the key (`authorization`, `x-auth-token`, `basicAuth`),
-// `pass` must be one (`DB_PASS`).
-const SECRET_WORD = /^(?:auth|pass$)/
-
-function words (key: string): string[] {
-  return key.replace(/([a-z0-9])([A-Z])/g, '$1 $2').replace(/([A-Z])([A-Z][a-z])/g, '$1 $2')
-    .toLowerCase().split(/[^a-z0-9]+/)
-}
-
-function matchesExtra (key: string, extra: readonly (string | RegExp)[]): boolean {
-  const lower = key.toLowerCase()
-  return extra.some((x) => typeof x === 'string'
-    ? x !== '' && lower.includes(x.toLowerCase())
-    // search() ignores and restores lastIndex, so /g patterns stay stable.
-    : x instanceof RegExp && key.search(x) !== -1)
-}
-
-/** Whether a configuration key names a secret; extra strings match as case-insensitive substrings, RegExps test the key. */
-export function isSecretKey (key: string, extra: readonly (string | RegExp)[] = []): boolean {
-  try {
-    const squashed = key.toLowerCase().replace(/[^a-z0-9]/g, '')
-    return SECRET_WORDS.some((w) => squashed.includes(w)) ||
-      words(key).some((w) => SECRET_WORD.test(w)) ||
-      matchesExtra(key, extra)
-  } catch {
-    return true // when in doubt, mask
-  }
-}
-
-// Patterns start only where a run of their characters starts, and bound
-// their quantifiers, so that none goes quadratic on long input.
-const PEM_PRIVATE_KEY = /-----BEGIN [A-Z0-9 ]{0,40}PRIVATE KEY[A-Z0-9 ]{0,20}-----[\s\S]*?(?:-----END [A-Z0-9 ]{0,40}PRIVATE KEY[A-Z0-9 ]{0,20}-----|$)/g
-// `scheme://user:password@host`: everything up to the last `@` of the
-// authority goes, since an unencoded `@` in a password is common.
-const URL_USERINFO = /(?<![a-z0-9+.-])([a-z][a-z0-9+.-]{0,31}:\/\/)[^\s/?#]{1,2048}@/gi
-const BEARER = /\b(Bearer)\s+[A-Za-z0-9\-._~+/]{1,4096}=*/gi
-const AWS_ACCESS_KEY = /\b(?:AKIA|ASIA)[0-9A-Z]{16}\b/g
-// Tokens whose prefix says what they are: GitHub's, Slack's, and JWTs
-// (three base64url parts, the first two JSON objects: `eyJ`).
-const GITHUB_TOKEN = /\b(?:gh[pousr]_[A-Za-z0-9]{20,255}|github_pat_[A-Za-z0-9_]{20,255})\b/g
-const SLACK_TOKEN = /\bxox[abeposr]-[A-Za-z0-9-]{10,255}/g
-const JWT = /\beyJ[A-Za-z0-9_-]{4,4096}\.eyJ[A-Za-z0-9_-]{4,8192}\.[A-Za-z0-9_-]{0,4096}/g
-// `password=x`, `"token": "x"`, `Authorization: Basic x`, `?api_key=x&`,
-// `--db-password x`. The key is a whole run of `[\w.-]` holding a secret
-// word (`auth` and `pass` as for keys); a run inside a URL
-// (`https://auth.example.com:443`) is no key. An opening bracket is not a
-// value: the pairs inside it are masked one by one.
-const KEY_VALUE = new RegExp(
-  String.raw`(["']?)(?<![\w./@-])` +
-  String.raw`(?=[\w.-]{0,64}?(?:password|passwd|pwd|secret|token|api[_-]?key|private[_-]?key|credential|cookie|session|(?<![a-z])auth|(?<![a-z])pass(?:phrase)?(?![a-z])))` +
-  String.raw`([\w.-]{1,128})(?![\w.-])\1` +
-  // `=` or `:`; bare spaces only after a `-flag`, and not before another flag.
-  String.raw`(\s*[=:]\s*|(?<=(?:^|\s)-[\w.-]{0,127})\s+(?!-))` +
-  String.raw`("[^"\n]*"|'[^'\n]*'|(?:(?:bearer|basic|token|digest)\s+)?[^\s&;,"'{}[\]()<>]+)`,
-  'gi')
-
-// Every pattern above needs one of these: text without any is left as it is
-// without running (and compiling) them, which is most text, and set-up's
-// masking of argv.
-const MAY_HOLD_SECRET = /-----|:\/\/|bearer|akia|asia|pass|pwd|secret|token|key|credential|cookie|session|auth|gh[pousr]_|github_pat_|xox|eyJ/i
-
-/** Masks secrets inside free text: URL credentials, PEM private keys, bearer tokens, AWS access keys, GitHub and Slack tokens, JWTs, `password=…` pairs. */
-export function maskSecretsInText (s: string): string {
-  try {
-    if (!MAY_HOLD_SECRET.test(s)) return s
-    return s
-      .replace(PEM_PRIVATE_KEY, MASK)
-      .replace(URL_USERINFO, `$1${MASK}@`)
-      .replace(BEARER, `$1 ${MASK}`)
-      .replace(AWS_ACCESS_KEY, MASK)
-      .replace(GITHUB_TOKEN, MASK)
-      .replace(SLACK_TOKEN, MASK)
-      .replace(JWT, MASK)
-      .replace(KEY_VALUE, (_m, q: string, key: string, sep: string, value: string) => {
-        const quote = value[0] === '"' || value[0] === "'" ? value[0] : ''
-        return `${q}${key}${q}${sep}${quote}${MASK}${quote}`
-      })
-  } catch {
-    return MASK
-  }
-}
 
 /** A string shown as a value: masked, then cut to a readable length. */
-function boundedText (s: string, max = MAX_VALUE_CHARS): string {
+function boundedText (s: string, extra: SecretKeys = redactionSettings().secretKeys, max = MAX_VALUE_CHARS): string {
   const window = s.length > MASK_WINDOW_CHARS ? s.slice(0, MASK_WINDOW_CHARS) : s
-  const masked = maskSecretsInText(window)
+  const masked = maskText(window, extra)
   if (masked.length <= max && window === s) return masked
   return `${masked.slice(0, max)}… (${Math.max(s.length, masked.length) - max} more chars)`
 }
 
-/**
- * Command-line style arguments, masked: the value after a secret flag
- * (`--password x`), `--token=x`, and secrets in any text. For argv, execArgv
- * and lists of strings in the configuration.
- */
-export function maskArgs (args: string[], secretKeys: readonly (string | RegExp)[] = []): string[] {
-  return args.map((arg, i) => {
-    const previous = args[i - 1]
-    if (typeof previous === 'string' && /^--?[\w.-]+$/.test(previous) && isSecretKey(previous.replace(/^-+/, ''), secretKeys)) return MASK
-    const flag = /^(--?[\w.-]+)=/.exec(arg)
-    if (flag && isSecretKey(flag[1].replace(/^-+/, ''), secretKeys)) return `${flag[1]}=${MASK}`
-    return maskSecretsInText(arg)
-  })
-}
-
 function describeError (err: unknown): string {
   try {
-    return boundedText(err instanceof Error ? String(err.message) : String(err))
+    // Our own errors (a revoked Proxy's TypeError) or one in the configuration: its own message, as data.
+    const message = err !== null && typeof err === 'object' && !types.isProxy(err) ? inheritedData(err, 'message') : err
+    return boundedText(typeof message === 'string' ? message : typeof message === 'object' ? 'unknown error' : String(message))
   } catch {
     return 'unknown error'
   }
 }
 
 function describeFunction (fn: Function): string {
-  try {
-    return `[Function ${typeof fn.name === 'string' && fn.name !== '' ? fn.name : '(anonymous)'}]`
-  } catch {
-    return '[Function]'
-  }
+  const name = ownData(fn, 'name')
+  return typeof name === 'string' && name !== '' ? `[Function ${name}]` : '[Function]'
 }
 
-/** A value that prints on one line without walking into it, or null. */
-function leafText (value: unknown): string | null {
+/** A value that prints on one line without walking into it, or null. Runs none of the application's code. */
+function leafText (value: unknown, extra: SecretKeys): string | null {
   switch (typeof value) {
-    case 'string': return boundedText(value)
+    case 'string': return boundedText(value, extra)
     case 'number': case 'boolean': case 'bigint': case 'undefined': return String(value)
-    case 'symbol': return value.toString()
-    case 'function': return describeFunction(value)
+    case 'symbol': return symbolName(value)
   }
   if (value === null) return 'null'
   const v = value as object
-  if (types.isDate(v)) {
-    const t = (v as Date).getTime()
-    return Number.isNaN(t) ? 'Invalid Date' : (v as Date).toISOString()
-  }
+  if (types.isProxy(v)) return '[Proxy]'
+  if (typeof v === 'function') return describeFunction(v)
+  if (types.isDate(v)) return dateText(v as Date)
   // Binary data can hold anything, keys included: only its size is shown.
-  if (Buffer.isBuffer(v)) return `<Buffer ${v.length} bytes>`
-  if (types.isArrayBufferView(v)) return `<${Object.prototype.toString.call(v).slice(8, -1)} ${v.byteLength} bytes>`
-  if (types.isAnyArrayBuffer(v)) return `<${types.isSharedArrayBuffer(v) ? 'SharedArrayBuffer' : 'ArrayBuffer'} ${v.byteLength} bytes>`
-  if (v instanceof URL) return boundedText(v.href)
-  if (types.isRegExp(v)) return String(v)
-  if (types.isNativeError(v) || v instanceof Error) return `[${describeError((v as Error).name)}: ${describeError(v)}]`
-  if (types.isBoxedPrimitive(v)) return leafText((v as { valueOf(): unknown }).valueOf())
+  const binary = binaryText(v)
+  if (binary !== null) return binary
+  if (inherits(v, URL.prototype)) return boundedText(urlText(v as URL), extra)
+  if (types.isRegExp(v)) return regexpText(v as RegExp)
+  if (types.isNativeError(v) || inherits(v, Error.prototype)) {
+    const name = inheritedData(v, 'name')
+    return `[${typeof name === 'string' ? boundedText(name, extra) : 'Error'}: ${describeError(v)}]`
+  }
+  if (types.isBoxedPrimitive(v)) return leafText(unboxed(v), extra)
+  if (types.isPromise(v)) return '[Promise]'
+  if (types.isWeakMap(v) || types.isWeakSet(v)) return types.isWeakMap(v) ? '[WeakMap]' : '[WeakSet]'
   return null
 }
 
@@ -188,13 +92,18 @@ function isPrimitive (v: unknown): boolean {
   return v === null || (typeof v !== 'object' && typeof v !== 'function')
 }
 
+/** What the walk knows of a child: its value as data, or a marker already shown as text. */
+type Child = { label: string, value: unknown } | { label: string, shown: string }
+
 class Flattener {
   readonly entries: Array<[string, string]> = []
   leftOut = 0
   private chars = 0
   private readonly ancestors = new Set<object>()
+  /** The keys from the root to the value being walked, for path rules. */
+  private readonly groups: string[] = []
 
-  constructor (private readonly extra: readonly (string | RegExp)[]) {}
+  constructor (private readonly extra: SecretKeys) {}
 
   private emit (path: string, text: string): void {
     this.entries.push([path === '' ? '(root)' : path, text])
@@ -209,7 +118,7 @@ class Flattener {
     // Past the cap each remaining key is counted, not visited.
     if (this.full()) { this.leftOut++; return }
     try {
-      const leaf = leafText(value)
+      const leaf = leafText(value, this.extra)
       if (leaf !== null) return this.emit(path, leaf)
       const obj = value as object
       if (this.ancestors.has(obj)) return this.emit(path, '[Circular]')
@@ -227,72 +136,79 @@ class Flattener {
 
   private walkContainer (obj: object, path: string, depth: number): void {
     if (types.isMap(obj)) {
-      const map = obj as Map<unknown, unknown>
-      const entries: Array<[string, () => unknown]> = []
-      for (const [k, v] of map) {
-        if (entries.length >= MAX_ENTRIES) break
-        const label = isPrimitive(k) ? (typeof k === 'symbol' ? `[${k.toString()}]` : String(k)) : `<key ${entries.length}>`
-        entries.push([label, () => v])
-      }
-      this.leftOut += map.size - entries.length
-      return this.walkEntries(entries, path, depth, '{}')
+      const { entries, size } = mapContents(obj as Map<unknown, unknown>, MAX_ENTRIES)
+      this.leftOut += size - entries.length
+      return this.walkEntries(entries.map(([k, v], i) => ({
+        label: isPrimitive(k) ? (typeof k === 'symbol' ? `[${symbolName(k)}]` : String(k)) : `<key ${i}>`,
+        value: v
+      })), null, path, depth, '{}')
     }
     if (types.isSet(obj) || Array.isArray(obj)) {
-      const total = types.isSet(obj) ? (obj as Set<unknown>).size : (obj as unknown[]).length
-      const items: unknown[] = []
-      for (const x of obj as Iterable<unknown>) {
-        if (items.length >= MAX_ENTRIES) break
-        items.push(x)
+      let items: Child[]
+      let total: number
+      if (types.isSet(obj)) {
+        const { values, size } = setContents(obj as Set<unknown>, MAX_ENTRIES)
+        items = values.map((value, i) => ({ label: `[${i}]`, value }))
+        total = size
+      } else {
+        const { items: elements, length } = arrayContents(obj as unknown[], MAX_ENTRIES)
+        items = elements.map((e, i) => 'accessor' in e ? { label: `[${i}]`, shown: e.accessor } : { label: `[${i}]`, value: e.value })
+        total = length
       }
       if (items.length === 0) return this.emit(path, '[]')
-      if (items.every(isPrimitive)) {
+      if (items.every((x) => 'shown' in x || isPrimitive(x.value))) {
         // Only as much as can be shown is masked: a window's worth.
         const texts: string[] = []
         let length = 0
         for (const x of items) {
           if (length > MASK_WINDOW_CHARS) break
-          const text = typeof x === 'string' ? x.slice(0, MASK_WINDOW_CHARS) : leafText(x) ?? ''
+          const text = 'shown' in x ? x.shown : typeof x.value === 'string' ? x.value.slice(0, MASK_WINDOW_CHARS) : leafText(x.value, this.extra) ?? ''
           texts.push(text)
           length += text.length + 2
         }
         const more = total > texts.length ? `, … (${total - texts.length} more)` : ''
-        return this.emit(path, boundedText(maskArgs(texts, this.extra).join(', ') + more))
+        return this.emit(path, boundedText(maskArgs(texts, this.extra).join(', ') + more, this.extra))
       }
       this.leftOut += total - items.length
-      return this.walkEntries(items.map((x, i) => [`[${i}]`, () => x]), path, depth, '[]', '')
+      return this.walkEntries(items, null, path, depth, '[]', '')
     }
-    const keys = Reflect.ownKeys(obj).filter((k) => Object.prototype.propertyIsEnumerable.call(obj, k))
-    const entries: Array<[string, () => unknown]> = keys.map((k) => [
-      typeof k === 'symbol' ? `[${k.toString()}]` : k,
-      () => (obj as Record<PropertyKey, unknown>)[k]
-    ])
-    this.walkEntries(entries, path, depth, '{}')
+    const children: Child[] = ownProperties(obj).map((p) => {
+      const label = typeof p.key === 'symbol' ? `[${symbolName(p.key)}]` : p.key
+      return 'accessor' in p ? { label, shown: p.accessor } : { label, value: p.value }
+    })
+    this.walkEntries(children, obj, path, depth, '{}')
   }
 
-  private walkEntries (entries: Array<[string, () => unknown]>, path: string, depth: number, empty: string, sep = '.'): void {
-    if (entries.length === 0) return this.emit(path, empty)
-    for (const [label, read] of entries) {
+  /** owner: the object whose own properties these are, for a `value` named by its sibling `name`. */
+  private walkEntries (children: Child[], owner: object | null, path: string, depth: number, empty: string, sep = '.'): void {
+    if (children.length === 0) return this.emit(path, empty)
+    for (const child of children) {
       if (this.full()) { this.leftOut++; continue }
-      const key = boundedText(label, MAX_KEY_CHARS)
+      const key = boundedText(child.label, this.extra, MAX_KEY_CHARS)
       const childPath = path === '' ? key : `${path}${sep}${key}`
-      if (isSecretKey(key, this.extra) || matchesExtra(childPath, this.extra)) {
+      // Array indexes are no group: `servers[0].password` is judged by `servers`.
+      const groups = this.groups
+      if (isSecretPath(groups, key, this.extra) || matchesSecretKeys(childPath, this.extra) || (owner !== null && namedSecret((k) => ownData(owner, k), key, this.extra))) {
         this.emit(childPath, MASK)
         continue
       }
-      let value: unknown
-      try {
-        value = read()
-      } catch (err) {
-        this.emit(childPath, `[getter threw: ${describeError(err)}]`)
+      if ('shown' in child) {
+        this.emit(childPath, child.shown)
         continue
       }
-      this.walk(value, childPath, depth + 1)
+      const isIndex = sep === ''
+      if (!isIndex) groups.push(key)
+      try {
+        this.walk(child.value, childPath, depth + 1)
+      } finally {
+        if (!isIndex) groups.pop()
+      }
     }
   }
 }
 
-/** Flattens any object to oslo-style `group.key` → value strings, secrets masked; bounded and never throws. */
-export function flattenConfig (conf: unknown, secretKeys: (string | RegExp)[] = []): Record<string, string> {
+/** Flattens any object to oslo-style `group.key` → value strings, secrets masked, read as data; bounded and never throws. */
+export function flattenConfig (conf: unknown, secretKeys: SecretKeys = []): Record<string, string> {
   try {
     if (conf === undefined || conf === null) return {}
     const f = new Flattener(Array.isArray(secretKeys) ? secretKeys : [])
@@ -305,8 +221,8 @@ export function flattenConfig (conf: unknown, secretKeys: (string | RegExp)[] = 
   }
 }
 
-// Values of these variables are safe to show (still passed through
-// maskSecretsInText, for NODE_OPTIONS); any other is listed by name only.
+// Values of these variables are safe to show (still masked as free text,
+// for NODE_OPTIONS); any other is listed by name only.
 const SAFE_ENV = [
   'NODE_ENV', 'NODE_OPTIONS', 'NODE_EXTRA_CA_CERTS', 'NODE_TLS_REJECT_UNAUTHORIZED',
   'NODE_NO_WARNINGS', 'NODE_PENDING_DEPRECATION', 'NODE_DEBUG', 'NODE_DEBUG_NATIVE',
@@ -356,7 +272,7 @@ export function runtimeConfig (env: NodeJS.ProcessEnv = process.env, execArgv: s
       heapSizeLimit: `${heap} bytes (${Math.round(heap / 1048576)} MiB)`,
       uvThreadpoolSize: threadpoolSize(env.UV_THREADPOOL_SIZE),
       limits: resourceLimits()
-    })
+    }, redactionSettings().secretKeys)
     // Added here rather than flattened: the allow-list, not key names, decides.
     for (const name of SAFE_ENV) {
       const value = env[name]

@@ -7,7 +7,7 @@ import os from 'node:os'
 import type { GreenHandle, GreenPromises, GreenThread, GreenThreads } from '../model'
 import type { RawCapture, RawHandle, RawLoop, RawThread } from '../native'
 import { duration as seconds } from '../util/duration'
-import { maskArgs } from './configuration'
+import { maskArgs, maskText } from '../redact'
 
 // What the handle types are to a reader of Node code.
 const TYPE_NAMES: Record<string, string> = {
@@ -80,7 +80,7 @@ function describe (h: RawHandle): string {
       return `child process ${h.pid > 0 ? `pid ${h.pid}` : '(exited)'}${cmd ? `: ${cmd}` : ''}`
     }
     case 'fs_event':
-      return `fs watcher on ${h.path || '(unknown path)'}`
+      return `fs watcher on ${h.path ? maskText(h.path) : '(unknown path)'}`
     case 'signal':
       return `signal handler for ${signalName(h.signum)}`
     case 'poll':
@@ -105,7 +105,7 @@ function handle (h: RawHandle): GreenHandle {
     ...(h.type === 'timer' ? { dueInMs: h.dueInMs, repeatMs: h.repeatMs } : {}),
     ...(h.type === 'process' ? { pid: h.pid } : {}),
     ...(h.type === 'signal' ? { signal: signalName(h.signum) } : {}),
-    ...(h.type === 'fs_event' ? { path: h.path } : {})
+    ...(h.type === 'fs_event' ? { path: maskText(h.path) } : {})
   }
 }
 

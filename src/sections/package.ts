@@ -2,7 +2,7 @@
 import os from 'node:os'
 import type { PackageInfo } from '../model'
 import { applicationPackage } from '../options'
-import { maskArgs } from './configuration'
+import { maskArgs } from '../redact'
 
 /** oslo's version object, `{ name, version }`, or a plain version string. */
 export type VersionInfo =
@@ -76,7 +76,9 @@ export function buildPackage (s: StaticPackage, trigger: PackageInfo['trigger'],
     execArgv: s.execArgv,
     uptimeSeconds: Math.round((at.getTime() - s.startedAtMs) / 100) / 10,
     generatedAt: at.toISOString(),
-    trigger,
+    // Only what the schema documents: a gmr request's file and format are
+    // where the report goes, not part of it.
+    trigger: { kind: trigger.kind, detail: trigger.detail, coalesced: trigger.coalesced },
     writtenBy
   }
 }

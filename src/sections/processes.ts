@@ -3,7 +3,7 @@
 // left out, never an error.
 import fs from 'node:fs'
 import type { ProcessInfo } from '../model'
-import { maskSecretsInText } from './configuration'
+import { maskArgs } from '../redact'
 
 // Bounds the work when a service forks wildly.
 const MAX_PROCESSES = 1000
@@ -38,13 +38,14 @@ function ids (line: string | undefined): Ids {
 function command (pid: number, name: string): string {
   let cmd: string
   try {
-    cmd = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0+$/, '').split('\0').join(' ')
+    cmd = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8')
   } catch {
     cmd = ''
   }
   // Kernel threads and zombies have no command line: ps shows `[name]`.
   if (cmd === '') return `[${name}]`
-  const masked = maskSecretsInText(cmd)
+  // Masked argument by argument, as argv is: `--password x`, mysql's `-px`.
+  const masked = maskArgs(cmd.replace(/\0+$/, '').split('\0')).join(' ')
   return masked.length > MAX_COMMAND_CHARS
     ? `${masked.slice(0, MAX_COMMAND_CHARS)}… (${masked.length - MAX_COMMAND_CHARS} more chars)`
     : masked

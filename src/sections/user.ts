@@ -1,6 +1,8 @@
 // User sections from registerSection, each run on its own deadline so a slow
 // or failing generator costs only its own section.
 import type { UserSection } from '../model'
+import { maskText, redactJson, redactionSettings } from '../redact'
+import { safeJsonStringify } from '../util/json-safe'
 
 export type SectionGenerator = () => unknown
 
@@ -26,16 +28,18 @@ export function onSectionsChanged (listener: (names: string[]) => void): void {
 /** A section's content is bounded: a huge value must not swamp the report. */
 const MAX_CONTENT_CHARS = 256 * 1024
 
+/** A section's content, bounded and masked: secret paths always, token shapes in its strings unless maskSectionText is off. */
 function content (value: unknown): unknown {
+  const { sectionText } = redactionSettings()
   if (typeof value === 'string') {
-    return value.length > MAX_CONTENT_CHARS ? value.slice(0, MAX_CONTENT_CHARS) + `\n… (${value.length - MAX_CONTENT_CHARS} more characters)` : value
+    if (value.length <= MAX_CONTENT_CHARS) return sectionText ? maskText(value) : value
+    // Masked a little past the cut, so that no secret is cut in two.
+    const window = value.slice(0, MAX_CONTENT_CHARS + 4096)
+    return (sectionText ? maskText(window) : window).slice(0, MAX_CONTENT_CHARS) + `\n… (${value.length - MAX_CONTENT_CHARS} more characters)`
   }
-  // Loaded at the first report: not on the set-up path.
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const { safeJsonStringify } = require('../util/json-safe') as typeof import('../util/json-safe')
   const json = safeJsonStringify(value, 0)
   if (json.length > MAX_CONTENT_CHARS) return `[value too large: ${json.length} characters of JSON, limit ${MAX_CONTENT_CHARS}]`
-  return JSON.parse(json)
+  return redactJson(JSON.parse(json), sectionText)
 }
 
 const MAX_ERROR_CHARS = 2000
@@ -48,9 +52,7 @@ function failureText (err: unknown): string {
   } catch {
     try { text = Object.prototype.toString.call(err) } catch { text = 'an unreadable value' }
   }
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const { maskSecretsInText } = require('./configuration') as typeof import('./configuration')
-  text = maskSecretsInText(text.length > MAX_ERROR_CHARS ? text.slice(0, MAX_ERROR_CHARS) + '…' : text)
+  text = maskText(text.length > MAX_ERROR_CHARS ? text.slice(0, MAX_ERROR_CHARS) + '…' : text)
   return text
 }
 

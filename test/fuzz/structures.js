@@ -49,7 +49,7 @@ class Generator {
     return s
   }
 
-  /** A string with a secret inside, where maskSecretsInText must find it. */
+  /** A string with a secret inside, where maskText (src/redact.ts) must find it. */
   secretText () {
     const r = this.r
     const s = this.secret()
