@@ -6,17 +6,9 @@
 const t = require('tap')
 const fs = require('node:fs')
 const path = require('node:path')
-const { FIXTURES, spawnNode, tmpDir, until, waitForReports } = require('./helpers')
+const { FIXTURES, mainThreadAsleep, spawnNode, tmpDir, until, waitForReports } = require('./helpers')
 
 const APP = path.join(FIXTURES, 'conf-as-data.js')
-
-/** Whether the main thread sleeps (in epoll, its loop idle): a signal then finds it free. */
-function asleep (pid) {
-  try {
-    const stat = fs.readFileSync(`/proc/${pid}/task/${pid}/stat`, 'utf8')
-    return stat.slice(stat.lastIndexOf(')') + 2).startsWith('S')
-  } catch { return false }
-}
 
 const EXPECTED = {
   'plain.host': 'db.example.com',
@@ -51,7 +43,7 @@ for (const mode of ['idle', 'busy']) {
     const dir = tmpDir(t)
     const child = spawnNode(t, [APP, dir, mode], { env: { GMR_FORMAT: 'json' }, stdin: 'pipe' })
     await until('ready', () => child.stdoutText.includes(mode === 'busy' ? 'busy' : 'ready'), 15000, child)
-    if (mode === 'idle') await until('the main thread asleep in its loop', () => asleep(child.pid), 15000, child)
+    if (mode === 'idle') await until('the main thread asleep in its loop', () => mainThreadAsleep(child.pid), 15000, child)
     process.kill(child.pid, 'SIGUSR2')
     const [file] = await waitForReports(dir, 1, 20000, child)
     const r = JSON.parse(fs.readFileSync(file, 'utf8'))

@@ -4,7 +4,7 @@
 const t = require('tap')
 const fs = require('node:fs')
 const path = require('node:path')
-const { FIXTURES, spawnWithChildren, waitForOutput, waitForReports, tmpDir, lineOf } = require('./helpers')
+const { FIXTURES, mainThreadAsleep, until, spawnWithChildren, waitForOutput, waitForReports, tmpDir, lineOf } = require('./helpers')
 
 const APP = path.join(FIXTURES, 'green-threads.js')
 const AWAIT_LINE = lineOf(APP, 'async function awaitApproval')
@@ -24,6 +24,9 @@ async function reportOf (t, scene, options = {}, env = {}) {
   const [, port, childPid] = await waitForOutput(child, /ready (\d+) (\d+)/)
   const workerPort = (/worker (\d+)/.exec(child.stdoutText) || [])[1]
   if (scene === 'busy' || scene === 'exec') await new Promise(resolve => setTimeout(resolve, 300))
+  // "ready" is said from a callback: the loop may still have events to run
+  // (the server's accept); a free main thread is signalled once it sleeps.
+  else await until('the main thread asleep in its loop', () => mainThreadAsleep(child.pid), 15000, child)
   process.kill(child.pid, 'SIGUSR2')
   const [file] = await waitForReports(reports, 1, 15000, child)
   const content = fs.readFileSync(file, 'utf8') // validated by waitForReports

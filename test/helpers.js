@@ -63,6 +63,14 @@ function spawnWithChildren (t, args, env) {
   return child
 }
 
+/** Whether the main thread of pid sleeps (its loop idle, in epoll): a signal then finds it free. */
+function mainThreadAsleep (pid) {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/task/${pid}/stat`, 'utf8')
+    return stat.slice(stat.lastIndexOf(')') + 2).startsWith('S')
+  } catch { return false }
+}
+
 async function until (what, check, timeoutMs = 15000, child = null) {
   const deadline = Date.now() + timeoutMs
   for (;;) {
@@ -231,4 +239,4 @@ function testHooks () {
   return testHooksCached
 }
 
-module.exports = { testHooks, checkReports, sendSignal, settledReports, runGmr, validateReport, validateReportContent, readReport, textReportIn, ROOT, FIXTURES, APP, SPIN_LINE, mainThread, REPORT_NAME, spawnNode, spawnWithChildren, until, waitForOutput, tmpDir, reportFiles, waitForReports, lineOf, waitForTextReport, isAlive }
+module.exports = { testHooks, mainThreadAsleep, checkReports, sendSignal, settledReports, runGmr, validateReport, validateReportContent, readReport, textReportIn, ROOT, FIXTURES, APP, SPIN_LINE, mainThread, REPORT_NAME, spawnNode, spawnWithChildren, until, waitForOutput, tmpDir, reportFiles, waitForReports, lineOf, waitForTextReport, isAlive }
