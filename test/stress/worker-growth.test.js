@@ -26,9 +26,9 @@ t.test('1,000 workers come and go: registry and RSS flat after the first 100', a
   t.comment(`after 100 workers: rss ${(first.rss / 1048576).toFixed(1)} MB, registry ${first.registry}; after ${WORKERS}: rss ${(last.rss / 1048576).toFixed(1)} MB, registry ${last.registry}`)
   t.equal(last.registry, 1, 'the registry holds the main thread alone once the workers are gone')
   t.equal(first.registry, 1, 'likewise after the first 100')
-  // Not yet held: a clean CI run saw +11.5 MB with two arenas (+3.4 MB here
-  // with one, level from 1,500 to 3,000 workers). Whether the rest is the
-  // library's is open (issue 13's closing note); the figure is printed.
+  // Not yet held: a clean CI run saw +11.5 MB with two arenas (+3.4 MB on
+  // this machine, level from 1,500 to 3,000 workers). Whether the rest is
+  // the library's is open (issue 13's closing note); the figure is printed.
   t.ok(last.rss - first.rss < RSS_SLACK, `RSS grew ${((last.rss - first.rss) / 1048576).toFixed(1)} MB over 900 workers (under ${RSS_SLACK / 1048576})`,
     { todo: 'RSS over 900 workers is not yet shown flat on every run' })
   const { code } = await child.exited
