@@ -118,7 +118,11 @@ Napi::Value PrepareReporter(const Napi::CallbackInfo& info) {
                                               [](Napi::Env, void*, void*) { ConfigureReporterReopen(nullptr); },
                                               static_cast<void*>(nullptr));
   reopen.Unref(env);
-  ConfigureReporterEnv(main_env, info[0].As<Napi::String>().Utf8Value());
+  // A Node built without its startup snapshot (--without-node-snapshot) has
+  // none to start environments from.
+  Napi::Value variables = env.Global().Get("process").As<Napi::Object>().Get("config").As<Napi::Object>().Get("variables");
+  bool snapshot = variables.IsObject() && variables.As<Napi::Object>().Get("node_use_node_snapshot").StrictEquals(Napi::Boolean::New(env, true));
+  ConfigureReporterEnv(main_env, info[0].As<Napi::String>().Utf8Value(), snapshot);
   ConfigureReporterReopen([reopen]() mutable {
     reopen.NonBlockingCall([](Napi::Env, Napi::Function) { ReopenReporterEnv(); });
   });

@@ -208,6 +208,7 @@ Napi::Object CaptureToJs(Napi::Env env, const Capture& c, const Trigger& trigger
     tr.Set("format", trigger.format);
   }
   if (!trigger.main_failure.empty()) tr.Set("mainFailure", trigger.main_failure);
+  if (!trigger.main_not_picked_up.empty()) tr.Set("mainNotPickedUp", trigger.main_not_picked_up);
   o.Set("trigger", tr);
   int pid = getpid();
   Napi::Array threads = Napi::Array::New(env, c.threads.size());

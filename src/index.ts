@@ -181,8 +181,7 @@ function reporterData ({ options, pkg, confSnapshot }: State): string {
     secretKeys: serializeKeys(secretKeys),
     pkg,
     confSnapshot: { application: confSnapshot, runtime: {} },
-    sectionNames: sectionNames(),
-    pickupMs: PICKUP_MS
+    sectionNames: sectionNames()
   }
   return JSON.stringify(data) // plain data: options without conf, strings
 }

@@ -58,6 +58,8 @@ export interface RawTrigger {
   format?: string
   /** Why the main thread, which took the report, handed it to a reporter environment. */
   mainFailure?: string
+  /** Why a reporter environment writes it: the main thread did not pick it up. */
+  mainNotPickedUp?: string
 }
 
 /** One libuv handle of a JS thread's event loop (native/green/loop_walk.h). */

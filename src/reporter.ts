@@ -23,14 +23,12 @@ export interface ReporterData {
   /** The configuration as of setup, for when the main thread cannot answer. */
   confSnapshot: Configuration
   sectionNames: string[]
-  /** How long the main thread had to pick the report up. */
-  pickupMs: number
 }
 
-function withoutMain (data: ReporterData, mainFailure: string | undefined): LiveParts {
+function withoutMain (data: ReporterData, mainFailure: string | undefined, notPickedUp: string | undefined): LiveParts {
   const reason = mainFailure
     ? `the main thread took the report but could not write it: ${mainFailure}`
-    : `the main thread did not pick up the report within ${data.pickupMs} ms (it is blocked in a native or system call, or its JavaScript reached no interrupt check)`
+    : notPickedUp ?? 'the main thread was not offered the report (no reporter is attached on it)'
   return {
     configuration: { application: data.confSnapshot.application, runtime: runtimeConfig(process.env, data.pkg.execArgv) },
     sections: unavailableSections(data.sectionNames, reason),
@@ -43,9 +41,9 @@ function report (raw: RawCapture, data: ReporterData): void {
   configureRedaction({ secretKeys: parseKeys(data.secretKeys), sectionText: data.options.maskSectionText })
   // Why the main thread handed the report back goes into its errors, not
   // into its trigger.
-  const { mainFailure, ...trigger } = raw.trigger
+  const { mainFailure, mainNotPickedUp, ...trigger } = raw.trigger
   const capture = { ...raw, trigger }
-  writeTriggeredReport(buildReport(capture, data.pkg, withoutMain(data, mainFailure)), trigger, data.options)
+  writeTriggeredReport(buildReport(capture, data.pkg, withoutMain(data, mainFailure, mainNotPickedUp)), trigger, data.options)
 }
 
 const addon = loadAddon()

@@ -32,6 +32,8 @@ t.test('a main thread blocked in execSync is named from the code map', async t =
   const [file] = await waitForReports(dir, 1, 15000, child)
   const report = readJson(file)
   t.equal(report.package.writtenBy, 'reporter environment (the main thread was blocked)')
+  // Asleep in wait4, not in its loop: not waited for the full pickup time.
+  t.same(report.errors, ['configuration: as of setup; the main thread is blocked in a system call outside its event loop (given 10 ms, it did not pick up the report)'])
   const main = thread(report, 'main')
   t.equal(main.vmState, 'EXTERNAL')
   t.equal(main.javascriptSource, 'code-map', 'the JS stack comes from the code map')

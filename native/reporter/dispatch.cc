@@ -28,6 +28,24 @@ bool MainRanJavaScript(const Capture& capture) {
   return false;
 }
 
+// The main thread asleep in a system call other than its event loop's wait
+// (execSync, a blocking read, a lock): neither the loop nor an interrupt
+// reaches it until the call returns, which may be never, so the full pickup
+// time would be waited for nothing. It gets kLoopGrace, enough for a call
+// about to return. Atomics.wait is left out: V8 wakes it for interrupts.
+bool MainBlockedInSystemCall(const Capture& capture) {
+  const int main = getpid();
+  for (const LoopInfo& loop : capture.loops)
+    if (loop.tid == main && loop.waiting) return false;
+  for (const ThreadCapture& t : capture.threads) {
+    const ThreadSnapshot& s = t.snapshot;
+    if (s.tid != main) continue;
+    if (t.js_requested && t.js.answered) return false;
+    return s.captured && s.in_syscall && (s.os_state == 'S' || s.os_state == 'D') && s.v8.vm_state != v8::ATOMICS_WAIT;
+  }
+  return false;
+}
+
 // One report offered to the main thread; whoever claims it first writes it.
 struct Job {
   enum Owner { kNobody, kMain, kEnvironment };
@@ -194,10 +212,18 @@ bool DispatchReport(std::unique_ptr<Capture> capture, const Trigger& trigger) {
   job->capture = std::move(capture);
   job->trigger = trigger;
   Main& m = M();
+  std::string not_picked_up;
   {
     std::unique_lock<std::mutex> lock(m.mu);
     if (m.attached) {
-      auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(m.pickup_ms);
+      bool blocked = MainBlockedInSystemCall(*job->capture);
+      auto wait = blocked ? kLoopGrace : std::chrono::milliseconds(m.pickup_ms);
+      auto deadline = std::chrono::steady_clock::now() + wait;
+      not_picked_up =
+          blocked ? "the main thread is blocked in a system call outside its event loop (given " +
+                        std::to_string(kLoopGrace.count()) + " ms, it did not pick up the report)"
+                  : "the main thread did not pick up the report within " + std::to_string(m.pickup_ms) +
+                        " ms (it is blocked in a native call, or its JavaScript reached no interrupt check)";
       auto claimed = [&] { return job->owner.load() != Job::kNobody; };
       m.offered = job;
       auto* data = new std::shared_ptr<Job>(job);
@@ -217,6 +243,7 @@ bool DispatchReport(std::unique_ptr<Capture> capture, const Trigger& trigger) {
   }
   int expected = Job::kNobody;
   if (!job->owner.compare_exchange_strong(expected, Job::kEnvironment)) return true;  // the main thread has it
+  job->trigger.main_not_picked_up = not_picked_up;  // the main thread no longer reads the job
   std::string why = LaunchReporterEnv(job->capture, job->trigger);
   if (why.empty()) return true;
   // Written now, natively: the call queued to the main thread may never

@@ -45,6 +45,7 @@ struct State {
   bool closing = false;
   std::function<void()> schedule_reopen;
   std::string script;
+  bool builtin_snapshot = false;
   std::string data;
   // A reporter thread exists, from its launch until it no longer touches
   // V8 or the platform: what exit waits for.
@@ -113,6 +114,13 @@ void SkipApplicationPreloads(node::Environment*, v8::Local<v8::Value>, v8::Local
   if (fn.As<v8::Function>()->Call(context, v8::Undefined(isolate), 1, argv).IsEmpty()) return;  // preloads then run
 }
 
+// Node's own snapshot data: it does not own the blob (part of the binary),
+// and is made once, never freed (used while the process exits).
+const node::EmbedderSnapshotData* BuiltinSnapshot() {
+  static const node::EmbedderSnapshotData* snapshot = node::EmbedderSnapshotData::BuiltinSnapshotData().release();
+  return snapshot;
+}
+
 // The reporter's heap is full: its report ends (the fallback writes it)
 // rather than the process. Room to unwind is given.
 size_t OnNearHeapLimit(void* data, size_t current_limit, size_t) {
@@ -121,7 +129,7 @@ size_t OnNearHeapLimit(void* data, size_t current_limit, size_t) {
   return current_limit * 2;
 }
 
-void RunEnvironment(State& s, node::MultiIsolatePlatform* platform, const std::string& script) {
+void RunEnvironment(State& s, node::MultiIsolatePlatform* platform, const std::string& script, bool from_snapshot) {
   std::vector<std::string> errors;
   std::vector<std::string> args = {"node"};
   std::vector<std::string> exec_args;
@@ -130,8 +138,14 @@ void RunEnvironment(State& s, node::MultiIsolatePlatform* platform, const std::s
   auto flags = static_cast<node::EnvironmentFlags::Flags>(
       node::EnvironmentFlags::kNoCreateInspector | node::EnvironmentFlags::kNoStartDebugSignalHandler |
       node::EnvironmentFlags::kNoRegisterESMLoader | node::EnvironmentFlags::kNoGlobalSearchPaths);
-  auto setup = node::CommonEnvironmentSetup::Create(platform, &errors, args, exec_args, flags,
-                                                    node::AllocateEnvironmentThreadId());
+  // From Node's built-in startup snapshot, as its workers are: deserialized
+  // rather than bootstrapped, it starts in a fifth of the CPU time (measured:
+  // 7 ms against 38 ms idle; 40 ms against 420-750 ms beside 8 busy workers).
+  auto setup = from_snapshot ? node::CommonEnvironmentSetup::CreateFromSnapshot(
+                                   platform, &errors, BuiltinSnapshot(), args, exec_args, flags,
+                                   node::AllocateEnvironmentThreadId())
+                             : node::CommonEnvironmentSetup::Create(platform, &errors, args, exec_args, flags,
+                                                                    node::AllocateEnvironmentThreadId());
   if (!setup) {
     std::string why;
     for (const std::string& e : errors) why += (why.empty() ? "" : "; ") + e;
@@ -188,12 +202,14 @@ void* ReporterThread(void*) {
   State& s = S();
   node::MultiIsolatePlatform* platform;
   std::string script;
+  bool from_snapshot;
   {
     std::lock_guard<std::mutex> lock(s.mu);
     platform = s.platform;
     script = s.script;
+    from_snapshot = s.builtin_snapshot;
   }
-  RunEnvironment(s, platform, script);
+  RunEnvironment(s, platform, script, from_snapshot);
   malloc_trim(0);  // give the environment's memory back: nothing idles between reports
   std::shared_ptr<const Capture> job;
   Trigger trigger;
@@ -263,9 +279,10 @@ void StopAtExit(void*) {
 
 }  // namespace
 
-void ConfigureReporterEnv(node::Environment* main_env, const std::string& script) {
+void ConfigureReporterEnv(node::Environment* main_env, const std::string& script, bool builtin_snapshot) {
   State& s = S();
   std::lock_guard<std::mutex> lock(s.mu);
+  s.builtin_snapshot = builtin_snapshot;
   if (!s.platform) node::AtExit(main_env, StopAtExit, nullptr);
   s.platform = node::GetMultiIsolatePlatform(main_env);
   s.script = script;

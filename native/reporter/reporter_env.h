@@ -30,9 +30,9 @@ namespace gmr {
 // fallback writes its report and the process ends with _exit(1).
 constexpr int kReporterExitBoundMs = 2000;
 
-// On the main thread at setup: the platform to create environments on and
-// the script they run.
-void ConfigureReporterEnv(node::Environment* main_env, const std::string& script);
+// On the main thread at setup: the platform to create environments on, the
+// script they run, and whether Node has its built-in startup snapshot.
+void ConfigureReporterEnv(node::Environment* main_env, const std::string& script, bool builtin_snapshot);
 // `schedule` must arrange for ReopenReporterEnv to run on the main thread
 // when it next can (see StopAtExit); nullptr once it no longer can.
 void ConfigureReporterReopen(std::function<void()> schedule);

@@ -22,6 +22,9 @@ struct Trigger {
   // Set when the main thread took the report but could not write it, and
   // handed it to a reporter environment (reporter/dispatch.cc): why.
   std::string main_failure = {};
+  // Set when a reporter environment writes it because the main thread did
+  // not pick it up (reporter/dispatch.cc): why, and how long it was given.
+  std::string main_not_picked_up = {};
 };
 
 // Called on the watchdog thread with a finished capture. Returns false when
