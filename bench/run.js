@@ -44,11 +44,15 @@ const row = (figure, value, unit, target, status) =>
   console.log(`${figure.padEnd(78)} ${String(value).padStart(8)} ${unit.padEnd(5)} ${target.padEnd(27)} ${status}`)
 /** A figure with a target; `name` is how the summary calls it. */
 function check (name, figure, value, unit, target, holds) {
-  checks.push({ name, holds })
+  checks.push({ name, figure, value: Number(value), unit, target, holds })
   row(figure, value, unit, target, holds ? 'ok' : 'MISS')
 }
 /** A figure without a target: context or a peer. */
-const info = (figure, value, unit, note) => row(figure, value, unit, note, '')
+const infos = []
+const info = (figure, value, unit, note) => {
+  infos.push({ figure, value: typeof value === 'number' || /^-?[\d.]+$/.test(value) ? Number(value) : value, unit, note })
+  row(figure, value, unit, note, '')
+}
 
 // ---- helpers ----
 
@@ -293,18 +297,30 @@ async function idleCost () {
 // ---- 5. signal to report file ----
 
 // Main + 8 workers + the 4 threadpool threads. Idle: nothing runs JS. Busy:
-// every JS thread spins, the main thread too (it is stuck).
-const SERVICE = ({ busy, lib }) => `
+// every JS thread spins, the main thread too (it is stuck). Blocked: the
+// workers spin, the main thread waits in execFileSync and the 4 threadpool
+// threads in open() of a FIFO nobody writes (an operator's worst case).
+const SERVICE = ({ mode, lib }) => `
   const { Worker } = require('node:worker_threads')
+  const fs = require('node:fs')
   ${lib ? "require('.').setupAutorun('1', { serviceName: 'bench', logDir: process.env.LOG_DIR, format: 'json', sectionTimeout: 100 })" : ''}
-  const work = ${busy ? '"for (;;) {}"' : '"setInterval(() => {}, 1000)"'}
+  const work = ${mode === 'idle' ? '"setInterval(() => {}, 1000)"' : '"for (;;) {}"'}
   for (let i = 0; i < 8; i++) new Worker(work, { eval: true }).unref()
-  // libuv starts all four threadpool threads on the first request; they then wait.
-  require('node:fs').stat('.', () => {})
+  if (${mode === 'blocked'}) {
+    const dir = fs.mkdtempSync(require('node:path').join(process.env.LOG_DIR, 'fifo-'))
+    for (let i = 0; i < 4; i++) {
+      require('node:child_process').execFileSync('mkfifo', [dir + '/' + i])
+      fs.open(dir + '/' + i, 'r', () => {})
+    }
+  } else {
+    // libuv starts all four threadpool threads on the first request; they then wait.
+    fs.stat('.', () => {})
+  }
   setInterval(() => {}, 10000) // keeps the idle service alive (the workers are unref'd)
   setTimeout(() => {
     console.log('ready')
-    ${busy ? 'for (;;) {}' : ''}
+    ${mode === 'busy' ? 'for (;;) {}' : ''}
+    ${mode === 'blocked' ? "require('node:child_process').execFileSync('sleep', ['120'])" : ''}
   }, 1000)
 `
 
@@ -312,10 +328,10 @@ const SERVICE = ({ busy, lib }) => `
 // report code, meets the workers' isolates), then RUNS timed reports, each
 // signal sent once the previous file is there and things have settled.
 // `lib: false` is the peer: Node's --report-on-signal on the same service.
-async function reportLatency ({ busy, lib }) {
+async function reportLatency ({ mode, lib }) {
   const logDir = fs.mkdtempSync(path.join(TMP, 'reports-'))
   const nodeReport = ['--report-on-signal', '--report-signal=SIGUSR2', `--report-directory=${logDir}`]
-  const args = [...(lib ? [] : nodeReport), '-e', SERVICE({ busy, lib })]
+  const args = [...(lib ? [] : nodeReport), '-e', SERVICE({ mode, lib })]
   return withChildren([{ args, env: { LOG_DIR: logDir } }], async ([child]) => {
     await waitFor(child, /ready/)
     await sleep(300)
@@ -339,7 +355,7 @@ async function reportLatency ({ busy, lib }) {
       for (let i = 0; i < RUNS; i++) {
         await settle()
         const r = await report()
-        if (!r) throw new Error(`no report within ${REPORT_TIMEOUT_MS} ms (busy: ${busy}, lib: ${lib})`)
+        if (!r) throw new Error(`no report within ${REPORT_TIMEOUT_MS} ms (${mode}, lib: ${lib})`)
         timed.push(r)
       }
       const held = lib ? timed.flatMap(r => r.json.threads.map(t => t.interruptedUs).filter(us => us !== null)) : []
@@ -356,24 +372,30 @@ async function reportLatency ({ busy, lib }) {
 }
 
 // Node's in-process report of the same shape, main thread free (it cannot
-// run otherwise); the first call warms up.
-function nodeGetReport () {
-  return figures(['-e', `
-    const { Worker } = require('node:worker_threads')
-    for (let i = 0; i < 8; i++) new Worker('for (;;) {}', { eval: true }).unref()
-    setTimeout(() => {
-      process.report.getReport()
-      const times = []
-      for (let i = 0; i < ${RUNS}; i++) {
-        const t0 = process.hrtime.bigint()
+// run otherwise); the first call warms up. With a worker blocked in a
+// native call it never returns (it waits for every worker): null.
+function nodeGetReport ({ blockedWorker = false } = {}) {
+  try {
+    return figures(['-e', `
+      const { Worker } = require('node:worker_threads')
+      for (let i = 0; i < 8; i++) new Worker('for (;;) {}', { eval: true }).unref()
+      if (${blockedWorker}) new Worker("require('node:child_process').execFileSync('sleep', ['60'])", { eval: true }).unref()
+      setTimeout(() => {
         process.report.getReport()
-        times.push(Number(process.hrtime.bigint() - t0) / 1e6)
-      }
-      times.sort((a, b) => a - b)
-      console.log('FIGURES ' + JSON.stringify({ ms: times[Math.floor(times.length / 2)] }))
-      process.exit(0)
-    }, 1000)
-  `])
+        const times = []
+        for (let i = 0; i < ${RUNS}; i++) {
+          const t0 = process.hrtime.bigint()
+          process.report.getReport()
+          times.push(Number(process.hrtime.bigint() - t0) / 1e6)
+        }
+        times.sort((a, b) => a - b)
+        console.log('FIGURES ' + JSON.stringify({ ms: times[Math.floor(times.length / 2)] }))
+        process.exit(0)
+      }, 1000)
+    `], {}, REPORT_TIMEOUT_MS).ms
+  } catch {
+    return null
+  }
 }
 
 // ---- main ----
@@ -439,21 +461,25 @@ async function main () {
 
   }
   if (want('latency')) {
-  const idleLat = await reportLatency({ busy: false, lib: true })
+  const idleLat = await reportLatency({ mode: 'idle', lib: true })
   check('idle latency', `signal to report, ${idleLat.threads} threads, none running JS (capture ${fixed(idleLat.captureMs)} ms)`,
     fixed(idleLat.ms), 'ms', '<= 50 ms', idleLat.ms <= 50)
-  const busyLat = await reportLatency({ busy: true, lib: true })
+  const busyLat = await reportLatency({ mode: 'busy', lib: true })
   check('busy latency', `signal to report, ${busyLat.threads} threads, all running JS, main stuck (capture ${fixed(busyLat.captureMs)} ms)`,
     fixed(busyLat.ms), 'ms', '<= 100 ms', busyLat.ms <= 100)
   const held = median(busyLat.held)
   check('capture hold', `time a thread is held by the capture signal, all busy (max ${fixed(Math.max(...busyLat.held), 0)} us)`,
     fixed(held), 'us', '<= 200 us', held <= 200)
-  const peerIdle = await reportLatency({ busy: false, lib: false })
-  info('peer: node --report-on-signal, same service, none running JS', fixed(peerIdle.ms), 'ms', 'comparison')
-  const peerBusy = await reportLatency({ busy: true, lib: false })
-  info('peer: node --report-on-signal, same service, main stuck', peerBusy ? fixed(peerBusy.ms) : 'none', peerBusy ? 'ms' : '',
-    `comparison (waited ${REPORT_TIMEOUT_MS / 1000} s)`)
-  info('peer: process.report.getReport() in-process, 8 busy workers, main free', fixed(nodeGetReport().ms), 'ms', 'comparison')
+  const blockedLat = await reportLatency({ mode: 'blocked', lib: true })
+  check('blocked-main latency', `signal to report, ${blockedLat.threads} threads, main in execFileSync, 4 in open() (capture ${fixed(blockedLat.captureMs)} ms)`,
+    fixed(blockedLat.ms), 'ms', '<= 50 ms', blockedLat.ms <= 50)
+  const none = `none in ${REPORT_TIMEOUT_MS / 1000} s`
+  const peer = (figure, ms, note = 'comparison') => info(figure, ms === null ? none : fixed(ms), ms === null ? '' : 'ms', note)
+  peer('peer: node --report-on-signal, same service, none running JS', (await reportLatency({ mode: 'idle', lib: false })).ms)
+  peer('peer: node --report-on-signal, same service, main stuck', (await reportLatency({ mode: 'busy', lib: false }))?.ms ?? null)
+  peer('peer: node --report-on-signal, same service, main in execFileSync', (await reportLatency({ mode: 'blocked', lib: false }))?.ms ?? null)
+  peer('peer: process.report.getReport() in-process, 8 busy workers, main free', nodeGetReport())
+  peer('peer: process.report.getReport(), same and a worker in execFileSync', nodeGetReport({ blockedWorker: true }))
   }
 
   if (want('promises')) {
@@ -474,6 +500,11 @@ async function main () {
   }
 
   const missed = checks.filter(c => !c.holds).map(c => c.name)
+  // Only a whole run is kept: the README's figures come from it.
+  if (ONLY.length === 0) {
+    const results = { date: new Date().toISOString(), node: process.version, cpus: os.cpus().length, runs: RUNS, checks, context: infos }
+    fs.writeFileSync(path.join(__dirname, 'results.json'), JSON.stringify(results, null, 2) + '\n')
+  }
   console.log(`\n${checks.length - missed.length} of ${checks.length} targets hold` + (missed.length ? `; MISS: ${missed.join(', ')}` : '') +
     `. Bench took ${fixed((Date.now() - t0) / 1000, 0)} s, load average ${fixed(os.loadavg()[0], 2)} at the end.`)
 }
