@@ -189,8 +189,8 @@ export function namedSecret (read: (key: string) => unknown, key: string, extra:
 // its quantifiers, so that none goes quadratic on long input. Publishable
 // keys (Stripe's `pk_`, Mapbox's `pk.`) are public by design: left alone.
 const TOKEN_SHAPES: string[] = [
-  String.raw`(?:AKIA|ASIA|ABIA|ACCA|AGPA|AIDA|AIPA|ANPA|ANVA|AROA|APKA|ASCA)[0-9A-Z]{16}`, // AWS key ids
-  String.raw`gh[pousr]_[A-Za-z0-9]{20,255}`, String.raw`github_pat_[A-Za-z0-9_]{20,255}`, // GitHub
+  String.raw`(?:A3T[A-Z0-9]|AKIA|ASIA|ABIA|ACCA|AGPA|AIDA|AIPA|ANPA|ANVA|AROA|APKA|ASCA)[0-9A-Z]{16}`, // AWS key ids
+  String.raw`gh[pousr]_[A-Za-z0-9]{20,255}`, String.raw`ghs_\d{1,12}_[A-Za-z0-9_-]{20,255}(?:\.[A-Za-z0-9_-]{10,1024}){0,2}`, String.raw`github_pat_[A-Za-z0-9_]{20,255}`, // GitHub
   String.raw`gl(?:pat|ptt|dt|rt|cbt|imt|agent|oas|ft|soat)-[A-Za-z0-9_-]{16,255}`, String.raw`GR1348941[A-Za-z0-9_-]{20,255}`, // GitLab
   String.raw`xox[abeposr]-[A-Za-z0-9-]{10,255}`, String.raw`xapp-\d-[A-Za-z0-9-]{10,255}`, // Slack
   String.raw`(?:sk|rk)_(?:live|test|prod)_[A-Za-z0-9]{10,255}`, String.raw`whsec_[A-Za-z0-9+/=]{16,255}`, // Stripe
@@ -219,7 +219,13 @@ const TOKEN_SHAPES: string[] = [
   String.raw`[0-9a-f]{32}-us\d{1,2}`, // Mailchimp
   String.raw`xkeysib-[a-f0-9]{64}-[A-Za-z0-9]{16}`, // Brevo
   String.raw`dckr_pat_[A-Za-z0-9_-]{27}`, // Docker Hub
-  String.raw`hv[sb]\.[A-Za-z0-9_-]{24,255}`, // HashiCorp Vault
+  String.raw`hv[sbr]\.[A-Za-z0-9_-]{24,255}`, // HashiCorp Vault (service, batch, recovery)
+  String.raw`gsk_[A-Za-z0-9]{48,64}`, // Groq
+  String.raw`ops_eyJ[A-Za-z0-9+/]{100,4096}={0,2}`, // 1Password service accounts
+  String.raw`vc[pkiar]_[A-Za-z0-9]{24,64}`, // Vercel
+  String.raw`figd_[A-Za-z0-9_-]{40,64}`, // Figma
+  String.raw`cfut_[A-Za-z0-9]{40,64}`, // Cloudflare user tokens
+  String.raw`tskey-[a-z]{3,10}-[A-Za-z0-9]{6,20}-[A-Za-z0-9]{20,64}`, // Tailscale
   String.raw`[A-Za-z0-9]{14}\.atlasv1\.[A-Za-z0-9_=-]{60,70}`, // Terraform Cloud
   String.raw`ATATT3[A-Za-z0-9_=-]{100,255}`, // Atlassian
   String.raw`sbp_[a-f0-9]{40}`, // Supabase
