@@ -142,7 +142,10 @@ int OpenForReport(const std::string& path, int flags, mode_t mode) {
     errno = error;
     return -1;
   }
-  if (r.reserved && Still(r.spare)) {
+  // Its number closed and reused by the application: not ours to close,
+  // and taken anew (CloseForReport) once a descriptor is free.
+  if (r.spare.fd >= 0 && !Still(r.spare)) r.spare.fd = -1;
+  if (r.reserved && r.spare.fd >= 0) {
     close(r.spare.fd);
     r.spare.fd = -1;
     // Test builds: another thread takes the place first, and keeps it.

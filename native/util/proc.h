@@ -1,6 +1,9 @@
 // Small readers of /proc for the watchdog thread, and the descriptors a
-// report needs when the process has none left. They allocate and take
-// locks: never call them from a signal handler.
+// report needs when the process has none left. They allocate and take a
+// mutex (the spare is lent to one open at a time, the held descriptors'
+// offsets are shared), neither of which is async-signal-safe: never call
+// them from a signal handler. The capture signal's handler opens nothing;
+// the watchdog, a plain thread, does this work after it.
 #pragma once
 
 #include <sys/types.h>
@@ -16,8 +19,8 @@ namespace gmr {
 // starts, this keeps three descriptors for the process's lifetime:
 // /proc/self/task and /proc/self/maps, re-read from their start by each
 // capture (the thread list and the stack copies' bounds never need a new
-// descriptor), and a spare, /dev/null, that OpenForReport gives up for a
-// moment when an open fails for want of a descriptor.
+// descriptor), and a spare (O_PATH on /) whose place OpenForReport gives
+// up for a moment when an open fails for want of a descriptor.
 void ReserveReportDescriptors();
 
 // open(2) with O_CLOEXEC; when that fails with EMFILE or ENFILE, once more
