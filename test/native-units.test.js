@@ -11,7 +11,7 @@ const { ROOT } = require('./helpers')
 const programs = [
   ['unwinder, optimized without frame pointers', ['-O2', '-fomit-frame-pointer', '-rdynamic', '-pthread', 'native/unwind/unwind_test.cc', 'native/unwind/unwind.cc']],
   ['unwinder, unoptimized', ['-O0', '-rdynamic', '-pthread', 'native/unwind/unwind_test.cc', 'native/unwind/unwind.cc']],
-  ['symbolizer', ['-O2', 'native/symbolize/symbolize_test.cc', 'native/symbolize/symbolize.cc']]
+  ['symbolizer', ['-O2', 'native/symbolize/symbolize_test.cc', 'native/symbolize/symbolize.cc', 'native/util/proc.cc']]
 ]
 
 for (const [name, args] of programs) {

@@ -235,6 +235,8 @@ Capture CaptureProcess(const CaptureSettings& settings) {
   auto start = std::chrono::steady_clock::now();
   out.started_unix_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                             std::chrono::system_clock::now().time_since_epoch()).count();
+  size_t earlier = 0;
+  TakeUnopenedFiles(&earlier);  // not this capture's
   JsStackRound round;
   std::vector<ThreadSnapshot> snapshots = CaptureAllThreads(
       settings.threads, [&](v8::Isolate* isolate, int) { round.Post(isolate, false); });
@@ -316,6 +318,7 @@ Capture CaptureProcess(const CaptureSettings& settings) {
     }
     if (isolate) t.identity = IdentityOf(isolate, t.snapshot.tid);
   }
+  out.unopened_files = TakeUnopenedFiles(&out.unopened_count);
   out.total_us = SinceUs(start);
   return out;
 }

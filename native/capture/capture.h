@@ -51,6 +51,10 @@ struct Capture {
   uint64_t total_us = 0;
   std::vector<ThreadCapture> threads;
   std::vector<LoopInfo> loops;    // each JS thread's event loop (Green Threads)
+  // Files the capture could not open for want of a file descriptor, even
+  // in the spare's place (util/proc.h): some of them, and how many.
+  std::vector<std::string> unopened_files;
+  size_t unopened_count = 0;
 };
 
 struct CaptureSettings {

@@ -11,6 +11,7 @@
 
 #include "../fatal/safe_text.h"
 #include "../fatal/thread_text.h"
+#include "../util/proc.h"
 
 namespace gmr {
 namespace {
@@ -125,6 +126,14 @@ void Format(SafeText* w, const Capture& capture, const Trigger& trigger, const s
   w->Dec(uint64_t(capture.threads.size())).Str(" threads");
   w->Str(" (capture: ").Dec(capture.total_us / 1000).Str(" ms)\n");
   if (capture.threads.empty()) w->Str("(the capture could not list the threads: /proc/self/task could not be read, as when no file descriptor is left)\n");
+  if (capture.unopened_count > 0) {
+    // What they hold is missing below: names, states, symbols.
+    w->Str("(no file descriptor was free for ").Dec(uint64_t(capture.unopened_count));
+    w->Str(capture.unopened_count == 1 ? " file" : " files").Str(" the capture reads:");
+    for (const std::string& path : capture.unopened_files) w->Char(' ').Str(path.c_str());
+    if (capture.unopened_files.size() < capture.unopened_count) w->Str(" ...");
+    w->Str(")\n");
+  }
   for (const ThreadCapture& t : capture.threads) WriteThread(w, t);
   if (w->truncated()) w->Str("\n(report truncated)\n");
   w->Char('\n');
@@ -132,9 +141,10 @@ void Format(SafeText* w, const Capture& capture, const Trigger& trigger, const s
 }
 
 // O_EXCL|O_NOFOLLOW, mode 0600: never through a link, never over a file,
-// as src/output.ts creates its files.
+// as src/output.ts creates its files. With no descriptor free, in the
+// place of the spare (util/proc.h): closed with CloseForReport.
 int CreateNew(const std::string& path) {
-  return open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+  return OpenForReport(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0600);
 }
 
 // The text to a temporary file, then linked to its final name: the report
@@ -149,7 +159,7 @@ std::string WriteLinked(const SafeText& text, const std::string& tmp, const std:
   }
   bool ok = text.WriteTo(fd);
   int saved = errno;
-  close(fd);
+  CloseForReport(fd);
   std::string final;
   if (!ok) {
     *error = strerror(saved);

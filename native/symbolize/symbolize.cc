@@ -31,6 +31,8 @@
 #include <utility>
 #include <vector>
 
+#include "../util/proc.h"
+
 namespace gmr {
 namespace {
 
@@ -60,26 +62,85 @@ class ElfSource {
 
   uint64_t size() const { return size_; }
 
+  // Done reading for now: a file opened in the place of the spare gives it
+  // back (FileSource).
+  virtual void Release() {}
+
  protected:
   virtual bool ReadAt(uint64_t offset, uint64_t size, char* dst) const = 0;
   uint64_t size_ = 0;
 };
 
+// A file kept open once its table is read, so that names come from the
+// very file whose build ID matched. With no descriptor free (EMFILE), it is
+// opened in the place of the spare (OpenForReport, util/proc.h) and cannot
+// stay open: the next module needs that place. It then gives it back once
+// its table is read (Release), and each later read opens it again, after
+// fstat finds the same file (device, inode, size and time), and closes it;
+// until an open succeeds on its own, a descriptor free again: that one it
+// keeps.
 class FileSource : public ElfSource {
  public:
-  explicit FileSource(const std::string& path)
-      : fd_(open(path.c_str(), O_RDONLY | O_CLOEXEC)) {
-    struct stat st;
-    if (fd_ >= 0 && fstat(fd_, &st) == 0) size_ = st.st_size;
+  explicit FileSource(const std::string& path) : path_(path) {
+    fd_ = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd_ < 0 && (errno == EMFILE || errno == ENFILE)) {
+      fd_ = OpenForReport(path, O_RDONLY);
+      borrowed_ = fd_ >= 0;
+    }
+    open_errno_ = fd_ < 0 ? errno : 0;
+    if (fd_ >= 0 && fstat(fd_, &id_) == 0) {
+      size_ = id_.st_size;
+    } else {
+      Close();
+      fd_ = -1;
+    }
   }
-  ~FileSource() override {
-    if (fd_ >= 0) close(fd_);
-  }
+  ~FileSource() override { Close(); }
   FileSource(const FileSource&) = delete;
   FileSource& operator=(const FileSource&) = delete;
 
+  // Why it could not be opened: EMFILE/ENFILE may pass, other errors stay.
+  int open_errno() const { return open_errno_; }
+
+  void Release() override {
+    if (!borrowed_) return;
+    Close();
+    fd_ = -1;
+  }
+
  private:
+  void Close() {
+    if (fd_ < 0) return;
+    if (borrowed_) CloseForReport(fd_);
+    else close(fd_);
+  }
+
+  // Opens the file again for a read after Release. False unless it is the
+  // file the table was read from.
+  bool Reopen() {
+    fd_ = open(path_.c_str(), O_RDONLY | O_CLOEXEC);
+    borrowed_ = fd_ < 0;
+    if (fd_ < 0) fd_ = OpenForReport(path_, O_RDONLY);
+    struct stat st;
+    if (fd_ >= 0 && fstat(fd_, &st) == 0 && st.st_dev == id_.st_dev && st.st_ino == id_.st_ino &&
+        st.st_size == id_.st_size && st.st_mtim.tv_sec == id_.st_mtim.tv_sec &&
+        st.st_mtim.tv_nsec == id_.st_mtim.tv_nsec)
+      return true;
+    Close();
+    fd_ = -1;
+    return false;
+  }
+
   bool ReadAt(uint64_t offset, uint64_t size, char* dst) const override {
+    auto* self = const_cast<FileSource*>(this);
+    const bool reopened = fd_ < 0;
+    if (reopened && !self->Reopen()) return false;
+    bool ok = PreadAll(offset, size, dst);
+    if (reopened) self->Release();  // a borrowed descriptor goes back at once
+    return ok;
+  }
+
+  bool PreadAll(uint64_t offset, uint64_t size, char* dst) const {
     while (size > 0) {
       ssize_t n = pread(fd_, dst, size, static_cast<off_t>(offset));
       if (n < 0 && errno == EINTR) continue;
@@ -91,7 +152,11 @@ class FileSource : public ElfSource {
     return true;
   }
 
-  int fd_;
+  std::string path_;
+  int fd_ = -1;
+  bool borrowed_ = false;  // opened in the spare's place: given back after use
+  int open_errno_ = 0;
+  struct stat id_ = {};
 };
 
 // An ELF image mapped in our own address space (the vdso).
@@ -223,6 +288,7 @@ class SymbolTable {
               [](const Entry& a, const Entry& b) { return a.addr < b.addr; });
     entries_ = std::move(entries);
     src_ = std::move(src);
+    src_->Release();
     names_offset_ = strtab.sh_offset;
     names_size_ = strtab.sh_size;
   }
@@ -352,12 +418,17 @@ void ReadSymbols(std::unique_ptr<ElfSource> src, Module* m) {
 }
 
 void LoadSymbols(Module* m) {
-  m->parsed = true;
   if (m->vdso != nullptr) {
+    m->parsed = true;
     ReadSymbols(std::make_unique<MemorySource>(m->vdso, m->vdso_size), m);
-  } else {
-    ReadSymbols(std::make_unique<FileSource>(m->file), m);
+    return;
   }
+  auto file = std::make_unique<FileSource>(m->file);
+  // No descriptor free, not even the spare's place: not read, rather than
+  // read as empty for good. The next lookup in it tries again.
+  if (file->open_errno() == EMFILE || file->open_errno() == ENFILE) return;
+  m->parsed = true;
+  ReadSymbols(std::move(file), m);
 }
 
 // Bytes of the vdso image that are safely readable. The kernel maps the whole

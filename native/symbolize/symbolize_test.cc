@@ -3,19 +3,26 @@
 // Build and run from the repository root, as a PIE (ET_DYN) and as a non-PIE
 // (ET_EXEC) executable; add -fsanitize=address,undefined, or run under
 // valgrind, to check memory errors:
-//   g++ -std=c++17 -O2 -Wall -Wextra native/symbolize/symbolize_test.cc native/symbolize/symbolize.cc -o /tmp/symbolize_test -ldl && /tmp/symbolize_test
-//   g++ -std=c++17 -O2 -no-pie -Wall -Wextra native/symbolize/symbolize_test.cc native/symbolize/symbolize.cc -o /tmp/symbolize_test_nopie -ldl && /tmp/symbolize_test_nopie
+//   g++ -std=c++17 -O2 -Wall -Wextra native/symbolize/symbolize_test.cc native/symbolize/symbolize.cc native/util/proc.cc -o /tmp/symbolize_test -ldl && /tmp/symbolize_test
+//   g++ -std=c++17 -O2 -no-pie -Wall -Wextra native/symbolize/symbolize_test.cc native/symbolize/symbolize.cc native/util/proc.cc -o /tmp/symbolize_test_nopie -ldl && /tmp/symbolize_test_nopie
 // symbolize_node_test.cc runs it inside node: node's own .symtab (libuv's
 // static functions), timing, and stacks unwound by native/unwind/.
 
 #include "symbolize.h"
 
 #include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <sys/auxv.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <string>
+#include <vector>
+
+#include "../util/proc.h"
 
 namespace outer::inner {
 __attribute__((noinline)) int Twice(int x) { return 2 * x; }
@@ -126,9 +133,64 @@ void TestRefreshKeepsWorking(gmr::Symbolizer& sym) {
   Check(ok && s.name == "FileLocal(int)", "lookup after Refresh", s);
 }
 
+// Every descriptor of the process taken (EMFILE), as a report may find it:
+// the files are opened in the place of the spare (util/proc.h) and given
+// back after each read. With the spare's place taken too, a module is not
+// read (its name only), and read once a descriptor is free again, rather
+// than left with an empty table for good.
+void TestNoDescriptorFree() {
+  gmr::ReserveReportDescriptors();
+  rlimit old;
+  getrlimit(RLIMIT_NOFILE, &old);
+  rlimit low = old;
+  low.rlim_cur = 64;
+  if (setrlimit(RLIMIT_NOFILE, &low) != 0) {
+    std::printf("SKIP cannot lower RLIMIT_NOFILE\n");
+    return;
+  }
+  std::vector<int> taken;
+  for (int fd; (fd = open("/dev/null", O_RDONLY | O_CLOEXEC)) >= 0;) taken.push_back(fd);
+  auto none_free = [] {
+    int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) close(fd);
+    return fd < 0 && errno == EMFILE;
+  };
+  void* libc = dlopen("libc.so.6", RTLD_NOW | RTLD_NOLOAD);
+  const auto read_addr = reinterpret_cast<uintptr_t>(dlsym(libc, "read"));
+  dlclose(libc);
+  size_t unopened = 0;
+  gmr::TakeUnopenedFiles(&unopened);
+
+  gmr::Symbolizer sym;
+  gmr::Symbol s;
+  bool ok = sym.Lookup(Addr(FileLocal) + 1, &s);
+  Check(ok && s.name == "FileLocal(int)", "no descriptor free: the test binary", s);
+  ok = sym.Lookup(read_addr + 3, &s);
+  Check(ok && s.name == "read" && s.symbol_offset == 3, "no descriptor free: libc", s);
+  ok = sym.Lookup(read_addr + 5, &s);  // its name read again: the file opened again
+  Check(ok && s.name == "read" && s.symbol_offset == 5, "no descriptor free: libc, again", s);
+  gmr::TakeUnopenedFiles(&unopened);
+  Check(unopened == 0 && none_free(), "no descriptor free: every file opened, the spare taken back", s);
+
+  // The spare's place taken as well.
+  int borrowed = gmr::OpenForReport("/dev/null", O_RDONLY);
+  gmr::Symbolizer other;
+  ok = other.Lookup(read_addr + 3, &s);
+  Check(borrowed >= 0 && ok && s.name.empty() && Contains(s.module, "libc.so"), "nor the spare: libc's name only", s);
+  std::vector<std::string> paths = gmr::TakeUnopenedFiles(&unopened);
+  Check(unopened == 1 && paths.size() == 1 && Contains(paths[0], "libc.so"), "nor the spare: libc noted as not opened", s);
+  gmr::CloseForReport(borrowed);
+  ok = other.Lookup(read_addr + 3, &s);
+  Check(ok && s.name == "read" && none_free(), "the spare back: libc read after all", s);
+
+  for (int fd : taken) close(fd);
+  setrlimit(RLIMIT_NOFILE, &old);
+}
+
 }  // namespace
 
 int main() {
+  TestNoDescriptorFree();
   gmr::Symbolizer sym;
   TestOwnFunctions(sym);
   TestLibc(sym);

@@ -1,38 +1,217 @@
 #include "proc.h"
 
-#include <dirent.h>
 #include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 #include <cstdlib>
 #include <cstring>
+#include <mutex>
+#include <set>
+
+#include "test_hooks.h"
 
 namespace gmr {
+namespace {
 
-std::string ReadProcFile(const std::string& path) {
+// A descriptor kept for the process's lifetime, and what it is: before each
+// use fstat must find the same file under its number, in case the
+// application closed it (a close_range, say) and the number went to a file
+// of its own, which must be neither read as ours nor closed.
+struct Held {
+  int fd = -1;
+  dev_t dev = 0;
+  ino_t ino = 0;
+};
+
+bool Open(Held* h, const char* path, int flags) {
+  h->fd = open(path, flags | O_CLOEXEC);
+  struct stat st;
+  if (h->fd >= 0 && fstat(h->fd, &st) == 0) {
+    h->dev = st.st_dev;
+    h->ino = st.st_ino;
+    return true;
+  }
+  if (h->fd >= 0) close(h->fd);
+  h->fd = -1;
+  return false;
+}
+
+bool Still(const Held& h) {
+  struct stat st;
+  return h.fd >= 0 && fstat(h.fd, &st) == 0 && st.st_dev == h.dev && st.st_ino == h.ino;
+}
+
+constexpr size_t kMaxNotedPaths = 32;   // returned by TakeUnopenedFiles
+constexpr size_t kMaxUnopened = 4096;   // counted
+
+// Heap-allocated, never destroyed: a report may be written while the
+// process exits. `mu` is a timed mutex: the fatal-signal helper captures
+// too, and if the thread that crashed held it, the helper waits a moment
+// and goes on without the reserve rather than for ever.
+struct Reserve {
+  std::timed_mutex mu;
+  bool reserved = false;
+  pid_t pid = 0;  // whose /proc/self they are: a forked child is another process
+  Held task, maps, spare;
+  std::set<std::string> unopened;  // since TakeUnopenedFiles
+};
+
+Reserve& R() {
+  static Reserve* reserve = new Reserve;
+  return *reserve;
+}
+
+constexpr auto kLockWait = std::chrono::milliseconds(100);
+
+bool IsOutOfDescriptors(int error) { return error == EMFILE || error == ENFILE; }
+
+std::string ReadAll(int fd) {
   std::string out;
-  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return out;
   char buf[4096];
   for (;;) {
     ssize_t n = read(fd, buf, sizeof buf);
     if (n > 0) out.append(buf, size_t(n));
     else if (n == 0 || errno != EINTR) break;
   }
-  close(fd);
+  return out;
+}
+
+// Entries of a directory read with getdents64 from its start: the
+// descriptor is one held across captures (rewound, as rewinddir does) or
+// one just opened.
+bool ReadTids(int fd, std::vector<int>* tids) {
+  if (lseek(fd, 0, SEEK_SET) != 0) return false;
+  alignas(8) char buf[8192];
+  for (;;) {
+    long n = syscall(SYS_getdents64, fd, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return false;
+    if (n == 0) return true;
+    for (long pos = 0; pos < n;) {
+      // struct linux_dirent64: d_ino (8), d_off (8), d_reclen (2), d_type (1), d_name
+      unsigned short reclen;
+      memcpy(&reclen, buf + pos + 16, sizeof reclen);
+      const char* name = buf + pos + 19;
+      if (name[0] >= '0' && name[0] <= '9') tids->push_back(atoi(name));
+      if (reclen == 0) return false;
+      pos += reclen;
+    }
+  }
+}
+
+// The held descriptor `which` of this process, under `lock` (taken here),
+// or -1 when there is none to use.
+int HeldFd(Held Reserve::*which, std::unique_lock<std::timed_mutex>* lock) {
+  Reserve& r = R();
+  *lock = std::unique_lock<std::timed_mutex>(r.mu, std::defer_lock);
+  if (!lock->try_lock_for(kLockWait)) return -1;
+  if (!r.reserved || r.pid != getpid() || !Still(r.*which)) {
+    lock->unlock();
+    return -1;
+  }
+  return (r.*which).fd;
+}
+
+}  // namespace
+
+void ReserveReportDescriptors() {
+  Reserve& r = R();
+  std::lock_guard<std::timed_mutex> lock(r.mu);
+  if (r.reserved && r.pid == getpid()) return;
+  r.reserved = true;
+  r.pid = getpid();
+  Open(&r.task, "/proc/self/task", O_RDONLY | O_DIRECTORY);
+  Open(&r.maps, "/proc/self/maps", O_RDONLY);
+  // O_PATH on /: a descriptor that needs no permission and no device (a
+  // chroot may have no /dev/null); it counts against RLIMIT_NOFILE as any.
+  Open(&r.spare, "/", O_PATH | O_DIRECTORY);
+}
+
+int OpenForReport(const std::string& path, int flags, mode_t mode) {
+  flags |= O_CLOEXEC;
+  int fd = open(path.c_str(), flags, mode);
+  if (fd >= 0 || !IsOutOfDescriptors(errno)) return fd;
+  int error = errno;
+  Reserve& r = R();
+  std::unique_lock<std::timed_mutex> lock(r.mu, std::defer_lock);
+  if (!lock.try_lock_for(kLockWait)) {
+    errno = error;
+    return -1;
+  }
+  // Its number closed and reused by the application: not ours to close,
+  // and taken anew (CloseForReport) once a descriptor is free.
+  if (r.spare.fd >= 0 && !Still(r.spare)) r.spare.fd = -1;
+  if (r.reserved && r.spare.fd >= 0) {
+    close(r.spare.fd);
+    r.spare.fd = -1;
+    // Test builds: another thread takes the place first, and keeps it.
+    if (TestHook("spare_stolen")) open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+    fd = open(path.c_str(), flags, mode);
+    if (fd < 0 && IsOutOfDescriptors(errno)) {
+      // Another thread took the place between the close and the open.
+      // Once more, in case it has given it back by now.
+      usleep(1000);
+      fd = open(path.c_str(), flags, mode);
+    }
+    if (fd >= 0) return fd;  // CloseForReport takes the spare back
+    error = errno;
+    Open(&r.spare, "/", O_PATH | O_DIRECTORY);  // back, if its place is free again
+  }
+  // Each path once (the symbolizer tries a file again at each lookup in it).
+  if (IsOutOfDescriptors(error) && r.unopened.size() < kMaxUnopened) r.unopened.insert(path);
+  errno = error;
+  return -1;
+}
+
+void CloseForReport(int fd) {
+  if (fd >= 0) close(fd);
+  Reserve& r = R();
+  std::unique_lock<std::timed_mutex> lock(r.mu, std::defer_lock);
+  if (!lock.try_lock_for(kLockWait)) return;
+  // The spare was lent to this descriptor, or lost to another thread
+  // earlier: its place is free now, or as soon as a descriptor is.
+  if (r.reserved && r.spare.fd < 0) Open(&r.spare, "/", O_PATH | O_DIRECTORY);
+}
+
+std::vector<std::string> TakeUnopenedFiles(size_t* count) {
+  Reserve& r = R();
+  std::unique_lock<std::timed_mutex> lock(r.mu, std::defer_lock);
+  *count = 0;
+  if (!lock.try_lock_for(kLockWait)) return {};
+  *count = r.unopened.size();
+  std::vector<std::string> some;
+  for (const std::string& path : r.unopened) {
+    if (some.size() == kMaxNotedPaths) break;
+    some.push_back(path);
+  }
+  r.unopened.clear();
+  return some;
+}
+
+std::string ReadProcFile(const std::string& path) {
+  int fd = OpenForReport(path, O_RDONLY);
+  if (fd < 0) return "";
+  std::string out = ReadAll(fd);
+  CloseForReport(fd);
   return out;
 }
 
 std::vector<int> ListThreads() {
   std::vector<int> tids;
-  DIR* dir = opendir("/proc/self/task");
-  if (!dir) return tids;
-  while (dirent* e = readdir(dir)) {
-    if (e->d_name[0] < '0' || e->d_name[0] > '9') continue;
-    tids.push_back(atoi(e->d_name));
+  {
+    std::unique_lock<std::timed_mutex> lock;
+    int fd = HeldFd(&Reserve::task, &lock);
+    if (fd >= 0 && ReadTids(fd, &tids)) return tids;
+    tids.clear();
   }
-  closedir(dir);
+  int fd = OpenForReport("/proc/self/task", O_RDONLY | O_DIRECTORY);
+  if (fd < 0) return tids;
+  if (!ReadTids(fd, &tids)) tids.clear();
+  CloseForReport(fd);
   return tids;
 }
 
@@ -61,7 +240,15 @@ bool ParseProcStat(const std::string& text, ProcStat* out) {
 
 std::vector<Mapping> ReadMappings() {
   std::vector<Mapping> out;
-  std::string maps = ReadProcFile("/proc/self/maps");
+  std::string maps;
+  {
+    // /proc/self/maps is a seq_file: read again from its start, it is
+    // written anew.
+    std::unique_lock<std::timed_mutex> lock;
+    int fd = HeldFd(&Reserve::maps, &lock);
+    if (fd >= 0 && lseek(fd, 0, SEEK_SET) == 0) maps = ReadAll(fd);
+  }
+  if (maps.empty()) maps = ReadProcFile("/proc/self/maps");
   size_t pos = 0;
   while (pos < maps.size()) {
     size_t eol = maps.find('\n', pos);

@@ -1,6 +1,12 @@
-// Small readers of /proc for the watchdog thread (they allocate: never call
-// them from a signal handler).
+// Small readers of /proc for the watchdog thread, and the descriptors a
+// report needs when the process has none left. They allocate and take a
+// mutex (the spare is lent to one open at a time, the held descriptors'
+// offsets are shared), neither of which is async-signal-safe: never call
+// them from a signal handler. The capture signal's handler opens nothing;
+// the watchdog, a plain thread, does this work after it.
 #pragma once
+
+#include <sys/types.h>
 
 #include <cstdint>
 #include <string>
@@ -8,8 +14,31 @@
 
 namespace gmr {
 
+// A report must come even when every file descriptor of the process is
+// taken (EMFILE; or the system's, ENFILE). Called once, when the watchdog
+// starts, this keeps three descriptors for the process's lifetime:
+// /proc/self/task and /proc/self/maps, re-read from their start by each
+// capture (the thread list and the stack copies' bounds never need a new
+// descriptor), and a spare (O_PATH on /) whose place OpenForReport gives
+// up for a moment when an open fails for want of a descriptor.
+void ReserveReportDescriptors();
+
+// open(2) with O_CLOEXEC; when that fails with EMFILE or ENFILE, once more
+// in the place of the spare, closed for it. Another thread may take that
+// place first: then it waits a millisecond and tries once more, in case
+// that thread gave it back, and else fails with EMFILE, the path noted for
+// TakeUnopenedFiles. Close what it returns with CloseForReport, which takes
+// the spare back.
+int OpenForReport(const std::string& path, int flags, mode_t mode = 0);
+void CloseForReport(int fd);
+
+// The paths OpenForReport could not open for want of a descriptor since
+// the last call: the first 32 in order of name, and how many there were
+// (counted up to 4096).
+std::vector<std::string> TakeUnopenedFiles(size_t* count);
+
 // Whole file, or "" when it cannot be read. /proc files report size 0, so it
-// reads until EOF rather than trusting stat.
+// reads until EOF rather than trusting stat. Opened with OpenForReport.
 std::string ReadProcFile(const std::string& path);
 
 // Thread ids of this process, from /proc/self/task.

@@ -11,6 +11,8 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "../util/proc.h"
+
 namespace gmr {
 namespace {
 
@@ -72,10 +74,17 @@ bool TakeAttachRequest(AttachRequest* out) {
           " is not a directory of this process's user that only it can write");
     return false;
   }
-  int fd = open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+  // With no descriptor free, in the spare's place (util/proc.h): gmr's
+  // request must still be read, or its report would go elsewhere.
+  int fd = OpenForReport(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK);
   if (fd < 0) {
-    if (errno == ENOENT) return false;  // no request: a plain signal
-    std::string why = errno == ELOOP ? std::string("it is a symbolic link") : std::string("cannot open it (") + strerror(errno) + ")";
+    int error = errno;
+    if (error == ENOENT) return false;  // no request: a plain signal
+    // No descriptor free, not even the spare's place: a plain signal too,
+    // unless a request is there.
+    struct stat there;
+    if ((error == EMFILE || error == ENFILE) && lstat(path.c_str(), &there) != 0 && errno == ENOENT) return false;
+    std::string why = error == ELOOP ? std::string("it is a symbolic link") : std::string("cannot open it (") + strerror(error) + ")";
     unlink(path.c_str());
     Say("ignoring the gmr request " + path + ": " + why);
     return false;
@@ -102,7 +111,7 @@ bool TakeAttachRequest(AttachRequest* out) {
   } else {
     n = read(fd, buf, sizeof buf - 1);
   }
-  close(fd);
+  CloseForReport(fd);
   // Taken, valid or not: a bad request must not be met again at every signal.
   unlink(path.c_str());
   if (!refused.empty()) {

@@ -19,6 +19,7 @@
 #include <deque>
 #include <mutex>
 
+#include "../util/proc.h"
 #include "../util/quiet_thread.h"
 #include "attach.h"
 #include "stall.h"
@@ -500,6 +501,9 @@ void* WatchdogMain(void*) {
 
 std::string Start() {
   g_shared = new Shared;
+  // Before the application can take every descriptor: a report must come
+  // even then (util/proc.h).
+  ReserveReportDescriptors();
   g_signal_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   g_control_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   if (g_signal_fd < 0 || g_control_fd < 0) return std::string("eventfd: ") + strerror(errno);
