@@ -224,7 +224,7 @@ const TOKEN_SHAPES: string[] = [
   String.raw`ops_eyJ[A-Za-z0-9+/]{100,4096}={0,2}`, // 1Password service accounts
   String.raw`vc[pkiar]_[A-Za-z0-9]{24,64}`, // Vercel
   String.raw`figd_[A-Za-z0-9_-]{40,64}`, // Figma
-  String.raw`cfut_[A-Za-z0-9]{40,64}`, // Cloudflare user tokens
+  String.raw`cf(?:ut|at|k)_[A-Za-z0-9]{40,64}`, // Cloudflare user, account and global API tokens
   String.raw`tskey-[a-z]{3,10}-[A-Za-z0-9]{6,20}-[A-Za-z0-9]{20,64}`, // Tailscale
   String.raw`[A-Za-z0-9]{14}\.atlasv1\.[A-Za-z0-9_=-]{60,70}`, // Terraform Cloud
   String.raw`ATATT3[A-Za-z0-9_=-]{100,255}`, // Atlassian
