@@ -59,7 +59,9 @@ function kindOrder (t: ThreadInfo): number {
 function buildThread (t: RawThread): ThreadInfo {
   const native = t.native.map(nativeFrame)
   const kind = threadKind(t)
-  const isJsThread = t.hasIsolate || kind === 'main' || kind === 'worker'
+  // The reporter's own environment runs JavaScript too, but it is ours (the
+  // report being written), never the application's: not shown.
+  const isJsThread = kind === 'main' || kind === 'worker' || (t.hasIsolate && kind !== 'guru-meditation')
   const { javascript, javascriptSource } = isJsThread ? javascriptOf(t) : { javascript: null, javascriptSource: null }
   return {
     tid: t.tid,
