@@ -393,8 +393,9 @@ function nodeGetReport ({ blockedWorker = false } = {}) {
         process.exit(0)
       }, 1000)
     `], {}, REPORT_TIMEOUT_MS).ms
-  } catch {
-    return null
+  } catch (err) {
+    if (/ETIMEDOUT/.test(String(err))) return null // never answered: shown as none
+    throw err
   }
 }
 
