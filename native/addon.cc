@@ -237,6 +237,7 @@ Napi::Value Info(const Napi::CallbackInfo& info) {
   o.Set("knownIsolates", static_cast<double>(RegistrySize()));
   o.Set("testHooks", kTestHooks);
   if (kTestHooks) o.Set("testLateCaptureHandlers", static_cast<double>(TestLateCaptureHandlers()));
+  if (kTestHooks) o.Set("testFirstContacts", static_cast<double>(TestFirstContacts()));
   return o;
 }
 

@@ -32,6 +32,8 @@ function spawnNode (t, args, { env = {}, cwd = ROOT, stdin = 'ignore', fdLimit =
   child.stdout.on('data', d => { child.stdoutText += d })
   child.stderr.on('data', d => { child.stderrText += d })
   child.exited = new Promise(resolve => child.on('exit', (code, signal) => resolve({ code, signal })))
+  // Its output complete: what it has not printed by now it never will.
+  child.on('close', (code, signal) => { child.closed = { code, signal } })
   t.teardown(() => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL') })
   return child
 }
@@ -76,9 +78,12 @@ async function until (what, check, timeoutMs = 15000, child = null) {
   for (;;) {
     const value = await check()
     if (value) return value
-    if (Date.now() > deadline) {
-      const output = child ? `\nstdout: ${child.stdoutText}\nstderr: ${child.stderrText}` : ''
-      throw new Error(`timed out waiting for ${what}${output}`)
+    const ended = child?.closed
+    if (ended || Date.now() > deadline) {
+      // The end of a long output is where the failure shows.
+      const output = child ? `\nstdout: ${child.stdoutText.slice(-4000)}\nstderr: ${child.stderrText.slice(-4000)}` : ''
+      const why = ended ? `the process ended (code ${ended.code}, signal ${ended.signal}) before` : 'timed out waiting for'
+      throw new Error(`${why} ${what}${output}`)
     }
     await new Promise(resolve => setTimeout(resolve, 25))
   }

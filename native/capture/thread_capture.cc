@@ -35,7 +35,6 @@ namespace {
 constexpr size_t kMaxJsFrames = 64;
 constexpr size_t kMaxMappings = 8192;
 constexpr uint64_t kHoldTimeoutNs = 20 * 1000 * 1000;   // first-contact hold, for the watchdog to begin
-constexpr uint64_t kInUseTimeoutNs = 20 * 1000 * 1000;  // and then for it to be done
 // A thread still runnable at the deadline waits for a CPU (a loaded machine,
 // more runnable threads than cores): it answers once it runs, and gets this
 // much longer.
@@ -65,15 +64,16 @@ constexpr int WordState(uint64_t w) { return int(w & 0xff); }
 constexpr uint64_t WithState(uint64_t w, int state) { return (w & ~uint64_t(0xff)) | uint64_t(state); }
 
 // A thread met for the first time is held in its handler while the watchdog
-// posts an interrupt to its isolate (its isolate cannot go away meanwhile).
+// posts an interrupt to its isolate: its isolate cannot go away meanwhile.
 // It waits kHoldTimeoutNs at most for the watchdog to begin: it gives up
 // with kHeld -> kNotHeld, the watchdog begins with kHeld -> kInUse, so an
 // isolate whose thread went on (to dispose of it, perhaps) is not touched.
-// Once begun, the thread waits until the watchdog is done (kNotHeld), or
-// kInUseTimeoutNs more: longer means the watchdog waits for a lock of V8's
-// the held thread holds. Then the watchdog's RequestInterrupt completes as
-// soon as the thread leaves V8's critical section, long before the thread
-// could dispose of its isolate.
+// Once begun, the thread waits until the watchdog is done (kNotHeld),
+// however long: a thread that went on then could dispose of its isolate
+// under the watchdog's RequestInterrupt (seen: a watchdog descheduled 40 ms
+// on a loaded machine, a worker gone meanwhile, malloc's heap corrupted).
+// Waiting without a limit is safe because only a thread that holds none of
+// the locks the watchdog takes meanwhile is held (StoppedWithoutLocks).
 enum Hold : int { kNotHeld = 0, kHeld = 1, kInUse = 2 };
 
 // One per thread being captured. Written by that thread's handler only
@@ -157,6 +157,7 @@ const Readable* FindMapping(uintptr_t addr) {
 // late by `ms` (test_hooks.h), and counted.
 std::atomic<uint64_t> g_test_handlers{0};
 std::atomic<uint64_t> g_test_late_handlers{0};
+std::atomic<uint64_t> g_test_first_contacts{0};  // holds the watchdog began
 void TestDelayEveryOther(const char* hook) {
   long ms = TestHook(hook);
   if (ms <= 0 || g_test_handlers.fetch_add(1) % 2 == 0) return;
@@ -234,6 +235,53 @@ void SampleV8(Slot* slot) {
   slot->code_events = CodeMapEventCount(slot->isolate);
 }
 
+// Async-signal-safe: reads of the saved registers, of two code bytes
+// (fault-safe, InSyscall) and of the isolate's code ranges (plain fields, as
+// GetStackSample reads). Whether the thread holds none of the locks the
+// watchdog takes while it holds the thread (JsStackRound::Post: malloc's;
+// RequestInterrupt: the isolate's interrupt lock, V8's Atomics.wait lock,
+// malloc's). So the watchdog never waits for the thread it holds.
+bool StoppedWithoutLocks(const Slot* slot) {
+  const Registers& r = slot->regs;
+  // Running generated code, JIT or builtins: nothing holds one of those
+  // locks across a call into JavaScript.
+  void* code = nullptr;
+  size_t code_size = 0;
+  slot->isolate->GetCodeRange(&code, &code_size);
+  if (r.rip - reinterpret_cast<uintptr_t>(code) < code_size) return true;
+  const void* builtins = nullptr;
+  size_t builtins_size = 0;
+  slot->isolate->GetEmbeddedCodeRange(&builtins, &builtins_size);
+  if (r.rip - reinterpret_cast<uintptr_t>(builtins) < builtins_size) return true;
+  if (!slot->in_syscall) return false;
+#if defined(__x86_64__)
+  // Asleep in the kernel in a wait that none of those locks is held across.
+  // Past the `syscall` instruction, the call returned EINTR (epoll_wait,
+  // select, sigsuspend: waits the kernel never restarts).
+  if (r.rax == static_cast<uintptr_t>(-EINTR)) return true;
+  uint16_t code_bytes = 0;
+  if (!SafeRead(r.rip, &code_bytes, sizeof code_bytes) || code_bytes != 0x050f) return false;
+  // At it, to be restarted: rax is the call's number. Not a plain
+  // FUTEX_WAIT (a mutex's waiter may hold another lock) nor mmap and the
+  // rest malloc calls with its lock held; FUTEX_WAIT_BITSET is glibc's
+  // condition variable and semaphore wait (Atomics.wait, libuv's threadpool).
+  switch (r.rax) {
+    case SYS_futex:
+      return (r.rsi & ~uintptr_t(FUTEX_PRIVATE_FLAG | FUTEX_CLOCK_REALTIME)) == FUTEX_WAIT_BITSET;
+    case SYS_restart_syscall:  // a timed wait resumed: nanosleep, poll, futex
+    case SYS_read: case SYS_readv: case SYS_pread64: case SYS_write: case SYS_writev:
+    case SYS_recvfrom: case SYS_recvmsg: case SYS_sendto: case SYS_sendmsg:
+    case SYS_accept: case SYS_accept4: case SYS_connect: case SYS_wait4: case SYS_waitid:
+    case SYS_open: case SYS_openat: case SYS_flock: case SYS_epoll_wait: case SYS_epoll_pwait:
+      return true;
+    default:
+      return false;
+  }
+#else
+  return false;
+#endif
+}
+
 // Async-signal-safe: raw futex waits, clock_gettime and atomics; no libc
 // locking.
 void WaitWhileHeld(Slot* slot) {
@@ -241,18 +289,17 @@ void WaitWhileHeld(Slot* slot) {
   for (;;) {
     int hold = slot->hold.load(std::memory_order_acquire);
     if (hold == kNotHeld) return;
-    uint64_t waited = NowNs() - start;
-    uint64_t limit = hold == kHeld ? kHoldTimeoutNs : kHoldTimeoutNs + kInUseTimeoutNs;
-    if (waited >= limit) {
-      // The watchdog still at the isolate this long waits for a lock of
-      // V8's that this thread holds (it was signalled inside V8): it must
-      // go on, or neither would.
-      if (hold == kInUse) return;
-      int expected = kHeld;
-      if (slot->hold.compare_exchange_strong(expected, kNotHeld, std::memory_order_acq_rel)) return;
+    if (hold == kInUse) {  // begun: until done (see Hold)
+      syscall(SYS_futex, &slot->hold, FUTEX_WAIT_PRIVATE, hold, nullptr, nullptr, 0);
       continue;
     }
-    timespec timeout{0, static_cast<long>(limit - waited)};
+    uint64_t waited = NowNs() - start;
+    if (waited >= kHoldTimeoutNs) {
+      int expected = kHeld;
+      if (slot->hold.compare_exchange_strong(expected, kNotHeld, std::memory_order_acq_rel)) return;
+      continue;  // the watchdog began meanwhile
+    }
+    timespec timeout{0, static_cast<long>(kHoldTimeoutNs - waited)};
     syscall(SYS_futex, &slot->hold, FUTEX_WAIT_PRIVATE, hold, &timeout, nullptr, 0);
   }
 }
@@ -281,7 +328,8 @@ void OnCaptureSignal(int, siginfo_t* info, void* context) {
       slot->in_syscall = InSyscall(slot->regs.rip);
       CopyStack(slot);
       SampleV8(slot);
-      bool hold = slot->isolate && g_isolate_known && !g_isolate_known(slot->isolate);
+      bool hold = slot->isolate && g_isolate_known && !g_isolate_known(slot->isolate) &&
+                  StoppedWithoutLocks(slot);
       slot->hold.store(hold ? kHeld : kNotHeld, std::memory_order_relaxed);
       slot->held.store(hold ? 1 : 0, std::memory_order_relaxed);
       slot->interrupted_ns = NowNs() - start;
@@ -339,6 +387,9 @@ void CollectAnswers(const std::vector<Slot*>& sent, uint64_t deadline_ns,
       // disposing of its isolate by now.
       int waiting = kHeld;
       if (s->hold.compare_exchange_strong(waiting, kInUse, std::memory_order_acq_rel)) {
+        // Test builds: the watchdog late at the isolate it holds.
+        g_test_first_contacts.fetch_add(1, std::memory_order_relaxed);
+        TestSleepMs(TestHook("first_contact_delay_ms"));
         if (first_contact) first_contact(s->isolate, WordTid(s->word.load()));
         ReleaseHold(s);
       }
@@ -483,6 +534,7 @@ int InstallCaptureHandler(IsolateKnownFn isolate_known) {
 int CaptureSignal() { return g_signal; }
 
 uint64_t TestLateCaptureHandlers() { return g_test_late_handlers.load(); }
+uint64_t TestFirstContacts() { return g_test_first_contacts.load(); }
 
 std::vector<ThreadSnapshot> CaptureAllThreads(const CaptureOptions& options,
                                               const FirstContactFn& first_contact) {

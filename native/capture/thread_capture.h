@@ -84,6 +84,8 @@ int CaptureSignal();
 
 // Test builds (test_hooks.h): capture handlers made late so far.
 uint64_t TestLateCaptureHandlers();
+// Test builds: first contacts the watchdog began (held threads).
+uint64_t TestFirstContacts();
 
 // Signals every thread but the caller (and skip_tid) and collects what the
 // handlers copied. Called on the watchdog thread, and on the fatal-signal

@@ -18,9 +18,10 @@ namespace gmr {
 // x86-64 registers the unwinder needs (DWARF numbering differs; see unwind.cc).
 struct Registers {
   uintptr_t rip = 0, rsp = 0, rbp = 0, rbx = 0, r12 = 0, r13 = 0, r14 = 0, r15 = 0;
-  // Not for unwinding: the first argument register, which holds a blocked
-  // system call's first argument (the address a futex waits on).
-  uintptr_t rdi = 0;
+  // Not for unwinding: a blocked system call's number (or its return value
+  // once it returned) and its first two arguments (a futex's address and
+  // operation).
+  uintptr_t rax = 0, rdi = 0, rsi = 0;
 };
 
 // Async-signal-safe: the registers of the code a signal interrupted, read
@@ -37,7 +38,9 @@ inline Registers RegistersFrom(const ucontext_t* uc) {
   r.r13 = g[REG_R13];
   r.r14 = g[REG_R14];
   r.r15 = g[REG_R15];
+  r.rax = g[REG_RAX];
   r.rdi = g[REG_RDI];
+  r.rsi = g[REG_RSI];
 #else
   (void)uc;
 #endif
