@@ -196,6 +196,18 @@ Napi::Value MainReportEndedJs(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// The caller's thread-safe function, as the watchdog reaches it. A worker's
+// environment may be freed before its capture is delivered (terminate(),
+// process.exit()), and Node 20 and 22 then delete the function whatever
+// its thread count (nodejs/node#55706): its finalizer, which runs on the
+// owner's thread before that, marks it gone under `mu`, and the watchdog
+// calls it only under `mu` while it is not.
+struct ApiCaller {
+  std::mutex mu;
+  bool alive = true;
+  Napi::ThreadSafeFunction tsfn;
+};
+
 // capture(options, (err, capture) => void): an API report. The calling
 // thread's own stack is taken here, synchronously; the others by the watchdog.
 Napi::Value CaptureJs(const Napi::CallbackInfo& info) {
@@ -203,13 +215,26 @@ Napi::Value CaptureJs(const Napi::CallbackInfo& info) {
   CaptureSettings settings = SettingsFrom(info[0].As<Napi::Object>());
   settings.caller_tid = static_cast<int>(syscall(SYS_gettid));
   settings.caller_stack = CurrentJsStack(v8::Isolate::GetCurrent());
+  auto caller = std::make_shared<ApiCaller>();
   // Referenced: the caller awaits this capture, so its loop stays alive.
-  auto tsfn = Napi::ThreadSafeFunction::New(env, info[1].As<Napi::Function>(), "guru-meditation capture", 0, 1);
-  RequestCapture(std::move(settings), [tsfn](std::unique_ptr<Capture> capture, const Trigger& trigger) mutable {
+  caller->tsfn = Napi::ThreadSafeFunction::New(
+      env, info[1].As<Napi::Function>(), "guru-meditation capture", 0, 1,
+      [](Napi::Env, std::shared_ptr<ApiCaller>* held) {
+        {
+          std::lock_guard<std::mutex> lock((*held)->mu);
+          (*held)->alive = false;
+        }
+        delete held;
+      },
+      new std::shared_ptr<ApiCaller>(caller));
+  RequestCapture(std::move(settings), [caller](std::unique_ptr<Capture> capture, const Trigger& trigger) {
+    // Test builds: the delivery late, past a worker's end.
+    TestSleepMs(TestHook("api_deliver_delay_ms"));
     auto* d = new Delivery{std::move(capture), trigger};
-    bool ok = tsfn.NonBlockingCall(d, CallWithDelivery) == napi_ok;
+    std::lock_guard<std::mutex> lock(caller->mu);
+    bool ok = caller->alive && caller->tsfn.NonBlockingCall(d, CallWithDelivery) == napi_ok;
     if (!ok) delete d;
-    tsfn.Release();
+    if (caller->alive) caller->tsfn.Release();
     return ok;
   });
   return env.Undefined();
