@@ -41,7 +41,10 @@
       "libraries": ["-ldl"],
       # Every symbol bound at load: a binary for another Node fails to load
       # (an error the loader reports) instead of ending the process later.
-      "ldflags": ["-Wl,-z,now"]
+      # Never unloaded: Node unloads an addon a worker loaded when the worker
+      # ends, and the watchdog, the signal handlers and the tables they read
+      # live here for the process's life.
+      "ldflags": ["-Wl,-z,now", "-Wl,-z,nodelete"]
     }
   ]
 }

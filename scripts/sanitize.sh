@@ -9,7 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 TESTS=("$@")
-[ ${#TESTS[@]} -gt 0 ] || TESTS=(test/threads.test.js test/signal.test.js test/native-block.test.js test/signal-interplay.test.js test/two-copies.test.js test/eintr.test.js test/green-threads.test.js test/stress/churn.test.js test/deadlock.test.js test/stopped-thread.test.js test/reporter-fallback.test.js test/reporter-exit.test.js test/late-capture.test.js test/first-contact.test.js)
+[ ${#TESTS[@]} -gt 0 ] || TESTS=(test/threads.test.js test/signal.test.js test/native-block.test.js test/signal-interplay.test.js test/two-copies.test.js test/eintr.test.js test/green-threads.test.js test/stress/churn.test.js test/deadlock.test.js test/stopped-thread.test.js test/reporter-fallback.test.js test/reporter-exit.test.js test/late-capture.test.js test/first-contact.test.js test/api-worker-exit.test.js)
 
 WORK=$(mktemp -d /tmp/gmr-sanitize.XXXXXX)
 BINARY=build/Release/guru_meditation.node

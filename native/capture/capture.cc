@@ -6,6 +6,8 @@
 #include <chrono>
 #include <cstdlib>
 #include <map>
+#include <set>
+#include <thread>
 #include <utility>
 
 #include "../codemap/code_map.h"
@@ -193,6 +195,9 @@ void NameFromCodeMap(ThreadCapture* t, const ExecRanges& exec) {
 
 }  // namespace
 
+constexpr int kQuickContactTries = 10;
+constexpr auto kQuickContactPause = std::chrono::milliseconds(2);
+
 bool MeetNewIsolates(const CaptureOptions& options) {
   // Threads met already, by tid and start time (a tid may be reused by a
   // later thread): they are not signalled again, so a worker's start costs
@@ -214,8 +219,18 @@ bool MeetNewIsolates(const CaptureOptions& options) {
   // The round's destructor leaves the posted interrupts to their callbacks,
   // which register the isolate on its own thread.
   JsStackRound round;
+  std::set<int> contacted;
+  auto contact = [&](v8::Isolate* isolate, int tid) {
+    round.Post(isolate, false);
+    contacted.insert(tid);
+  };
   bool all_met = true;
-  for (const ThreadSnapshot& s : CaptureAllThreads(light, [&](v8::Isolate* isolate, int) { round.Post(isolate, false); })) {
+  // Unknown JavaScript threads the signal found where they could not be
+  // held (in V8's runtime, a garbage collection: thread_capture.cc,
+  // StoppedWithoutLocks), tried again at once: a starting worker is soon in
+  // JavaScript or asleep, and the next round is 100 ms away.
+  std::set<int> again;
+  for (const ThreadSnapshot& s : CaptureAllThreads(light, contact)) {
     if (s.skipped) continue;  // met before
     if (!s.captured) {        // not answering (or blocking the signal): asked again next round
       all_met = false;
@@ -223,8 +238,18 @@ bool MeetNewIsolates(const CaptureOptions& options) {
     }
     // A JavaScript thread is met once it is known with its identity (its
     // interrupt, posted above, registers it); other threads at once.
-    if (s.v8.isolate && IdentityOf(s.v8.isolate, s.tid).thread_id < 0) all_met = false;
-    else met->emplace(s.tid, started[s.tid]);
+    if (s.v8.isolate && IdentityOf(s.v8.isolate, s.tid).thread_id < 0) {
+      all_met = false;
+      if (!contacted.count(s.tid) && !IsolateKnown(s.v8.isolate)) again.insert(s.tid);
+    } else {
+      met->emplace(s.tid, started[s.tid]);
+    }
+  }
+  for (int i = 0; i < kQuickContactTries && !again.empty(); i++) {
+    std::this_thread::sleep_for(kQuickContactPause);
+    light.only = [&](int tid) { return again.count(tid) > 0; };
+    for (const ThreadSnapshot& s : CaptureAllThreads(light, contact))
+      if (!s.captured || !s.v8.isolate || contacted.count(s.tid) || IsolateKnown(s.v8.isolate)) again.erase(s.tid);
   }
   RequestMissingIdentities();
   return all_met && !SwitchesPending();

@@ -35,6 +35,9 @@ namespace {
 constexpr size_t kMaxJsFrames = 64;
 constexpr size_t kMaxMappings = 8192;
 constexpr uint64_t kHoldTimeoutNs = 20 * 1000 * 1000;   // first-contact hold, for the watchdog to begin
+// How far above a capture handler's context the report handler's may lie
+// when the capture signal came inside the report handler (the same stack).
+constexpr uintptr_t kNestedContextBytes = 256 * 1024;
 // A thread still runnable at the deadline waits for a CPU (a loaded machine,
 // more runnable threads than cores): it answers once it runs, and gets this
 // much longer.
@@ -235,6 +238,16 @@ void SampleV8(Slot* slot) {
   slot->code_events = CodeMapEventCount(slot->isolate);
 }
 
+// Async-signal-safe: a read of the context. JavaScript threads run with no
+// signal blocked; code that blocks one may be a signal handler (which
+// blocks at least its own signal), and what that handler interrupted may
+// hold any lock, whatever the registers of the handler say.
+bool BlocksNoSignal(const ucontext_t* interrupted) {
+  for (int sig = 1; sig < NSIG; sig++)
+    if (sig != g_signal && sigismember(&interrupted->uc_sigmask, sig) == 1) return false;
+  return true;
+}
+
 // Async-signal-safe: reads of the saved registers, of two code bytes
 // (fault-safe, InSyscall) and of the isolate's code ranges (plain fields, as
 // GetStackSample reads). Whether the thread holds none of the locks the
@@ -324,12 +337,18 @@ void OnCaptureSignal(int, siginfo_t* info, void* context) {
       // Inside the report signal's handler: what it interrupted is what the
       // thread is doing (the handler's frames sit below that stack pointer).
       const ucontext_t* outer = ReportHandlerContext(tid);
-      slot->regs = RegistersFrom(outer ? outer : static_cast<ucontext_t*>(context));
+      // Only a context on this stack, above this handler's own: a handler
+      // chained to that left by siglongjmp leaves its entry behind.
+      auto here = reinterpret_cast<uintptr_t>(context);
+      auto there = reinterpret_cast<uintptr_t>(outer);
+      if (outer && !(there > here && there - here < kNestedContextBytes)) outer = nullptr;
+      const ucontext_t* interrupted = outer ? outer : static_cast<const ucontext_t*>(context);
+      slot->regs = RegistersFrom(interrupted);
       slot->in_syscall = InSyscall(slot->regs.rip);
       CopyStack(slot);
       SampleV8(slot);
       bool hold = slot->isolate && g_isolate_known && !g_isolate_known(slot->isolate) &&
-                  StoppedWithoutLocks(slot);
+                  BlocksNoSignal(interrupted) && StoppedWithoutLocks(slot);
       slot->hold.store(hold ? kHeld : kNotHeld, std::memory_order_relaxed);
       slot->held.store(hold ? 1 : 0, std::memory_order_relaxed);
       slot->interrupted_ns = NowNs() - start;
