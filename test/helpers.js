@@ -131,6 +131,15 @@ async function waitForReports (dir, count = 1, timeoutMs = 15000, child = null) 
   return files
 }
 
+/** Sends SIGUSR2 to the child and reads the report it brings: the n-th in dir, validated and parsed. */
+async function signalForReport (child, dir, n = 1) {
+  child.kill('SIGUSR2')
+  const files = await waitForReports(dir, n, 15000, child)
+  return readReport(files[n - 1])
+}
+
+const sleep = ms => new Promise(resolve => setTimeout(resolve, ms))
+
 /** The 1-based line of the fixture source that holds `marker`. */
 function lineOf (file, marker) {
   const lines = fs.readFileSync(file, 'utf8').split('\n')
@@ -244,4 +253,4 @@ function testHooks () {
   return testHooksCached
 }
 
-module.exports = { testHooks, mainThreadAsleep, checkReports, sendSignal, settledReports, runGmr, validateReport, validateReportContent, readReport, textReportIn, ROOT, FIXTURES, APP, SPIN_LINE, mainThread, REPORT_NAME, spawnNode, spawnWithChildren, until, waitForOutput, tmpDir, reportFiles, waitForReports, lineOf, waitForTextReport, isAlive }
+module.exports = { sleep, signalForReport, testHooks, mainThreadAsleep, checkReports, sendSignal, settledReports, runGmr, validateReport, validateReportContent, readReport, textReportIn, ROOT, FIXTURES, APP, SPIN_LINE, mainThread, REPORT_NAME, spawnNode, spawnWithChildren, until, waitForOutput, tmpDir, reportFiles, waitForReports, lineOf, waitForTextReport, isAlive }

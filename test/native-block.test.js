@@ -6,7 +6,7 @@ const t = require('tap')
 const fs = require('node:fs')
 const path = require('node:path')
 const { execFileSync } = require('node:child_process')
-const { FIXTURES, spawnWithChildren, waitForOutput, tmpDir, waitForReports, lineOf, isAlive, until, readReport, waitForTextReport } = require('./helpers')
+const { FIXTURES, spawnWithChildren, waitForOutput, tmpDir, waitForReports, lineOf, isAlive, until, readReport, waitForTextReport, sleep } = require('./helpers')
 
 const APP = path.join(FIXTURES, 'native-block.js')
 const WORKER = path.join(FIXTURES, 'native-block-worker.js')
@@ -14,7 +14,6 @@ const TOOL_LINE = lineOf(APP, 'TOOL-LINE')
 const READ_LINE = lineOf(WORKER, 'READ-LINE')
 const HOT_LINE = lineOf(APP, 'HOT-LINE')
 
-const sleep = ms => new Promise(resolve => setTimeout(resolve, ms))
 const readJson = file => readReport(file)
 
 const spawnService = (t, args, env) => spawnWithChildren(t, [APP, ...args], env)

@@ -9,13 +9,12 @@
 // and exit.
 const t = require('tap')
 const path = require('node:path')
-const { FIXTURES, spawnNode, waitForOutput, tmpDir, reportFiles, until } = require('./helpers')
+const { FIXTURES, spawnNode, waitForOutput, tmpDir, reportFiles, until, sleep } = require('./helpers')
 
 const APP = path.join(FIXTURES, 'reporter-fallback.js')
 const RUNS = Number(process.env.GMR_EXIT_RUNS || 20)
 const PARALLEL = 2
 const MAX_DELAY_MS = 600 // past the capture, the pickup and the reporter's start
-const sleep = ms => new Promise(resolve => setTimeout(resolve, ms))
 
 // The stress tier's 500 runs take minutes under the sanitizers.
 t.setTimeout(Math.max(120000, RUNS * 3000))

@@ -7,14 +7,13 @@
 const t = require('tap')
 const fs = require('node:fs')
 const path = require('node:path')
-const { testHooks, FIXTURES, ROOT, runGmr, spawnNode, waitForOutput, waitForTextReport, tmpDir, waitForReports, reportFiles, until } = require('./helpers')
+const { testHooks, FIXTURES, ROOT, runGmr, spawnNode, waitForOutput, waitForTextReport, tmpDir, waitForReports, reportFiles, until, sleep } = require('./helpers')
 const { parseText } = require('./helpers/report')
 
 const APP = path.join(FIXTURES, 'reporter-fallback.js')
 const MARKER = 'written by the native fallback because: '
 const hooks = testHooks()
 const needHooks = hooks ? {} : { skip: 'needs a build with test hooks (GMR_BUILD_TEST_HOOKS=1; scripts/sanitize.sh runs it)' }
-const sleep = ms => new Promise(resolve => setTimeout(resolve, ms))
 
 /** The fixture, its main thread blocked in a read of stdin until the test writes to it. */
 async function blockedService (t, { action = 'block', dir, hooks = '', fdLimit = 0, args = [], env = {} }) {

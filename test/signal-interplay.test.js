@@ -6,10 +6,9 @@
 // the signal never ends the process.
 const t = require('tap')
 const path = require('node:path')
-const { FIXTURES, spawnNode, waitForOutput, tmpDir, reportFiles, until, isAlive, checkReports } = require('./helpers')
+const { FIXTURES, spawnNode, waitForOutput, tmpDir, reportFiles, until, isAlive, checkReports, sleep } = require('./helpers')
 
 const APP = path.join(FIXTURES, 'signal-interplay.js')
-const sleep = ms => new Promise(resolve => setTimeout(resolve, ms))
 
 function service (t, mode) {
   const dir = tmpDir(t)

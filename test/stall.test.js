@@ -4,11 +4,10 @@
 const t = require('tap')
 const fs = require('node:fs')
 const path = require('node:path')
-const { FIXTURES, spawnWithChildren, waitForOutput, tmpDir, reportFiles, lineOf, isAlive, readReport } = require('./helpers')
+const { FIXTURES, spawnWithChildren, waitForOutput, tmpDir, reportFiles, lineOf, isAlive, readReport, sleep } = require('./helpers')
 
 const APP = path.join(FIXTURES, 'stall.js')
 const BUSY_LINE = lineOf(APP, 'BUSY-LINE')
-const sleep = ms => new Promise(resolve => setTimeout(resolve, ms))
 
 function service (t, scene, options = {}) {
   const dir = tmpDir(t)

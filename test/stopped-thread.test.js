@@ -7,13 +7,7 @@ const t = require('tap')
 const { spawn, spawnSync } = require('node:child_process')
 const fs = require('node:fs')
 const path = require('node:path')
-const { FIXTURES, spawnNode, waitForOutput, tmpDir, waitForReports, isAlive, readReport } = require('./helpers')
-
-async function report (child, dir, n) {
-  child.kill('SIGUSR2')
-  const files = await waitForReports(dir, n, 15000, child)
-  return readReport(files[n - 1])
-}
+const { FIXTURES, spawnNode, waitForOutput, tmpDir, isAlive, signalForReport } = require('./helpers')
 
 t.test('a worker stopped by a tracer: the report comes, and says so', async t => {
   const build = tmpDir(t)
@@ -26,7 +20,7 @@ t.test('a worker stopped by a tracer: the report comes, and says so', async t =>
     env: { GMR_TEST_OPTIONS: JSON.stringify({ logDir: dir, format: 'json' }) }
   })
   await waitForOutput(child, /^ready/m)
-  const first = await report(child, dir, 1)
+  const first = await signalForReport(child, dir, 1)
   const victim = first.threads.find(th => th.kind === 'worker')
   t.ok(victim && victim.native.length > 0, 'the worker, with its native stack, before')
 
@@ -43,7 +37,7 @@ t.test('a worker stopped by a tracer: the report comes, and says so', async t =>
   t.match(fs.readFileSync(`/proc/${child.pid}/task/${victim.tid}/stat`, 'utf8'), /\) t /, 'the worker is in a tracing stop')
 
   const start = Date.now()
-  const stopped = await report(child, dir, 2)
+  const stopped = await signalForReport(child, dir, 2)
   t.comment(`the report came ${Date.now() - start} ms after the signal`)
   const still = stopped.threads.find(th => th.tid === victim.tid)
   t.ok(still, 'the stopped worker is listed')
@@ -59,7 +53,7 @@ t.test('a worker stopped by a tracer: the report comes, and says so', async t =>
   t.match(stopperOut, /detached/, 'the stopper let the worker go')
   await new Promise(resolve => setTimeout(resolve, 300))
   t.ok(isAlive(child.pid), 'the late capture signal did nothing')
-  const after = await report(child, dir, 3)
+  const after = await signalForReport(child, dir, 3)
   const back = after.threads.find(th => th.tid === victim.tid)
   t.ok(back && back.kind === 'worker' && back.native.length > 0, 'the worker whole again, in the next report')
   t.ok(back.javascript.some(f => f.function === 'crunch'), 'with its JavaScript')

@@ -7,14 +7,13 @@ const t = require('tap')
 const fs = require('node:fs')
 const path = require('node:path')
 const autocannon = require('autocannon')
-const { FIXTURES, spawnNode, waitForOutput, tmpDir, reportFiles, until, isAlive, readReport } = require('./helpers')
+const { FIXTURES, spawnNode, waitForOutput, tmpDir, reportFiles, until, isAlive, readReport, sleep } = require('./helpers')
 
 const SIGNALS = 200
 const BURSTS = 10
 const TOUCHES = 50
 const LOAD_SECONDS = 12
 
-const sleep = ms => new Promise(resolve => setTimeout(resolve, ms))
 
 /** The process's threads now. */
 const tasks = pid => fs.readdirSync(`/proc/${pid}/task`).map(Number)

@@ -6,14 +6,12 @@
 const t = require('tap')
 const fs = require('node:fs')
 const path = require('node:path')
-const { FIXTURES, spawnWithChildren, waitForOutput, tmpDir, waitForReports, reportFiles, lineOf, isAlive, until, readReport, checkReports } = require('./helpers')
+const { FIXTURES, spawnWithChildren, waitForOutput, tmpDir, reportFiles, lineOf, isAlive, until, checkReports, sleep, signalForReport } = require('./helpers')
 
 const APP = path.join(FIXTURES, 'threads.js')
 const WORKER = path.join(FIXTURES, 'threads-worker.js')
 const NAMES_KNOWN = Number(process.versions.node.split('.')[0]) >= 22 // Worker's name option reaches the worker from Node 22
 
-const sleep = ms => new Promise(resolve => setTimeout(resolve, ms))
-const readJson = file => readReport(file)
 const mainOf = report => report.threads.find(th => th.kind === 'main')
 
 function service (t, scene, { env = {}, nodeArgs = [] } = {}) {
@@ -26,19 +24,12 @@ function service (t, scene, { env = {}, nodeArgs = [] } = {}) {
   return { child, dir }
 }
 
-/** Sends the signal and reads the report it brings (the n-th in dir). */
-async function report (child, dir, n = 1) {
-  child.kill('SIGUSR2')
-  const files = await waitForReports(dir, n, 15000, child)
-  return readJson(files[n - 1])
-}
-
 t.test('workers that never loaded the library: busy, parked and idle, each with its threadId and name', async t => {
   const late = path.join(tmpDir(t), 'late')
   const { child, dir } = service(t, 'workers', { env: { GMR_TEST_LATE: late } })
   await waitForOutput(child, /^ready/m)
   await sleep(500) // the crunching worker is in its loop, the parked one in Atomics.wait
-  const first = await report(child, dir)
+  const first = await signalForReport(child, dir)
   const workers = first.threads.filter(th => th.kind === 'worker')
   t.equal(workers.length, 3, 'three workers', { workers: workers.map(w => `${w.tid} ${w.threadId} ${w.note}`) })
   t.same(workers.map(w => w.threadId).sort(), [1, 2, 3], 'each with its threadId', { workers: workers.map(w => `${w.tid} ${w.threadId} ${w.vmState} ${w.note}`) })
@@ -78,7 +69,7 @@ t.test('workers that never loaded the library: busy, parked and idle, each with 
   fs.writeFileSync(late, '')
   await waitForOutput(child, /late worker online/)
   await sleep(200)
-  const second = await report(child, dir, 2)
+  const second = await signalForReport(child, dir, 2)
   const before = new Set(workers.map(w => w.tid))
   const added = second.threads.filter(th => th.kind === 'worker' && !before.has(th.tid))
   t.equal(added.length, 1, 'the late worker is listed')
@@ -91,7 +82,7 @@ t.test('workers that never loaded the library: busy, parked and idle, each with 
 t.test('the threadpool saturated by opens of FIFOs nobody writes: four threads blocked in open', async t => {
   const { child, dir } = service(t, 'threadpool')
   await waitForOutput(child, /^ready/m)
-  const r = await report(child, dir)
+  const r = await signalForReport(child, dir)
   const pool = r.threads.filter(th => th.kind === 'libuv-threadpool')
   t.equal(pool.length, 4, 'the four threadpool threads')
   for (const th of pool) {
@@ -108,7 +99,7 @@ t.test('a main thread blocked in execFileSync: its JavaScript named from the cod
   const { child, dir } = service(t, 'exec')
   await waitForOutput(child, /blocking/)
   await sleep(300)
-  const r = await report(child, dir)
+  const r = await signalForReport(child, dir)
   const main = mainOf(r)
   t.equal(main.vmState, 'EXTERNAL')
   t.equal(main.javascriptSource, 'code-map')
@@ -128,7 +119,7 @@ t.test('a regular expression backtracking catastrophically: the report names it,
   const { child, dir } = service(t, 'regex')
   await waitForOutput(child, /matching/)
   await sleep(300)
-  const r = await report(child, dir)
+  const r = await signalForReport(child, dir)
   const main = mainOf(r)
   t.equal(main.vmState, 'JS')
   t.equal(main.javascript[0].function, 'matchEvil')
@@ -147,7 +138,7 @@ t.test('a worker in heavy garbage collection: the report says so', async t => {
   // catches it inside a collection.
   let collector
   for (let n = 1; n <= 5 && !(collector && collector.vmState === 'GC'); n++) {
-    collector = (await report(child, dir, n)).threads.find(th => th.kind === 'worker')
+    collector = (await signalForReport(child, dir, n)).threads.find(th => th.kind === 'worker')
     await sleep(200)
   }
   t.equal(collector.vmState, 'GC')
@@ -169,7 +160,7 @@ t.test('a main thread near its heap limit, collecting without pause: reports com
   const seen = []
   let main
   for (let n = 1; n <= 40 && !(main && main.vmState === 'GC'); n++) {
-    const r = await report(child, dir, n)
+    const r = await signalForReport(child, dir, n)
     t.same(r.errors, [], `report ${n}: no errors`)
     main = mainOf(r)
     seen.push(main.vmState)
@@ -187,7 +178,7 @@ t.test('workers starting and exiting during captures: every report complete, the
   await waitForOutput(child, /^ready/m)
   const REPORTS = 12
   for (let n = 1; n <= REPORTS; n++) {
-    const r = await report(child, dir, n)
+    const r = await signalForReport(child, dir, n)
     t.ok(mainOf(r), `report ${n} has the main thread`)
     t.ok(r.threads.length >= 5, `report ${n} lists ${r.threads.length} threads`)
     // A thread that ended between the listing and its signal is said to have.

@@ -5,9 +5,8 @@
 const t = require('tap')
 const fs = require('node:fs')
 const path = require('node:path')
-const { ROOT, FIXTURES, spawnNode, waitForOutput, tmpDir, reportFiles, until, isAlive, readReport, checkReports } = require('./helpers')
+const { ROOT, FIXTURES, spawnNode, waitForOutput, tmpDir, reportFiles, until, isAlive, readReport, checkReports, sleep } = require('./helpers')
 
-const sleep = ms => new Promise(resolve => setTimeout(resolve, ms))
 
 // The binary this Node loads: the local build, or with PREBUILDS_ONLY (CI
 // on Node 22 and 24) its prebuilt one.

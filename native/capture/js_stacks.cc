@@ -246,16 +246,26 @@ std::vector<LoopProgress> ReadLoopProgress() {
 
 std::vector<LoopInfo> WalkLoops(size_t max_details) {
   std::vector<LoopInfo> out;
-  std::lock_guard<std::mutex> lock(RegistryMutex());
-  for (Entry* e : Registry()) {
-    if (!e->loop) continue;
-    LoopInfo info = WalkLoop(e->loop, e->environment, max_details);
-    info.tid = e->tid;
-    info.thread_id = e->identity.thread_id;
-    info.waiting = WaitingOnLoop(e->tid, uv_backend_fd(e->loop));
-    info.promises = SummarizePromises(e->isolate, max_details);
-    info.timers = SummarizeTimers(e->isolate, max_details);
-    out.push_back(std::move(info));
+  std::vector<v8::Isolate*> isolates;
+  {
+    std::lock_guard<std::mutex> lock(RegistryMutex());
+    for (Entry* e : Registry()) {
+      if (!e->loop) continue;
+      LoopInfo info = WalkLoop(e->loop, e->environment, max_details);
+      info.tid = e->tid;
+      info.thread_id = e->identity.thread_id;
+      info.waiting = WaitingOnLoop(e->tid, uv_backend_fd(e->loop));
+      out.push_back(std::move(info));
+      isolates.push_back(e->isolate);
+    }
+  }
+  // Outside the registry lock, which every JavaScript thread answering a
+  // report's interrupt takes: the trackers' tables have locks of their own
+  // (an isolate gone meanwhile has none left), and naming promise sites may
+  // wait for a code map's lock.
+  for (size_t i = 0; i < out.size(); i++) {
+    out[i].promises = SummarizePromises(isolates[i], max_details);
+    out[i].timers = SummarizeTimers(isolates[i], max_details);
   }
   return out;
 }

@@ -54,8 +54,9 @@ struct LoopProgress {
 };
 std::vector<LoopProgress> ReadLoopProgress();
 
-// The handles of every such loop (native/green/), also under the registry
-// lock; `max_details` handles described per loop.
+// The handles of every such loop (native/green/), walked under the registry
+// lock, and their threads' pending promises and timers, summarized after
+// it; `max_details` handles described per loop.
 std::vector<LoopInfo> WalkLoops(size_t max_details);
 
 // Asks every known isolate whose identity is not known yet to read it at its
