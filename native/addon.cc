@@ -17,6 +17,8 @@
 
 #include "capture/capture.h"
 #include "capture/js_stacks.h"
+#include "isolates/registry.h"
+#include "isolates/switches.h"
 #include "capture/thread_capture.h"
 #include "codemap/code_map.h"
 #include "convert.h"
@@ -294,6 +296,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   static std::once_flag once;
   std::call_once(once, [] {
     LoadTestHooks();
+    InstallThreadSwitches();
     InstallCaptureHandler(IsolateKnown);
   });
   // Every thread that loads us becomes known, so its stack can be asked for.

@@ -35,7 +35,7 @@ bool WantsJsStack(const V8Sample& s) {
 }
 
 Symbolizer& SharedSymbolizer() {
-  static Symbolizer* symbolizer = new Symbolizer;  // never destroyed: see js_stacks.cc
+  static Symbolizer* symbolizer = new Symbolizer;  // never destroyed: see isolates/registry.cc
   return *symbolizer;
 }
 

@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include "../green/loop_walk.h"
+#include "../isolates/registry.h"
 #include "js_stacks.h"
 #include "thread_capture.h"
 

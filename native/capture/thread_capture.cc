@@ -322,7 +322,7 @@ void WaitWhileHeld(Slot* slot) {
 // futex), atomics, memcpy of two bytes and a plain copy of the stack, a
 // read of the code at the pc (InSyscall), sem_post (POSIX lists it),
 // V8's signal-safe sampler, the code map's lock-free event count and the
-// lock-free IsolateKnown (js_stacks.cc). It allocates nothing and takes no
+// lock-free IsolateKnown (isolates/registry.cc). It allocates nothing and takes no
 // lock; it saves errno.
 void OnCaptureSignal(int, siginfo_t* info, void* context) {
   int saved_errno = errno;

@@ -48,7 +48,7 @@ namespace gmr {
 
 // On (default) or off for the whole process. Off: isolates stop listening
 // and free their map (the caller's isolate at once, others from their own
-// thread at their next interrupt check, see js_stacks.cc) and none starts.
+// thread at their next interrupt check, see isolates/switches.cc) and none starts.
 void SetCodeMapEnabled(bool enabled);
 bool CodeMapEnabled();
 

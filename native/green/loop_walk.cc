@@ -8,6 +8,7 @@
 #include <cstddef>
 #include <cstdlib>
 
+#include "../isolates/registry.h"
 #include "../util/proc.h"
 #include "../util/safe_read.h"
 
@@ -175,6 +176,28 @@ LoopInfo WalkLoop(const uv_loop_t* loop, const void* environment, size_t max_det
     auto offset = reinterpret_cast<intptr_t>(handle) - reinterpret_cast<intptr_t>(environment);
     if (environment && offset >= 0 && offset < kEnvironmentBytes) h.environment_offset = offset;
     out.handles.push_back(std::move(h));
+  }
+  return out;
+}
+
+std::vector<LoopInfo> WalkLoops(size_t max_details) {
+  std::vector<LoopInfo> out;
+  std::vector<v8::Isolate*> isolates;
+  ForEachLoop([&](const LoopOwner& o) {
+    LoopInfo info = WalkLoop(o.loop, o.environment, max_details);
+    info.tid = o.tid;
+    info.thread_id = o.thread_id;
+    info.waiting = WaitingOnLoop(o.tid, uv_backend_fd(o.loop));
+    out.push_back(std::move(info));
+    isolates.push_back(o.isolate);
+  });
+  // Outside the registry lock, which every JavaScript thread answering a
+  // report's interrupt takes: the trackers' tables have locks of their own
+  // (an isolate gone meanwhile has none left), and naming promise sites may
+  // wait for a code map's lock.
+  for (size_t i = 0; i < out.size(); i++) {
+    out[i].promises = SummarizePromises(isolates[i], max_details);
+    out[i].timers = SummarizeTimers(isolates[i], max_details);
   }
   return out;
 }

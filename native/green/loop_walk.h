@@ -65,4 +65,10 @@ LoopInfo WalkLoop(const uv_loop_t* loop, const void* environment, size_t max_det
 // of its own loop: an idle event loop (from /proc/self/task/TID/syscall).
 bool WaitingOnLoop(int tid, int backend_fd);
 
+// The loops of every JavaScript thread the registry knows
+// (isolates/registry.h), walked under its lock, and their threads' pending
+// promises and timers, summarized after it; `max_details` handles described
+// per loop.
+std::vector<LoopInfo> WalkLoops(size_t max_details);
+
 }  // namespace gmr

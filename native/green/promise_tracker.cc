@@ -87,7 +87,7 @@ struct Table {
 
 std::atomic<bool> g_enabled{false};
 
-// Tables by isolate; heap-allocated, never destroyed (see js_stacks.cc).
+// Tables by isolate; heap-allocated, never destroyed (see isolates/registry.cc).
 std::mutex& TablesMutex() {
   static auto* mu = new std::mutex;
   return *mu;

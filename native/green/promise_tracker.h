@@ -25,7 +25,7 @@ namespace gmr {
 
 // The process-wide switch (off by default). On: each isolate starts
 // tracking on its own thread (StartPromiseTracking), where the code map is
-// switched too (see js_stacks.cc).
+// switched too (see isolates/switches.cc).
 void SetPromiseTrackingEnabled(bool enabled);
 bool PromiseTrackingEnabled();
 

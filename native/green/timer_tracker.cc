@@ -1,7 +1,7 @@
 #include "timer_tracker.h"
 
 #include "promise_tracker.h"
-#include "../capture/own_context.h"
+#include "../isolates/own_context.h"
 
 #include <node.h>
 #include <uv.h>

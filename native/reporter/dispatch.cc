@@ -8,7 +8,7 @@
 #include <condition_variable>
 #include <mutex>
 
-#include "../capture/js_stacks.h"
+#include "../isolates/registry.h"
 #include "../convert.h"
 #include "fallback_report.h"
 #include "reporter_env.h"

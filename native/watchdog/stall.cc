@@ -5,7 +5,7 @@
 
 #include <unistd.h>
 
-#include "../capture/js_stacks.h"
+#include "../isolates/registry.h"
 #include "../green/loop_walk.h"
 
 namespace gmr {
