@@ -18,7 +18,8 @@ user and have loaded guru-meditation.
   --json             the JSON view instead of the text view
   --out FILE         write the report to FILE (new, mode 0600) instead of standard output
   --timeout SECONDS  how long to wait for the report (default 10)
-  --signal NAME      the process's report signal (default SIGUSR2)
+  --signal NAME      the process's report signal (default: the one it announces;
+                     SIGUSR2 for a process that announces none)
   --list             list this user's processes that loaded guru-meditation`
 
 class CliError extends Error {
@@ -30,12 +31,13 @@ interface Request {
   json: boolean
   out: string | null
   timeoutMs: number
-  signal: NodeJS.Signals
+  /** null: the one the process announces. */
+  signal: NodeJS.Signals | null
 }
 
 function parseArgs (argv: string[]): Request | 'list' | 'help' {
   let pid: number | null = null
-  const request: Omit<Request, 'pid'> = { json: false, out: null, timeoutMs: 10000, signal: 'SIGUSR2' }
+  const request: Omit<Request, 'pid'> = { json: false, out: null, timeoutMs: 10000, signal: null }
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]
     const value = (): string => {
@@ -78,8 +80,54 @@ function commandOf (pid: number): string {
   return (read(`/proc/${pid}/cmdline`) ?? '').split('\0').filter(Boolean).join(' ') || (read(`/proc/${pid}/comm`) ?? '').trim()
 }
 
+const signalName = (n: number): NodeJS.Signals | undefined =>
+  (Object.keys(os.constants.signals) as NodeJS.Signals[]).find(k => os.constants.signals[k] === n)
+
+/**
+ * The report signal the process's watchdog announces in its thread name
+ * (`gmr-watchdog:12`, native/watchdog/watchdog.cc): a number, 0 when it
+ * reports on no signal, null when no watchdog thread is found (not set up,
+ * or a version that announces none).
+ */
+function announcedSignal (pid: number): number | null {
+  let tasks: string[] = []
+  try { tasks = fs.readdirSync(`/proc/${pid}/task`) } catch { return null }
+  for (const tid of tasks) {
+    const m = /^gmr-watchdog(?::(\d+))?$/.exec((read(`/proc/${pid}/task/${tid}/comm`) ?? '').trim())
+    if (m) return m[1] ? Number(m[1]) : 0
+  }
+  return null
+}
+
+/**
+ * The signal to send: the one the process announces, which --signal, when
+ * given, must name. Otherwise --signal or SIGUSR2, and only if the process
+ * catches it (a signal it does not catch would end it). Never a signal Node
+ * itself takes: SIGINT and SIGTERM end it, SIGUSR1 opens its inspector.
+ */
+function signalFor (pid: number, given: NodeJS.Signals | null): { signal: NodeJS.Signals } | { refused: string } {
+  const announced = announcedSignal(pid)
+  if (announced === 0) return { refused: `gmr: process ${pid} was set up without a report signal (option signal: false)` }
+  if (announced !== null) {
+    const name = signalName(announced)
+    if (!name) return { refused: `gmr: process ${pid} announces report signal ${announced}, which this system does not know` }
+    if (given && os.constants.signals[given] !== announced) return { refused: `gmr: process ${pid} reports on ${name}, not ${given}` }
+    return { signal: name }
+  }
+  const signal = given ?? 'SIGUSR2'
+  if (['SIGINT', 'SIGTERM', 'SIGUSR1'].includes(signal)) {
+    return { refused: `gmr: process ${pid} announces no report signal, and ${signal} is one Node takes itself (${signal === 'SIGUSR1' ? 'it opens the inspector' : 'it ends the process'}): not sent` }
+  }
+  const caught = /^SigCgt:\s*([0-9a-f]+)$/m.exec(read(`/proc/${pid}/status`) ?? '')
+  const bit = BigInt(os.constants.signals[signal] - 1)
+  if (!caught || ((BigInt(`0x${caught[1]}`) >> bit) & 1n) === 0n) {
+    return { refused: `gmr: process ${pid} does not catch ${signal}: its report signal is another one (see --signal), or it was set up without one` }
+  }
+  return { signal }
+}
+
 /** Why gmr cannot ask `pid` for a report, before any signal is sent; null when it can. */
-function refusal (pid: number, signal: NodeJS.Signals): string | null {
+function refusal (pid: number): string | null {
   let st: fs.Stats
   try {
     st = fs.statSync(`/proc/${pid}`)
@@ -98,12 +146,6 @@ function refusal (pid: number, signal: NodeJS.Signals): string | null {
     return isNode
       ? `gmr: process ${pid} is a Node.js process that has not loaded guru-meditation (start it with node -r guru-meditation/register)`
       : `gmr: process ${pid} (${comm || '?'}) is not a Node.js process with guru-meditation loaded`
-  }
-  // A signal the process does not catch would end it.
-  const caught = /^SigCgt:\s*([0-9a-f]+)$/m.exec(read(`/proc/${pid}/status`) ?? '')
-  const bit = BigInt(os.constants.signals[signal] - 1)
-  if (!caught || ((BigInt(`0x${caught[1]}`) >> bit) & 1n) === 0n) {
-    return `gmr: process ${pid} does not catch ${signal}: its report signal is another one (see --signal), or it was set up without one`
   }
   return null
 }
@@ -153,8 +195,11 @@ function leaveRequest (file: string, body: string): void {
 const sleep = (ms: number): Promise<void> => new Promise(resolve => setTimeout(resolve, ms))
 
 async function askForReport (r: Request): Promise<string> {
-  const refused = refusal(r.pid, r.signal)
+  const refused = refusal(r.pid)
   if (refused) throw new CliError(refused)
+  const chosen = signalFor(r.pid, r.signal)
+  if ('refused' in chosen) throw new CliError(chosen.refused)
+  const { signal } = chosen
   const dir = attachDirectory()
   const name = `${r.pid}.${process.pid}.${randomBytes(6).toString('hex')}.report`
   const reportFile = path.join(dir, name)
@@ -164,7 +209,7 @@ async function askForReport (r: Request): Promise<string> {
   const cleanUp = (): void => { try { fs.unlinkSync(requestFile) } catch {} }
   process.once('SIGINT', () => { cleanUp(); process.exit(130) })
   try {
-    process.kill(r.pid, r.signal)
+    process.kill(r.pid, signal)
     for (const end = Date.now() + r.timeoutMs; Date.now() < end; await sleep(20)) {
       // Linked into place complete: once it is there, it is whole.
       const text = read(reportFile)
@@ -176,7 +221,7 @@ async function askForReport (r: Request): Promise<string> {
   } finally {
     cleanUp()
   }
-  throw new CliError(`gmr: no report from process ${r.pid} within ${r.timeoutMs / 1000} s (its report signal may be another one than ${r.signal}: see --signal)`)
+  throw new CliError(`gmr: no report from process ${r.pid} within ${r.timeoutMs / 1000} s (it was sent ${signal})`)
 }
 
 function list (): string {

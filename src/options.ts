@@ -370,6 +370,13 @@ export function checkVersion (version: unknown): void {
   if (typeof version !== 'object' || Array.isArray(version)) {
     throw new OptionError('version', `must be a string or an object like { product, vendor, version }, got ${describe(version)}`)
   }
+  // An option put in the first argument would be ignored without a word.
+  let keys: string[] = []
+  try { keys = Object.keys(version) } catch {}
+  const misplaced = keys.find(key => KNOWN.has(key))
+  if (misplaced) {
+    throw new OptionError(`version ${misplaced}`, `is an option: options go in setupAutorun's second argument, setupAutorun(version, { ${misplaced}: … })`)
+  }
   for (const key of ['product', 'vendor', 'version', 'name']) {
     let value: unknown
     try {

@@ -77,7 +77,7 @@ t.test('gmr refuses, quickly and without a signal, what it cannot ask', async t 
   await waitForOutput(quiet, /ready/)
   const noSignal = await gmr([String(quiet.pid)])
   t.equal(noSignal.code, 1)
-  t.match(noSignal.stderr, /does not catch SIGUSR2/)
+  t.match(noSignal.stderr, /was set up without a report signal/)
 
   for (const r of [none, notNode, noLib, noSignal]) t.ok(r.ms < 5000, `answered in ${r.ms} ms`)
   await new Promise(resolve => setTimeout(resolve, 200))
@@ -91,6 +91,24 @@ t.test('gmr refuses, quickly and without a signal, what it cannot ask', async t 
   t.match(badTimeout.stderr, /--timeout takes a number of seconds/)
 })
 
+t.test('gmr sends the report signal the process announces, never one Node takes itself', async t => {
+  const usr1 = spawnNode(t, [APP, 'programmatic', 'idle'], { env: { GMR_TEST_OPTIONS: JSON.stringify({ signal: 'SIGUSR1' }) } })
+  const usr2 = spawnNode(t, [APP, 'programmatic', 'idle'])
+  await waitForOutput(usr1, /ready/)
+  await waitForOutput(usr2, /ready/)
+  const found = await gmr([String(usr1.pid), '--json'])
+  t.equal(found.code, 0, 'no --signal: the one the process reports on (SIGUSR1)')
+  t.equal(JSON.parse(found.stdout).package.trigger.detail, 'SIGUSR1')
+  for (const signal of ['SIGUSR1', 'SIGTERM', 'SIGINT']) {
+    const wrong = await gmr([String(usr2.pid), '--signal', signal])
+    t.equal(wrong.code, 1, `--signal ${signal} to a process reporting on SIGUSR2: refused`)
+    t.match(wrong.stderr, new RegExp(`reports on SIGUSR2, not ${signal}`))
+  }
+  await new Promise(resolve => setTimeout(resolve, 200))
+  t.ok(isAlive(usr2.pid), 'not ended by a signal')
+  t.notMatch(usr2.stderrText, /Debugger listening/, 'its inspector not opened')
+})
+
 t.test('a process that catches the signal but never answers: gmr gives up at its timeout and cleans up', async t => {
   // Catches SIGUSR2 in JavaScript, has the library loaded, but its setup never
   // ran: nobody reads the request.
@@ -101,6 +119,11 @@ t.test('a process that catches the signal but never answers: gmr gives up at its
   t.match(r.stderr, /no report from process \d+ within 1 s/)
   t.ok(r.ms < 4000, `gave up after ${r.ms} ms`)
   t.same(leftovers(child.pid), [], 'its request is removed')
+  // Set up by no copy of the library: nothing announces its signal.
+  const inspector = await gmr([String(child.pid), '--signal', 'SIGUSR1'])
+  t.equal(inspector.code, 1)
+  t.match(inspector.stderr, /SIGUSR1 is one Node takes itself \(it opens the inspector\)/)
+  t.notMatch(child.stderrText, /Debugger listening/)
   t.ok(isAlive(child.pid))
 })
 

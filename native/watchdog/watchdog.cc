@@ -418,8 +418,19 @@ int RunMeetRound() {
   return static_cast<int>(kMeetPeriod.count());
 }
 
+// The watchdog's thread name announces the report signal, "gmr-watchdog:12"
+// (15 characters at most), "gmr-watchdog" without one: gmr <pid> reads it
+// from /proc, so it sends the signal the process reports on, never one
+// that Node itself takes (SIGUSR1 opens the inspector).
+void NameWatchdog(int report_signal) {
+  char name[16];
+  if (report_signal > 0) snprintf(name, sizeof name, "gmr-watchdog:%d", report_signal);
+  else snprintf(name, sizeof name, "gmr-watchdog");
+  prctl(PR_SET_NAME, name, 0, 0, 0);
+}
+
 void* WatchdogMain(void*) {
-  prctl(PR_SET_NAME, "gmr-watchdog", 0, 0, 0);
+  NameWatchdog(0);
   Shared& s = *g_shared;
   FileWatch file;
   StallWatch stalls;
@@ -434,6 +445,7 @@ void* WatchdogMain(void*) {
       stall_ms = s.config.stall_threshold_ms;
       if (s.config_changed) {
         s.config_changed = false;
+        NameWatchdog(s.config.report_signal);
         if (s.config.trigger_file != file.path() || s.config.poll_interval_ms != file.poll_ms()) {
           file.Reset(s.config.trigger_file, s.config.poll_interval_ms, s.trigger_baseline);
           file_reset = true;
