@@ -103,8 +103,8 @@ const PSEUDO_FILE_SYSTEMS = new Map<number, string>([
   [0x64626720, 'debugfs'], [0x74726163, 'tracefs'], [0x1cd1, 'devpts'], [0x73636673, 'securityfs'],
   [0xcafe4a11, 'bpf']
 ])
-// File names are `<serviceName>_gurumeditation_<14 digits>_<n>`, written
-// under a longer temporary name: this keeps them under NAME_MAX (255).
+// File names are `<serviceName>_gurumeditation_<14 digits>_<n>`: this
+// keeps them under NAME_MAX (255 bytes).
 const MAX_SERVICE_NAME = 200
 
 const DEFAULT_SECTION_TIMEOUT = 2000
@@ -319,7 +319,10 @@ export function resolveOptions (given: Options = {}, env: NodeJS.ProcessEnv = pr
     if (/[/\\]/.test(serviceName)) throw new OptionError(serviceNameSrc.name, 'must not contain a path separator')
     // eslint-disable-next-line no-control-regex
     if (/[\x00-\x1f\x7f]/.test(serviceName)) throw new OptionError(serviceNameSrc.name, 'must not contain control characters')
-    if (serviceName.length > MAX_SERVICE_NAME) throw new OptionError(serviceNameSrc.name, `must be at most ${MAX_SERVICE_NAME} characters, got ${serviceName.length}`)
+    const bytes = Buffer.byteLength(serviceName)
+    if (bytes > MAX_SERVICE_NAME) throw new OptionError(serviceNameSrc.name, `must be at most ${MAX_SERVICE_NAME} bytes in UTF-8, got ${bytes}`)
+  } else {
+    serviceName = truncateUtf8(serviceName, MAX_SERVICE_NAME)
   }
 
   const formatSrc = get('format')
@@ -362,6 +365,17 @@ export function resolveOptions (given: Options = {}, env: NodeJS.ProcessEnv = pr
     reportOnFatalSignal: fatalSrc ? boolean(fatalSrc) : false,
     maskSectionText: maskSectionTextSrc ? boolean(maskSectionTextSrc) : true
   }
+}
+
+/** The longest prefix of s that is at most max bytes in UTF-8, whole characters only. */
+function truncateUtf8 (s: string, max: number): string {
+  if (Buffer.byteLength(s) <= max) return s
+  let out = ''
+  for (const ch of s) {
+    if (Buffer.byteLength(out + ch) > max) break
+    out += ch
+  }
+  return out
 }
 
 /** setupAutorun's first argument: oslo's version object, `{ name, version }`, a string, or nothing. */

@@ -63,9 +63,10 @@ const CREATE_NEW = fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O
  * fails on anything already there, a planted symlink included. The name is
  * unique within the process and not guessable, and a clash takes another.
  */
-function createTemp (dir: string, base: string): { tmp: string, fd: number } {
+function createTemp (dir: string): { tmp: string, fd: number } {
   for (let attempt = 0; ; attempt++) {
-    const tmp = path.join(dir, `.${base}.${process.pid}.${++tmpCounter}.${Math.random().toString(36).slice(2, 10)}.tmp`)
+    // Without the report's name: short whatever serviceName is (NAME_MAX).
+    const tmp = path.join(dir, `.gmr.${process.pid}.${++tmpCounter}.${Math.random().toString(36).slice(2, 10)}.tmp`)
     try {
       return { tmp, fd: fs.openSync(tmp, CREATE_NEW, 0o600) }
     } catch (err) {
@@ -75,7 +76,7 @@ function createTemp (dir: string, base: string): { tmp: string, fd: number } {
 }
 
 function writeFile (text: string, dir: string, base: string): string {
-  const { tmp, fd } = createTemp(dir, base)
+  const { tmp, fd } = createTemp(dir)
   try {
     try {
       writeAllSync(fd, text)

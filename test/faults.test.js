@@ -45,6 +45,29 @@ async function fallsBackToStderr (t, child, dir, why) {
   t.ok(isAlive(child.pid), 'the process keeps running')
 }
 
+t.test('the working directory deleted (a deploy removed the release): the whole report still comes', async t => {
+  const logDir = tmpDir(t)
+  const cwd = fs.mkdtempSync(path.join(os.tmpdir(), 'gmr-release-'))
+  t.teardown(() => fs.rmSync(cwd, { recursive: true, force: true }))
+  const code = `
+    require(${JSON.stringify(path.join(__dirname, '..'))}).setupAutorun({ product: 'p', vendor: 'v', version: '1' }, { logDir: ${JSON.stringify(logDir)}, format: 'json' })
+    require('node:fs').rmdirSync(process.cwd())
+    console.log('ready')
+    require('node:child_process').execFileSync('sleep', ['3'])  // blocked: a reporter environment writes it
+  `
+  const child = spawnNode(t, ['-e', code], { cwd })
+  await waitForOutput(child, /ready/)
+  await new Promise(resolve => setTimeout(resolve, 300))
+  process.kill(child.pid, 'SIGUSR2')
+  const [file] = await waitForReports(logDir, 1, 15000, child)
+  const report = readReport(file)
+  t.equal(report.package.cwd, `${cwd} (deleted)`, 'the directory as /proc names it')
+  t.match(report.package.writtenBy, /^reporter environment/)
+  t.same(report.errors.filter(e => /ENOENT|cwd|could not/.test(e)), [], 'no section lost')
+  t.ok(report.processes.length > 0 && report.greenThreads.threads.length > 0, 'the sections beyond the threads are there')
+  t.notMatch(child.stderrText, /ENOENT|uv_cwd/, 'nothing on stderr about it')
+})
+
 t.test('logDir removed after setup: the report goes to stderr, one warning', async t => {
   const dir = tmpDir(t)
   const logDir = path.join(dir, 'logs')

@@ -442,6 +442,22 @@ t.test('text never throws on a malformed report', async (t) => {
   t.match(renderText({}), /\(could not render: /)
 })
 
+t.test('text: a report of 1,000 deep threads has every section after them', async (t) => {
+  // 190 lines a thread: past what one spread into push() takes.
+  const base = fixture()
+  const deep = i => ({
+    ...base.threads[0],
+    tid: 10000 + i,
+    javascript: Array.from({ length: 64 }, (_, k) => ({ function: `f${k}`, file: '/srv/nova/api.js', line: k + 1, column: 1 })),
+    native: Array.from({ length: 128 }, (_, k) => ({ address: `0x${(0x1000 + k).toString(16).padStart(16, '0')}`, symbol: `s${k}`, module: '/usr/bin/node', location: `s${k}+0x1`, javascript: null }))
+  })
+  const text = renderText(fixture({ threads: Array.from({ length: 1000 }, (_, i) => deep(i)) }))
+  t.notMatch(text, /could not render/)
+  for (const title of ['Green Threads', 'Processes', 'Configuration', 'End of Guru Meditation Report']) {
+    t.match(text, new RegExp(`====\\s+${title}\\s+====`), `${title} is there`)
+  }
+})
+
 t.test('processTree: this process and a spawned child, rendered', async (t) => {
   const child = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 30000)', '--', '--db-password=hunter2', 'postgres://u:pw42@h/db'], { stdio: 'ignore' })
   t.teardown(() => { child.kill('SIGKILL') })

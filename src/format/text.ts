@@ -264,7 +264,11 @@ function guarded (lines: () => string[]): string[] {
 /** The report as oslo.reports text. Never throws: a part that fails to render says so in place. */
 export function renderText (report: Report): string {
   const lines = [...box('Guru Meditation'), '|'.repeat(WIDTH), '', '']
-  const section = (title: string, body: () => string[]): void => { lines.push(...box(title), ...guarded(body)) }
+  // One line at a time: a section of hundreds of thousands of lines (many
+  // threads, deep stacks) spread into one call would exceed the stack.
+  const section = (title: string, body: () => string[]): void => {
+    for (const line of [...box(title), ...guarded(body)]) lines.push(line)
+  }
   try {
     section('Package', () => packageLines(report))
     section('Threads', () => threadsLines(report))

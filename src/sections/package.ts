@@ -1,4 +1,5 @@
 // Package: what is running, which versions, and why this report was made.
+import fs from 'node:fs'
 import os from 'node:os'
 import type { PackageInfo } from '../model'
 import { applicationPackage } from '../options'
@@ -29,6 +30,16 @@ function text (value: unknown): string {
   } catch (err) {
     return `[threw: ${(err as Error).message}]`
   }
+}
+
+/**
+ * The working directory. One deleted since (a deploy removed the release
+ * directory the service started in) makes process.cwd() throw: /proc still
+ * names it, `/srv/app/releases/41 (deleted)`.
+ */
+function workingDirectory (): string {
+  try { return process.cwd() } catch {}
+  try { return fs.readlinkSync('/proc/self/cwd') } catch (err) { return `(unknown: ${(err as Error).message})` }
 }
 
 export function staticPackage (version: VersionInfo, serviceName: string, secretKeys: Array<string | RegExp> = []): StaticPackage {
@@ -71,7 +82,7 @@ export function buildPackage (s: StaticPackage, trigger: PackageInfo['trigger'],
     pid: process.pid,
     ppid: process.ppid,
     hostname: os.hostname(),
-    cwd: process.cwd(),
+    cwd: workingDirectory(),
     argv: s.argv,
     execArgv: s.execArgv,
     uptimeSeconds: Math.round((at.getTime() - s.startedAtMs) / 100) / 10,
