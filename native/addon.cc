@@ -129,7 +129,7 @@ Napi::Value PrepareReporter(const Napi::CallbackInfo& info) {
     reopen.NonBlockingCall([](Napi::Env, Napi::Function) { ReopenReporterEnv(); });
   });
   SetReporterData(info[1].As<Napi::String>().Utf8Value());
-  SetReporter(DispatchReport);
+  SetReporter(DispatchReport, TakeBackStuckMainReport);
   return env.Undefined();
 }
 
@@ -191,10 +191,23 @@ Napi::Value TestHookJs(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), static_cast<double>(TestHook(info[0].As<Napi::String>().Utf8Value().c_str())));
 }
 
-// mainReportEnded(whyNot?): the main thread is done with the report its
-// event loop took: written, or why not (a reporter environment writes it).
+// mainReportEnded(job, whyNot?): the main thread is done with the report
+// its event loop took: written, or why not (a reporter environment writes it).
 Napi::Value MainReportEndedJs(const Napi::CallbackInfo& info) {
-  MainReportEnded(info[0].IsString() ? info[0].As<Napi::String>().Utf8Value() : std::string());
+  MainReportEnded(static_cast<uint64_t>(info[0].As<Napi::Number>().Int64Value()),
+                  info[1].IsString() ? info[1].As<Napi::String>().Utf8Value() : std::string());
+  return info.Env().Undefined();
+}
+
+// commitMainReport(job): true when the report is still the main thread's to
+// write (and stays so); false when it was taken back.
+Napi::Value CommitMainReportJs(const Napi::CallbackInfo& info) {
+  return Napi::Boolean::New(info.Env(), CommitMainReport(static_cast<uint64_t>(info[0].As<Napi::Number>().Int64Value())));
+}
+
+// setMainReportTimeout(ms): how long the event loop has to finish a report it took.
+Napi::Value SetMainReportTimeoutJs(const Napi::CallbackInfo& info) {
+  SetMainReportTimeout(info[0].As<Napi::Number>().Int32Value());
   return info.Env().Undefined();
 }
 
@@ -317,6 +330,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("endReporter", Napi::Function::New(env, EndReporter));
   exports.Set("attachMainReporter", Napi::Function::New(env, AttachMainReporterJs));
   exports.Set("mainReportEnded", Napi::Function::New(env, MainReportEndedJs));
+  exports.Set("commitMainReport", Napi::Function::New(env, CommitMainReportJs));
+  exports.Set("setMainReportTimeout", Napi::Function::New(env, SetMainReportTimeoutJs));
   exports.Set("waitWritable", Napi::Function::New(env, WaitWritable));
   exports.Set("capture", Napi::Function::New(env, CaptureJs));
   exports.Set("meetNewThreads", Napi::Function::New(env, MeetNewThreadsJs));

@@ -22,6 +22,9 @@ const JS_TIMEOUT_MS = 200
 const CAPTURE_TIMEOUT_MS = 200
 /** How long a triggered report waits for this thread before a reporter environment writes it. */
 const PICKUP_MS = 100
+// What the event loop has past sectionTimeout to build and write a report
+// it took; past it, its loop is taken for stuck (dispatch.h).
+const WRITE_MARGIN_MS = 2000
 
 interface State {
   options: ResolvedOptions
@@ -153,22 +156,28 @@ function writeFromInterrupt (capture: RawCapture, current: State): true | string
 function writeTriggered (native: Addon, capture: RawCapture, fromInterrupt: boolean): true | string | undefined {
   const current = state
   if (fromInterrupt) return current ? writeFromInterrupt(capture, current) : true
+  const job = capture.job ?? 0
   if (!current) {
-    native.mainReportEnded()
+    native.mainReportEnded(job)
     return
   }
   // As from an interrupt: a failure is written into a second try; one that
   // fails too is handed back (the reporter environment has a realm of its
-  // own, where what broke this one may work).
+  // own, where what broke this one may work). Written only while still its
+  // own: had the loop got stuck while the sections were awaited, the
+  // watchdog took the report back and a reporter environment wrote it.
   const writtenBy = 'main thread (event loop)'
+  const write = (live: LiveParts): void => {
+    if (native.commitMainReport(job)) writeLive(reportModules(), capture, current, live)
+  }
   let first: unknown
   collectLive(current.options, writtenBy)
-    .then(live => writeLive(reportModules(), capture, current, live))
+    .then(write)
     .catch(err => {
       first = err
-      writeLive(reportModules(), capture, current, failedLive(current, writtenBy, err))
+      write(failedLive(current, writtenBy, err))
     })
-    .then(() => native.mainReportEnded(), (again: unknown) => native.mainReportEnded(failedTwice(first, again)))
+    .then(() => native.mainReportEnded(job), (again: unknown) => native.mainReportEnded(job, failedTwice(first, again)))
     .catch(reportFailed)
 }
 
@@ -276,6 +285,8 @@ export function setupAutorun (version?: VersionInfo, options: Options = {}): voi
   // Every section masks by these rules from now on.
   configureRedaction({ secretKeys: resolved.secretKeys, sectionText: resolved.maskSectionText })
   state = { options: resolved, pkg, confSnapshot }
+  // The sections' time, and the building and writing after them.
+  native.setMainReportTimeout(resolved.sectionTimeout + WRITE_MARGIN_MS)
   if (first) {
     native.prepareReporter(path.join(__dirname, 'reporter.js'), reporterData(state))
     native.attachMainReporter((capture, fromInterrupt) => writeTriggered(native, capture, fromInterrupt), PICKUP_MS)

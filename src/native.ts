@@ -125,6 +125,8 @@ export interface RawTimer {
 }
 
 export interface RawCapture {
+  /** A report the main thread's event loop took: its number, for mainReportEnded and commitMainReport. */
+  job?: number
   startedUnixMs: number
   signalPhaseUs: number
   jsPhaseUs: number
@@ -174,8 +176,12 @@ export interface Addon {
    * one the main thread could not write.
    */
   attachMainReporter (onReport: (capture: RawCapture, fromInterrupt: boolean) => true | string | undefined, pickupMs: number): void
-  /** Main thread: done with the report its event loop took; whyNot when it could not write it (a reporter environment then does). */
-  mainReportEnded (whyNot?: string): void
+  /** Main thread: done with the report `job` its event loop took (capture.job); whyNot when it could not write it (a reporter environment then does). */
+  mainReportEnded (job: number, whyNot?: string): void
+  /** Main thread, before writing the report `job` its event loop took: true when it is still its own to write (and stays so), false when the watchdog took it back. */
+  commitMainReport (job: number): boolean
+  /** How long the event loop has to finish a report it took, sections included. */
+  setMainReportTimeout (ms: number): void
   /** A test-only hook's value (native/util/test_hooks.h); 0 in a release build. */
   testHook (name: string): number
   /** Waits with poll(2) until fd can take more bytes: true, or false after timeoutMs. */

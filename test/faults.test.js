@@ -8,7 +8,7 @@ const { execFileSync } = require('node:child_process')
 const fs = require('node:fs')
 const os = require('node:os')
 const path = require('node:path')
-const { APP, FIXTURES, spawnNode, waitForOutput, tmpDir, waitForReports, waitForTextReport, isAlive, until, readReport, runGmr } = require('./helpers')
+const { APP, FIXTURES, spawnNode, waitForOutput, tmpDir, waitForReports, waitForTextReport, isAlive, until, readReport, runGmr, reportFiles } = require('./helpers')
 
 const IS_ROOT = process.getuid() === 0
 
@@ -66,6 +66,35 @@ t.test('the working directory deleted (a deploy removed the release): the whole 
   t.same(report.errors.filter(e => /ENOENT|cwd|could not/.test(e)), [], 'no section lost')
   t.ok(report.processes.length > 0 && report.greenThreads.threads.length > 0, 'the sections beyond the threads are there')
   t.notMatch(child.stderrText, /ENOENT|uv_cwd/, 'nothing on stderr about it')
+})
+
+t.test('the event loop stuck while its report awaits a section: a reporter environment writes it, once', async t => {
+  // The loop takes the report and awaits the section (300 ms); 50 ms later
+  // another callback spins for 6 s, where no timer of the loop fires. The
+  // watchdog takes the report back after sectionTimeout + 2 s.
+  const logDir = tmpDir(t)
+  const code = `
+    const gmr = require(${JSON.stringify(path.join(__dirname, '..'))})
+    gmr.setupAutorun({ product: 'p', vendor: 'v', version: '1' }, { logDir: ${JSON.stringify(logDir)}, format: 'json', sectionTimeout: 200 })
+    gmr.registerSection('slow', () => new Promise(resolve => setTimeout(() => resolve('late'), 300)))
+    process.on('SIGUSR2', () => setTimeout(() => { console.log('spinning'); const end = Date.now() + 6000; while (Date.now() < end); console.log('free') }, 50))
+    console.log('ready')
+    setInterval(() => {}, 1000)
+  `
+  const child = spawnNode(t, ['-e', code])
+  await waitForOutput(child, /ready/)
+  process.kill(child.pid, 'SIGUSR2')
+  await waitForOutput(child, /spinning/)
+  const spunAt = Date.now()
+  const [file] = await waitForReports(logDir, 1, 10000, child)
+  t.ok(!/free/.test(child.stdoutText), `the report came while the loop was stuck (${Date.now() - spunAt} ms into it)`)
+  const report = readReport(file)
+  t.equal(report.package.writtenBy, 'reporter environment (the main thread could not write it)')
+  t.match(report.errors.join('\n'), /did not finish it within 2200 ms \(its event loop got stuck while it waited for the sections\)/)
+  await waitForOutput(child, /free/, 'stdoutText', 15000)
+  await new Promise(resolve => setTimeout(resolve, 1000))
+  t.equal(reportFiles(logDir).length, 1, 'one report for the one signal: the main thread did not write it too')
+  t.ok(isAlive(child.pid))
 })
 
 t.test('logDir removed after setup: the report goes to stderr, one warning', async t => {

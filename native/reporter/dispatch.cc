@@ -49,10 +49,19 @@ bool MainBlockedInSystemCall(const Capture& capture) {
 // One report offered to the main thread; whoever claims it first writes it.
 struct Job {
   enum Owner { kNobody, kMain, kEnvironment };
+  uint64_t id = 0;  // the event loop's JavaScript names it by this
   std::shared_ptr<const Capture> capture;
   Trigger trigger;
   std::atomic<int> owner{kNobody};
+  // Taken by the event loop: it awaits the user sections, and must be done
+  // by `deadline`, or the watchdog takes the report back (its loop may have
+  // got stuck meanwhile, where no timer of its own fires). Once it
+  // commits to writing the file, the report is no longer taken back.
+  bool from_loop = false;
+  bool committed = false;
+  std::chrono::steady_clock::time_point deadline;
 };
+std::atomic<uint64_t> g_next_job{1};
 
 // Heap-allocated, never destroyed: may be used while the process exits.
 struct Main {
@@ -75,6 +84,7 @@ struct Main {
   // is written by the fallback (CutShortMainReport).
   std::shared_ptr<Job> writing;
   bool interrupt_outstanding = false;  // at most one interrupt pending
+  int write_ms = 4000;  // the event loop's time to finish a report it took
 };
 
 Main& M() {
@@ -96,10 +106,14 @@ void CallOnMain(Napi::Env env, Napi::Function on_report, std::shared_ptr<Job>* d
   {
     std::lock_guard<std::mutex> lock(M().mu);
     if (!job->owner.compare_exchange_strong(expected, Job::kMain)) return;  // too late: written elsewhere
+    job->from_loop = true;
+    job->deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(M().write_ms);
     M().writing = job;
     M().claimed.notify_all();
   }
-  on_report.Call({CaptureToJs(env, *job->capture, job->trigger), Napi::Boolean::New(env, false)});
+  Napi::Object capture = CaptureToJs(env, *job->capture, job->trigger);
+  capture.Set("job", Napi::Number::New(env, static_cast<double>(job->id)));
+  on_report.Call({capture, Napi::Boolean::New(env, false)});
 }
 
 // The main thread claimed the report but could not write it: a reporter
@@ -128,18 +142,20 @@ std::string ExceptionText(Napi::Env env) {
   return text;
 }
 
-// The main thread is done with the report it took: written (why_not
-// empty), or handed back.
-void EndMainReport(const std::string& why_not) {
+// The main thread is done with the report it took (`id`; 0: the one it
+// holds now): written (why_not empty), or handed back. One taken back
+// meanwhile (by the watchdog, or by the fallback at exit) is not its own.
+void EndMainReport(uint64_t id, const std::string& why_not) {
   std::shared_ptr<Job> job;
   {
     std::lock_guard<std::mutex> lock(M().mu);
+    if (!M().writing || (id != 0 && M().writing->id != id)) return;
     job = std::move(M().writing);
   }
-  if (!job) return;  // written by the fallback at exit meanwhile
   if (why_not.empty()) ReportDone();
   else HandBack(*job, why_not);
 }
+void EndMainReport(const std::string& why_not) { EndMainReport(0, why_not); }
 
 // On the main thread, between two JavaScript operations of whatever it is
 // busy with (V8 runs interrupts at stack checks: function entries, loop back
@@ -193,7 +209,38 @@ void AttachMainReporter(Napi::Env env, Napi::Function on_report, int pickup_ms) 
   m.context.Reset(m.isolate, m.isolate->GetCurrentContext());
 }
 
-void MainReportEnded(const std::string& why_not) { EndMainReport(why_not); }
+void MainReportEnded(uint64_t job, const std::string& why_not) { EndMainReport(job, why_not); }
+
+void SetMainReportTimeout(int write_ms) {
+  std::lock_guard<std::mutex> lock(M().mu);
+  M().write_ms = write_ms;
+}
+
+bool CommitMainReport(uint64_t id) {
+  std::lock_guard<std::mutex> lock(M().mu);
+  if (!M().writing || M().writing->id != id) return false;
+  M().writing->committed = true;
+  return true;
+}
+
+int TakeBackStuckMainReport() {
+  std::shared_ptr<Job> job;
+  int write_ms;
+  {
+    std::lock_guard<std::mutex> lock(M().mu);
+    write_ms = M().write_ms;
+    Job* writing = M().writing.get();
+    if (!writing || !writing->from_loop || writing->committed) return -1;
+    auto now = std::chrono::steady_clock::now();
+    if (now < writing->deadline) {
+      return static_cast<int>(std::chrono::duration_cast<std::chrono::milliseconds>(writing->deadline - now).count()) + 1;
+    }
+    job = std::move(M().writing);
+  }
+  HandBack(*job, "the main thread took the report from its event loop and did not finish it within " +
+                     std::to_string(write_ms) + " ms (its event loop got stuck while it waited for the sections)");
+  return -1;
+}
 
 bool CutShortMainReport() {
   std::shared_ptr<Job> job;
@@ -209,6 +256,7 @@ bool CutShortMainReport() {
 
 bool DispatchReport(std::unique_ptr<Capture> capture, const Trigger& trigger) {
   auto job = std::make_shared<Job>();
+  job->id = g_next_job.fetch_add(1);
   job->capture = std::move(capture);
   job->trigger = trigger;
   Main& m = M();

@@ -24,9 +24,26 @@ namespace gmr {
 // The channel does not keep the loop alive.
 void AttachMainReporter(Napi::Env env, Napi::Function on_report, int pickup_ms);
 
-// On the main thread, when a report it took from its event loop is done:
-// written (why_not empty), or not, and why: then it is handed back.
-void MainReportEnded(const std::string& why_not);
+// On the main thread, when the report `job` it took from its event loop
+// (on_report's capture.job) is done: written (why_not empty), or not, and
+// why: then it is handed back. A job taken back meanwhile is left alone.
+void MainReportEnded(uint64_t job, const std::string& why_not);
+
+// The time the event loop has to finish a report it took, user sections
+// included (sectionTimeout and a margin).
+void SetMainReportTimeout(int write_ms);
+
+// On the main thread, before it writes the report file of `job`: true when
+// the report is still its own to write, and from then on it is; false when
+// the watchdog took it back (TakeBackStuckMainReport): then it writes none.
+bool CommitMainReport(uint64_t job);
+
+// The watchdog, while a report is in flight: a report the event loop took
+// and has not committed to writing within its time (its loop got stuck
+// while it awaited a section, where its own timers never fire) is taken
+// back and written by a reporter environment, told why. Returns the ms
+// until that deadline, -1 when there is none to watch.
+int TakeBackStuckMainReport();
 
 // At process exit, on the main thread: a report it took and had not written
 // yet (it awaited its sections) never will be; the native fallback writes

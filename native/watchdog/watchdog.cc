@@ -45,6 +45,7 @@ struct Shared {
   int64_t trigger_baseline = 0;  // the trigger file's mtime when it was configured
   bool config_changed = false;
   Deliver reporter;
+  int (*in_flight_watch)() = nullptr;  // see SetReporter
   bool in_flight = false;
   std::chrono::steady_clock::time_point in_flight_since;
   bool has_pending = false;  // a trigger that came while no reporter was attached
@@ -440,9 +441,11 @@ void* WatchdogMain(void*) {
     bool file_reset = false;
     Trigger pending_trigger;
     int stall_ms;
+    int (*in_flight_watch)() = nullptr;
     {
       std::lock_guard<std::mutex> lock(s.mu);
       stall_ms = s.config.stall_threshold_ms;
+      if (s.in_flight) in_flight_watch = s.in_flight_watch;
       if (s.config_changed) {
         s.config_changed = false;
         NameWatchdog(s.config.report_signal);
@@ -466,6 +469,9 @@ void* WatchdogMain(void*) {
     int timeout = file.poll_ms() > 0 ? file.poll_ms() : -1;
     int meet_ms = RunMeetRound();
     if (meet_ms >= 0) timeout = timeout < 0 ? meet_ms : std::min(timeout, meet_ms);
+    // Not under s.mu: what it does may end the report (ReportDone).
+    int watch_ms = in_flight_watch ? in_flight_watch() : -1;
+    if (watch_ms >= 0) timeout = timeout < 0 ? watch_ms : std::min(timeout, watch_ms);
     // Stall reports are the one thing that wakes an idle watchdog, and only
     // when asked for.
     if (stall_ms > 0) {
@@ -563,12 +569,13 @@ void ReclaimReportSignal() {
   if (sig) InstallReportHandler(sig);
 }
 
-void SetReporter(Deliver deliver) {
+void SetReporter(Deliver deliver, int (*watch)()) {
   std::lock_guard<std::mutex> configure(ConfigureMutex());
   if (!g_started) return;
   {
     std::lock_guard<std::mutex> lock(g_shared->mu);
     g_shared->reporter = std::move(deliver);
+    g_shared->in_flight_watch = watch;
     if (!g_shared->reporter) g_shared->in_flight = false;
     g_shared->idle.notify_all();
   }

@@ -49,7 +49,11 @@ std::string ConfigureWatchdog(const WatchdogConfig& config);
 void ReclaimReportSignal();
 
 // The reporter that writes triggered reports; nullptr detaches it.
-void SetReporter(Deliver deliver);
+// `watch`, called at each wake of the watchdog while a report is in flight,
+// returns the ms until it wants to be called again (-1: not again): the
+// reporter's own deadline for a report it handed on (reporter/dispatch.h,
+// TakeBackStuckMainReport).
+void SetReporter(Deliver deliver, int (*watch)() = nullptr);
 // The reporter finished the report it was given; the next trigger may go.
 void ReportDone();
 
