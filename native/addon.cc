@@ -135,6 +135,12 @@ Napi::Value PrepareReporter(const Napi::CallbackInfo& info) {
 
 // setReporterData(json): what the reporter needs from setup (options,
 // package, configuration snapshot, section names), kept up to date.
+// reporterData(): what setup gave the reporter (JSON), null before setup.
+Napi::Value ReporterDataJs(const Napi::CallbackInfo& info) {
+  std::string data = ReporterData();
+  return data.empty() ? info.Env().Null() : Napi::Value(Napi::String::New(info.Env(), data));
+}
+
 Napi::Value SetReporterDataJs(const Napi::CallbackInfo& info) {
   SetReporterData(info[0].As<Napi::String>().Utf8Value());
   return info.Env().Undefined();
@@ -325,6 +331,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("configureFatal", Napi::Function::New(env, ConfigureFatal));
   exports.Set("prepareReporter", Napi::Function::New(env, PrepareReporter));
   exports.Set("setReporterData", Napi::Function::New(env, SetReporterDataJs));
+  exports.Set("reporterData", Napi::Function::New(env, ReporterDataJs));
   exports.Set("takeReporterJob", Napi::Function::New(env, TakeReporterJobJs));
   exports.Set("finishReporterJob", Napi::Function::New(env, FinishReporterJobJs));
   exports.Set("endReporter", Napi::Function::New(env, EndReporter));

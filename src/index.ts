@@ -7,7 +7,7 @@ import { loadAddon, type Addon, type RawCapture } from './native'
 import { checkVersion, OptionError, resolveOptions, logDirWarning, type Format, type Options, type ResolvedOptions } from './options'
 import type { LiveParts } from './report'
 import { loadedReportModules, preloadReportModules, reportModules, type ReportModules } from './report-modules'
-import { configureRedaction, serializeKeys } from './redact'
+import { configureRedaction, parseKeys, serializeKeys } from './redact'
 import { flattenConfig, runtimeConfig } from './sections/configuration'
 import { staticPackage, type StaticPackage, type VersionInfo } from './sections/package'
 import { onSectionsChanged, registerSection, runSections, runSectionsSync, sectionNames, unavailableSections, type SectionGenerator } from './sections/user'
@@ -311,10 +311,30 @@ function captureNow (options: ResolvedOptions): Promise<RawCapture> {
   })
 }
 
+/**
+ * On a thread that did not set the library up (a worker) when the main
+ * thread did: that setup, from what it gave the reporter. Its secretKeys
+ * mask this thread's report too, and it goes where reports go.
+ */
+function setupOfMain (): { options: ResolvedOptions, pkg: StaticPackage, conf: Configuration['application'] } | null {
+  let data: ReporterData
+  try {
+    const json = addon().reporterData()
+    if (!json) return null
+    data = JSON.parse(json) as ReporterData
+  } catch { return null }
+  const secretKeys = parseKeys(data.secretKeys)
+  configureRedaction({ secretKeys, sectionText: data.options.maskSectionText })
+  return { options: { ...data.options, conf: undefined, secretKeys }, pkg: data.pkg, conf: data.confSnapshot.application }
+}
+
 async function reportNow (): Promise<{ report: Report, options: ResolvedOptions }> {
-  const options = state?.options ?? resolveOptions({})
-  const pkg = state?.pkg ?? staticPackage(undefined, options.serviceName)
+  const main = state ? null : setupOfMain()
+  const options = state?.options ?? main?.options ?? resolveOptions({})
+  const pkg = state?.pkg ?? main?.pkg ?? staticPackage(undefined, options.serviceName)
   const [capture, live] = await Promise.all([captureNow(options), collectLive(options, 'caller')])
+  // The configuration object is the main thread's: as of its setup.
+  if (main) live.configuration = { ...live.configuration, application: main.conf }
   return { report: reportModules().report.buildReport(capture, pkg, live), options }
 }
 

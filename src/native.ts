@@ -161,6 +161,8 @@ export interface Addon {
   /** Main thread: triggered reports run `script` in an environment of their own. */
   prepareReporter (script: string, dataJson: string): void
   setReporterData (dataJson: string): void
+  /** What setup gave the reporter (JSON, ReporterData), null before setup: for a report written on a worker. */
+  reporterData (): string | null
   /** In the reporter environment: the capture it was made for. */
   takeReporterJob (): { capture: RawCapture, data: string } | null
   /** In the reporter environment, done with its job: null when the report is written, else why not (the native fallback then writes it). */

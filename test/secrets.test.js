@@ -9,7 +9,7 @@ const t = require('tap')
 const { spawn } = require('node:child_process')
 const fs = require('node:fs')
 const path = require('node:path')
-const { FIXTURES, ROOT, tmpDir, waitForReports, until } = require('./helpers')
+const { FIXTURES, ROOT, tmpDir, waitForReports, until, spawnNode, waitForOutput, validateReport } = require('./helpers')
 const corpus = require('./fixtures/secrets-corpus.json')
 
 const APP = path.join(FIXTURES, 'secrets-app.js')
@@ -124,3 +124,27 @@ t.test('maskSectionText off (GMR_MASK_SECTION_TEXT=0): sections\' strings as giv
   t.equal(sections.Upstream.error, 'the generator threw: upstream refused key ***', 'and so is an error message')
   t.equal(r.configuration.application['notes.hook'], '***', 'the rest of the report is masked as usual')
 })
+
+t.test('a report asked on a worker masks by the main thread\'s secretKeys and goes to its logDir', async t => {
+  const logDir = tmpDir(t)
+  const lib = JSON.stringify(require('node:path').join(__dirname, '..'))
+  const code = `
+    const { Worker } = require('node:worker_threads')
+    require(${lib}).setupAutorun({ product: 'p', vendor: 'v', version: '1' }, { logDir: ${JSON.stringify(logDir)}, secretKeys: ['flavour'], conf: { flavour: ['van', 'illa'].join(''), port: 8080 } })
+    new Worker(\`
+      const gmr = require(${lib})
+      Promise.all([gmr.generateReport({ format: 'json' }), gmr.writeReport({ format: 'json' })])
+        .then(([json, file]) => require('node:worker_threads').parentPort.postMessage({ json, file }))
+    \`, { eval: true }).on('message', m => { console.log(JSON.stringify(m)); process.exit(0) })
+  `
+  const child = spawnNode(t, ['-e', code, '--', '--flavour=vanilla'])
+  const line = await waitForOutput(child, /^\{.*\}$/m, 'stdoutText', 20000)
+  const { json, file } = JSON.parse(line[0])
+  const report = validateReport(json).json
+  t.notMatch(json, /vanilla/, 'the secret appears nowhere in it')
+  t.match(JSON.stringify(report.processes), /--flavour=\*\*\*/, 'masked in the command line')
+  t.equal(report.configuration.application.port, '8080', 'the main thread\'s configuration, as of its setup')
+  t.equal(require('node:path').dirname(file), logDir, 'written where reports go')
+  t.notMatch(fs.readFileSync(file, 'utf8'), /vanilla/)
+})
+

@@ -303,6 +303,11 @@ void SetReporterData(const std::string& json) {
   S().data = json;
 }
 
+std::string ReporterData() {
+  std::lock_guard<std::mutex> lock(S().mu);
+  return S().data;
+}
+
 std::string LaunchReporterEnv(std::shared_ptr<const Capture> capture, const Trigger& trigger) {
   State& s = S();
   std::unique_lock<std::mutex> lock(s.mu);

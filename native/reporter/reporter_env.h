@@ -39,6 +39,9 @@ void ConfigureReporterReopen(std::function<void()> schedule);
 void ReopenReporterEnv();
 // The data the script needs (JSON from the TypeScript side).
 void SetReporterData(const std::string& json);
+// The same, for a thread other than the main one that writes a report
+// (generateReport on a worker): "" before setup.
+std::string ReporterData();
 
 // Starts an environment for this capture. Returns "" or why none could
 // start, as the fallback's reason (the caller then writes the fallback).
