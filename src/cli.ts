@@ -164,6 +164,11 @@ function attachDirectory (): string {
   return dir
 }
 
+/** Whether a gmr (by its pid) still runs. */
+const gmrAlive = (pid: number): boolean => {
+  try { process.kill(pid, 0); return true } catch (err) { return (err as NodeJS.ErrnoException).code === 'EPERM' }
+}
+
 /** Whether a request another gmr left has no gmr waiting for it any more: its gmr is gone, or its time is up. */
 function staleRequest (file: string): boolean {
   let st: fs.Stats
@@ -174,7 +179,7 @@ function staleRequest (file: string): boolean {
   } catch { return true }
   const owner = /^out=\d+\.(\d+)\./m.exec(body)
   const timeout = /^timeout=(\d+)$/m.exec(body)
-  const alive = owner !== null && (() => { try { process.kill(Number(owner[1]), 0); return true } catch (err) { return (err as NodeJS.ErrnoException).code === 'EPERM' } })()
+  const alive = owner !== null && gmrAlive(Number(owner[1]))
   return !alive || Date.now() - st.mtimeMs > (timeout ? Number(timeout[1]) + 1 : 3601) * 1000
 }
 
@@ -194,6 +199,16 @@ function leaveRequest (file: string, body: string): void {
 
 const sleep = (ms: number): Promise<void> => new Promise(resolve => setTimeout(resolve, ms))
 
+/** Reports a target wrote after their gmr gave up (`<pid>.<gmr pid>.<nonce>.report`): nobody will read them. */
+function removeOrphanReports (dir: string): void {
+  let names: string[] = []
+  try { names = fs.readdirSync(dir) } catch {}
+  for (const name of names) {
+    const m = /^\d+\.(\d+)\.[0-9a-f]+\.report$/.exec(name)
+    if (m && !gmrAlive(Number(m[1]))) try { fs.unlinkSync(path.join(dir, name)) } catch {}
+  }
+}
+
 async function askForReport (r: Request): Promise<string> {
   const refused = refusal(r.pid)
   if (refused) throw new CliError(refused)
@@ -201,6 +216,7 @@ async function askForReport (r: Request): Promise<string> {
   if ('refused' in chosen) throw new CliError(chosen.refused)
   const { signal } = chosen
   const dir = attachDirectory()
+  removeOrphanReports(dir)
   const name = `${r.pid}.${process.pid}.${randomBytes(6).toString('hex')}.report`
   const reportFile = path.join(dir, name)
   const requestFile = path.join(dir, `${r.pid}.request`)

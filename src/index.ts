@@ -231,15 +231,15 @@ function meetWorkers (native: Addon): void {
   process.on('worker', worker => worker.once('online', () => native.meetNewThreads()))
 }
 
-/** Creates the trigger file if missing; true when this call created it. */
-function ensureTriggerFile (file: string): boolean {
+/** Creates the trigger file if missing; true when this call created it. `name` says where it was given. */
+function ensureTriggerFile (file: string, name: string): boolean {
   try {
     fs.closeSync(fs.openSync(file, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW, 0o600))
     return true
   } catch (err) {
     // Already there: resolveOptions checked it is a regular file.
     if ((err as NodeJS.ErrnoException).code === 'EEXIST') return false
-    throw new OptionError('option fileEventHandler', `cannot create ${file}: ${(err as Error).message}`)
+    throw new OptionError(name, `cannot create ${file}: ${(err as Error).message}`)
   }
 }
 
@@ -256,7 +256,8 @@ export function setupAutorun (version?: VersionInfo, options: Options = {}): voi
   if (!onMainThread(native)) throw new Error('guru-meditation: setupAutorun must be called on the main thread')
   const pkg = staticPackage(version, resolved.serviceName, resolved.secretKeys)
   const confSnapshot = flattenConfig(resolved.conf, resolved.secretKeys)
-  const created = resolved.fileEventHandler ? ensureTriggerFile(resolved.fileEventHandler) : false
+  const triggerName = options?.fileEventHandler !== undefined ? 'option fileEventHandler' : 'environment variable GMR_FILE_TRIGGER'
+  const created = resolved.fileEventHandler ? ensureTriggerFile(resolved.fileEventHandler, triggerName) : false
   // The watchdog first: the reporter attaches to it.
   try {
     native.configure({

@@ -200,8 +200,9 @@ function parseSignal (s: Source): ResolvedOptions['signal'] {
   if (v === false || v === 'none' || v === 'false' || v === '0') return null
   const signals = os.constants.signals as Record<string, number>
   let name: string | undefined
-  if (typeof v === 'number') {
-    name = Object.keys(signals).find(k => signals[k] === v)
+  if (typeof v === 'number' || (typeof v === 'string' && /^[1-9]\d*$/.test(v.trim()))) {
+    // A number, also as an environment variable's text (GMR_SIGNAL=12).
+    name = Object.keys(signals).find(k => signals[k] === Number(v))
   } else if (typeof v === 'string' && v.trim() !== '') {
     const upper = v.trim().toUpperCase()
     name = upper.startsWith('SIG') ? upper : `SIG${upper}`

@@ -96,7 +96,12 @@ t.test('gmr sends the report signal the process announces, never one Node takes 
   const usr2 = spawnNode(t, [APP, 'programmatic', 'idle'])
   await waitForOutput(usr1, /ready/)
   await waitForOutput(usr2, /ready/)
+  // A report written after its gmr gave up (that gmr is gone): removed.
+  const orphan = path.join(ATTACH_DIR, `${usr1.pid}.4194303.00aa11.report`)
+  fs.mkdirSync(ATTACH_DIR, { recursive: true, mode: 0o700 })
+  fs.writeFileSync(orphan, 'nobody reads this', { mode: 0o600 })
   const found = await gmr([String(usr1.pid), '--json'])
+  t.notOk(fs.existsSync(orphan), 'a report left by a gmr that gave up is removed')
   t.equal(found.code, 0, 'no --signal: the one the process reports on (SIGUSR1)')
   t.equal(JSON.parse(found.stdout).package.trigger.detail, 'SIGUSR1')
   for (const signal of ['SIGUSR1', 'SIGTERM', 'SIGINT']) {
