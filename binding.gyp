@@ -27,6 +27,7 @@
         "native/util/proc.cc",
         "native/util/quiet_thread.cc",
         "native/util/safe_read.cc",
+        "native/util/signal_name.cc",
         "native/util/test_hooks.cc",
         "native/watchdog/attach.cc",
         "native/watchdog/stall.cc",

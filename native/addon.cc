@@ -27,6 +27,7 @@
 #include "reporter/dispatch.h"
 #include "reporter/fallback_report.h"
 #include "reporter/reporter_env.h"
+#include "util/signal_name.h"
 #include "util/test_hooks.h"
 #include "watchdog/watchdog.h"
 
@@ -276,7 +277,8 @@ Napi::Value Info(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Napi::Object o = Napi::Object::New(env);
   int capture_signal = CaptureSignal();
-  o.Set("captureSignal", capture_signal > 0 ? Napi::Value(Napi::String::New(env, SignalName(capture_signal)))
+  char name[16];
+  o.Set("captureSignal", capture_signal > 0 ? Napi::Value(Napi::String::New(env, SignalName(capture_signal, name, sizeof name)))
                                             : env.Null());
   o.Set("reportSignal", ReportSignal());
   o.Set("tid", static_cast<double>(syscall(SYS_gettid)));

@@ -8,6 +8,7 @@
 #include <cstdio>
 
 #include "capture/thread_capture.h"
+#include "util/signal_name.h"
 
 namespace gmr {
 namespace {
@@ -185,11 +186,6 @@ Napi::Object ThreadToJs(Napi::Env env, const ThreadCapture& t, int pid) {
 
 }  // namespace
 
-std::string SignalName(int sig) {
-  if (sig >= SIGRTMIN && sig <= SIGRTMAX) return "SIGRTMIN+" + std::to_string(sig - SIGRTMIN);
-  return std::to_string(sig);
-}
-
 Napi::Object CaptureToJs(Napi::Env env, const Capture& c, const Trigger& trigger) {
   int capture_signal = CaptureSignal();
   Napi::Object o = Napi::Object::New(env);
@@ -197,7 +193,8 @@ Napi::Object CaptureToJs(Napi::Env env, const Capture& c, const Trigger& trigger
   o.Set("signalPhaseUs", static_cast<double>(c.signal_phase_us));
   o.Set("jsPhaseUs", static_cast<double>(c.js_phase_us));
   o.Set("totalUs", static_cast<double>(c.total_us));
-  o.Set("captureSignal", capture_signal > 0 ? Napi::Value(Napi::String::New(env, SignalName(capture_signal)))
+  char name[16];
+  o.Set("captureSignal", capture_signal > 0 ? Napi::Value(Napi::String::New(env, SignalName(capture_signal, name, sizeof name)))
                                             : env.Null());
   Napi::Object tr = Napi::Object::New(env);
   tr.Set("kind", trigger.kind);

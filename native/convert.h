@@ -12,7 +12,5 @@ namespace gmr {
 
 Napi::Object CaptureToJs(Napi::Env env, const Capture& capture, const Trigger& trigger);
 
-// "SIGRTMIN+29" for a real-time signal, else its number.
-std::string SignalName(int sig);
 
 }  // namespace gmr

@@ -19,6 +19,7 @@
 #include "../capture/own_isolate.h"
 #include "../unwind/unwind.h"
 #include "../util/safe_read.h"
+#include "../util/signal_name.h"
 #include "fatal_report.h"
 #include "safe_text.h"
 
@@ -320,7 +321,8 @@ void WriteHeaderStart(SafeText* w, const CrashRecord& r) {
   WriteRule(w);
   w->Str("====").Centred("Guru Meditation: fatal signal", 64).Str("====\n");
   WriteRule(w);
-  w->Str("signal = ").Str(FatalSignalName(r.sig)).Str(" (").Dec(r.sig).Str(")\n");
+  char name[16];
+  w->Str("signal = ").Str(SignalName(r.sig, name, sizeof name)).Str(" (").Dec(r.sig).Str(")\n");
   w->Str("si_code = ").Dec(r.code);
   const char* code = CodeName(r.sig, r.code);
   if (code[0]) w->Str(" (").Str(code).Char(')');
@@ -506,17 +508,6 @@ void CopyString(char* out, size_t cap, const std::string& s) {
 }
 
 }  // namespace
-
-const char* FatalSignalName(int sig) {
-  switch (sig) {
-    case SIGSEGV: return "SIGSEGV";
-    case SIGBUS: return "SIGBUS";
-    case SIGILL: return "SIGILL";
-    case SIGFPE: return "SIGFPE";
-    case SIGABRT: return "SIGABRT";
-    default: return "signal";
-  }
-}
 
 std::string ConfigureFatalSignals(const FatalConfig& config) {
   g_enabled = config.enabled;

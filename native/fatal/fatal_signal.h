@@ -79,7 +79,5 @@ const CrashRecord& WaitForCrash();
 bool BeginHelperWrite();
 void EndHelperWrite();
 
-// "SIGSEGV", ... for the signals handled here. Async-signal-safe.
-const char* FatalSignalName(int sig);
 
 }  // namespace gmr

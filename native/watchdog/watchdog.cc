@@ -21,6 +21,7 @@
 
 #include "../util/proc.h"
 #include "../util/quiet_thread.h"
+#include "../util/signal_name.h"
 #include "attach.h"
 #include "stall.h"
 
@@ -171,35 +172,6 @@ void UninstallReportHandler(int sig) {
   const struct sigaction* previous = g_previous.load(std::memory_order_acquire);
   if (previous) sigaction(sig, previous, nullptr);
   g_report_signal = 0;
-}
-
-const char* SignalName(int sig) {
-  switch (sig) {
-    case SIGUSR1: return "SIGUSR1";
-    case SIGUSR2: return "SIGUSR2";
-    case SIGHUP: return "SIGHUP";
-    case SIGINT: return "SIGINT";
-    case SIGQUIT: return "SIGQUIT";
-    case SIGTERM: return "SIGTERM";
-    case SIGWINCH: return "SIGWINCH";
-    case SIGPWR: return "SIGPWR";
-    case SIGTTIN: return "SIGTTIN";
-    case SIGTTOU: return "SIGTTOU";
-    case SIGURG: return "SIGURG";
-    case SIGXCPU: return "SIGXCPU";
-    case SIGXFSZ: return "SIGXFSZ";
-    case SIGVTALRM: return "SIGVTALRM";
-    case SIGPROF: return "SIGPROF";
-    case SIGCHLD: return "SIGCHLD";
-    case SIGCONT: return "SIGCONT";
-    case SIGTSTP: return "SIGTSTP";
-    case SIGALRM: return "SIGALRM";
-    case SIGPIPE: return "SIGPIPE";
-    case SIGTRAP: return "SIGTRAP";
-    case SIGSYS: return "SIGSYS";
-    case SIGABRT: return "SIGABRT";
-    default: return "signal";
-  }
 }
 
 // The trigger file, watched with inotify on its directory (the file itself
@@ -425,7 +397,7 @@ int RunMeetRound() {
 // that Node itself takes (SIGUSR1 opens the inspector).
 void NameWatchdog(int report_signal) {
   char name[16];
-  if (report_signal > 0) snprintf(name, sizeof name, "gmr-watchdog:%d", report_signal);
+  if (report_signal > 0 && report_signal < 100) snprintf(name, sizeof name, "gmr-watchdog:%d", report_signal);
   else snprintf(name, sizeof name, "gmr-watchdog");
   prctl(PR_SET_NAME, name, 0, 0, 0);
 }
@@ -495,7 +467,8 @@ void* WatchdogMain(void*) {
       // Several signals before we woke are one request, the others folded into it.
       uint64_t signals = Drain(g_signal_fd);
       int folded = signals > 1 ? static_cast<int>(std::min<uint64_t>(signals - 1, 1 << 30)) : 0;
-      Trigger trigger{"signal", SignalName(g_report_signal), folded, "", ""};
+      char name[16];
+      Trigger trigger{"signal", SignalName(g_report_signal, name, sizeof name), folded, "", ""};
       AttachRequest request;
       if (TakeAttachRequest(&request)) {
         trigger.kind = "cli";
