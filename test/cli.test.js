@@ -4,7 +4,7 @@ const t = require('tap')
 const fs = require('node:fs')
 const path = require('node:path')
 const { spawn, execFile } = require('node:child_process')
-const { ROOT, APP, SPIN_LINE, mainThread, spawnNode, waitForOutput, tmpDir, reportFiles, isAlive, until, runGmr } = require('./helpers')
+const { ROOT, APP, SPIN_LINE, mainThread, mainThreadSpun, spawnNode, waitForOutput, tmpDir, reportFiles, isAlive, until, runGmr } = require('./helpers')
 
 const CLI = path.join(ROOT, 'dist', 'cli.js')
 const ATTACH_DIR = `/tmp/guru-meditation-${process.geteuid()}`
@@ -18,6 +18,7 @@ t.test('gmr <pid> --json prints the report of a stuck service that writes its ow
   const dir = tmpDir(t)
   const child = spawnNode(t, [APP, 'programmatic', 'spin'], { env: { GMR_TEST_OPTIONS: JSON.stringify({ logDir: dir }) } })
   await waitForOutput(child, /spinning/)
+  await mainThreadSpun(child)
   const r = await gmr([String(child.pid), '--json'])
   t.equal(r.code, 0, r.stderr)
   const report = JSON.parse(r.stdout)

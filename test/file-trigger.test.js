@@ -3,7 +3,7 @@
 const t = require('tap')
 const fs = require('node:fs')
 const path = require('node:path')
-const { APP, SPIN_LINE, spawnNode, waitForOutput, tmpDir, waitForTextReport, isAlive } = require('./helpers')
+const { APP, SPIN_LINE, mainThreadSpun, spawnNode, waitForOutput, tmpDir, waitForTextReport, isAlive } = require('./helpers')
 
 t.test('touching the trigger file of a stuck service writes a text report to stderr', async t => {
   const dir = tmpDir(t)
@@ -12,6 +12,7 @@ t.test('touching the trigger file of a stuck service writes a text report to std
     env: { GMR_TEST_OPTIONS: JSON.stringify({ fileEventHandler: trigger, signal: 'none', sectionTimeout: 200 }) }
   })
   await waitForOutput(child, /spinning/)
+  await mainThreadSpun(child)
   t.ok(fs.existsSync(trigger), 'the missing trigger file was created at setup')
   const now = new Date()
   fs.utimesSync(trigger, now, now)

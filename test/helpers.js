@@ -73,6 +73,23 @@ function mainThreadAsleep (pid) {
   } catch { return false }
 }
 
+/** CPU time of the main thread of pid so far, in ms (utime + stime, 100 ticks a second). */
+function mainThreadCpuMs (pid) {
+  const stat = fs.readFileSync(`/proc/${pid}/task/${pid}/stat`, 'utf8')
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+  return (Number(fields[11]) + Number(fields[12])) * 10
+}
+
+/**
+ * Once the child's main thread has run `ms` of CPU from now: it is in the
+ * loop it printed it was entering, not still on its way there (a loaded
+ * machine can hold it between the print and the loop).
+ */
+async function mainThreadSpun (child, ms = 50) {
+  const start = mainThreadCpuMs(child.pid)
+  await until(`the main thread of ${child.pid} spinning`, () => mainThreadCpuMs(child.pid) - start >= ms, 15000, child)
+}
+
 async function until (what, check, timeoutMs = 15000, child = null) {
   const deadline = Date.now() + timeoutMs
   for (;;) {
@@ -253,4 +270,4 @@ function testHooks () {
   return testHooksCached
 }
 
-module.exports = { sleep, signalForReport, testHooks, mainThreadAsleep, checkReports, sendSignal, settledReports, runGmr, validateReport, validateReportContent, readReport, textReportIn, ROOT, FIXTURES, APP, SPIN_LINE, mainThread, REPORT_NAME, spawnNode, spawnWithChildren, until, waitForOutput, tmpDir, reportFiles, waitForReports, lineOf, waitForTextReport, isAlive }
+module.exports = { sleep, signalForReport, mainThreadSpun, testHooks, mainThreadAsleep, checkReports, sendSignal, settledReports, runGmr, validateReport, validateReportContent, readReport, textReportIn, ROOT, FIXTURES, APP, SPIN_LINE, mainThread, REPORT_NAME, spawnNode, spawnWithChildren, until, waitForOutput, tmpDir, reportFiles, waitForReports, lineOf, waitForTextReport, isAlive }

@@ -5,7 +5,7 @@
 const t = require('tap')
 const fs = require('node:fs')
 const path = require('node:path')
-const { testHooks, ROOT, FIXTURES, mainThread, spawnNode, waitForOutput, tmpDir, waitForReports, lineOf, isAlive } = require('./helpers')
+const { testHooks, ROOT, FIXTURES, mainThread, mainThreadSpun, spawnNode, waitForOutput, tmpDir, waitForReports, lineOf, isAlive } = require('./helpers')
 
 const FIXTURE = path.join(FIXTURES, 'interrupt.js')
 const BY_INTERRUPT = 'main thread (interrupt: it was busy running JavaScript)'
@@ -49,6 +49,7 @@ t.test('the report fails twice on the main thread (the application broke a built
       const dir = tmpDir(t)
       const child = spawnNode(t, [FIXTURE, 'broken-date', dir, mode])
       await waitForOutput(child, /ready/)
+      if (mode === 'spin') await mainThreadSpun(child)
       process.kill(child.pid, 'SIGUSR2')
       const [file] = await waitForReports(dir, 1, 15000, child)
       const report = readReport(file)
@@ -69,6 +70,7 @@ t.test('a failure injected into the report from the interrupt is written into it
   const dir = tmpDir(t)
   const child = spawnNode(t, [FIXTURE, 'spin', dir], { env: { GMR_TEST_HOOKS: 'interrupt_report_throws' } })
   await waitForOutput(child, /ready/)
+  await mainThreadSpun(child)
   process.kill(child.pid, 'SIGUSR2')
   const [file] = await waitForReports(dir, 1, 15000, child)
   const report = readReport(file)

@@ -3,7 +3,7 @@
 const t = require('tap')
 const fs = require('node:fs')
 const path = require('node:path')
-const { APP, SPIN_LINE, mainThread, REPORT_NAME, spawnNode, waitForOutput, tmpDir, waitForReports, isAlive, readReport, sendSignal, settledReports } = require('./helpers')
+const { APP, SPIN_LINE, mainThread, mainThreadSpun, REPORT_NAME, spawnNode, waitForOutput, tmpDir, waitForReports, isAlive, readReport, sendSignal, settledReports } = require('./helpers')
 
 t.test('SIGUSR2 on a preloaded, stuck service writes a JSON report to logDir', async t => {
   const dir = tmpDir(t)
@@ -11,6 +11,7 @@ t.test('SIGUSR2 on a preloaded, stuck service writes a JSON report to logDir', a
     env: { GMR_LOG_DIR: dir, GMR_FORMAT: 'json', GMR_SERVICE_NAME: 'stuck-svc', GMR_SECTION_TIMEOUT: '300' }
   })
   await waitForOutput(child, /spinning/)
+  await mainThreadSpun(child)
   process.kill(child.pid, 'SIGUSR2')
   const [file] = await waitForReports(dir, 1, 15000, child)
 
