@@ -75,7 +75,13 @@ function createTemp (dir: string): { tmp: string, fd: number } {
   }
 }
 
-function writeFile (text: string, dir: string, base: string): string {
+/**
+ * Writes text under a temporary name in dir, then links it to the first of
+ * `names` that is free: the file appears complete or not at all. link()
+ * never follows or replaces what is at a name (a file, a symlink planted
+ * there): that name is taken, the next is tried.
+ */
+function writeNew (text: string, dir: string, names: Iterable<string>, allTaken: string): string {
   const { tmp, fd } = createTemp(dir)
   try {
     try {
@@ -83,10 +89,8 @@ function writeFile (text: string, dir: string, base: string): string {
     } finally {
       fs.closeSync(fd)
     }
-    // link() never follows or replaces what is at the final name (a file,
-    // a symlink planted there): that name is taken, the next is tried.
-    for (let i = 0; i < MAX_SAME_SECOND; i++) {
-      const final = path.join(dir, i === 0 ? base : `${base}_${i}`)
+    for (const name of names) {
+      const final = path.join(dir, name)
       try {
         fs.linkSync(tmp, final)
         return final
@@ -94,10 +98,16 @@ function writeFile (text: string, dir: string, base: string): string {
         if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err
       }
     }
-    throw new Error(`${MAX_SAME_SECOND} reports named ${base} already exist`)
+    throw new Error(allTaken)
   } finally {
     try { fs.unlinkSync(tmp) } catch {}
   }
+}
+
+/** `base`, then `base_1`, `base_2`, … for reports of the same second. */
+function * reportNames (base: string): Generator<string> {
+  yield base
+  for (let i = 1; i < MAX_SAME_SECOND; i++) yield `${base}_${i}`
 }
 
 /**
@@ -107,22 +117,12 @@ function writeFile (text: string, dir: string, base: string): string {
  * writeReportText does, so the report is never lost.
  */
 export function writeRequestedText (text: string, outPath: string, fallback: Destination, at: Date): Written {
-  const tmp = `${outPath}.${process.pid}.tmp`
   try {
-    const fd = fs.openSync(tmp, CREATE_NEW, 0o600)
-    try {
-      writeAllSync(fd, text)
-    } finally {
-      fs.closeSync(fd)
-    }
-    fs.linkSync(tmp, outPath)
-    return { path: outPath, warning: null }
+    return { path: writeNew(text, path.dirname(outPath), [path.basename(outPath)], `${outPath} already exists`), warning: null }
   } catch (err) {
     const written = writeReportText(text, fallback, at)
     try { writeAllSync(2, `guru-meditation: cannot write the report gmr asked for to ${outPath} (${(err as Error).message})\n`) } catch {}
     return written
-  } finally {
-    try { fs.unlinkSync(tmp) } catch {}
   }
 }
 
@@ -130,7 +130,8 @@ export function writeRequestedText (text: string, outPath: string, fallback: Des
 export function writeReportText (text: string, dest: Destination, at: Date): Written {
   if (dest.logDir) {
     try {
-      return { path: writeFile(text, dest.logDir, `${dest.serviceName}_gurumeditation_${timestamp(at)}`), warning: null }
+      const base = `${dest.serviceName}_gurumeditation_${timestamp(at)}`
+      return { path: writeNew(text, dest.logDir, reportNames(base), `${MAX_SAME_SECOND} reports named ${base} already exist`), warning: null }
     } catch (err) {
       const warning = `guru-meditation: cannot write the report to ${dest.logDir} (${(err as Error).message}); writing it to stderr instead\n`
       try { writeAllSync(2, warning + text) } catch {}

@@ -69,15 +69,15 @@ t.test('the working directory deleted (a deploy removed the release): the whole 
 })
 
 t.test('the event loop stuck while its report awaits a section: a reporter environment writes it, once', async t => {
-  // The loop takes the report and awaits the section (300 ms); 50 ms later
-  // another callback spins for 6 s, where no timer of the loop fires. The
-  // watchdog takes the report back after sectionTimeout + 2 s.
+  // The loop takes the report and awaits the section (300 ms), which has
+  // another callback spin for 6 s from 50 ms on, where no timer of the loop
+  // fires. The watchdog takes the report back after sectionTimeout + 2 s.
   const logDir = tmpDir(t)
   const code = `
     const gmr = require(${JSON.stringify(path.join(__dirname, '..'))})
     gmr.setupAutorun({ product: 'p', vendor: 'v', version: '1' }, { logDir: ${JSON.stringify(logDir)}, format: 'json', sectionTimeout: 200 })
-    gmr.registerSection('slow', () => new Promise(resolve => setTimeout(() => resolve('late'), 300)))
-    process.on('SIGUSR2', () => setTimeout(() => { console.log('spinning'); const end = Date.now() + 6000; while (Date.now() < end); console.log('free') }, 50))
+    const spin = () => { console.log('spinning'); const end = Date.now() + 6000; while (Date.now() < end); console.log('free') }
+    gmr.registerSection('slow', () => { setTimeout(spin, 50); return new Promise(resolve => setTimeout(() => resolve('late'), 300)) })
     console.log('ready')
     setInterval(() => {}, 1000)
   `
