@@ -3,7 +3,7 @@
 // watchdog delivers it: Node 20 and 22 delete the worker's thread-safe
 // function with its environment, and a delivery made after that wrote into
 // freed memory. With the test hooks (scripts/sanitize.sh builds them)
-// every delivery is 300 ms late, and malloc fills what is freed
+// every delivery is 1 s late, and malloc fills what is freed
 // (MALLOC_PERTURB_), so a delivery into a freed function crashes or hangs
 // the process. Wanted: none delivered to the workers that ended, the
 // process alive, and its own report after them.
@@ -15,7 +15,7 @@ const RUNS = 10
 
 t.test('a report asked by a worker that ends before it comes', async t => {
   const child = spawnNode(t, [path.join(FIXTURES, 'api-worker-exit.js')], {
-    env: { GMR_TEST_HOOKS: 'api_deliver_delay_ms=300', GMR_TEST_RUNS: String(RUNS), MALLOC_PERTURB_: '204' }
+    env: { GMR_TEST_HOOKS: 'api_deliver_delay_ms=1000', GMR_TEST_RUNS: String(RUNS), MALLOC_PERTURB_: '204' }
   })
   await until('the fixture to finish', () => /"done"|"noHooks"/.test(child.stdoutText), 60000, child)
   const last = JSON.parse(child.stdoutText.trim().split('\n').at(-1))

@@ -8,7 +8,7 @@ const { execFileSync } = require('node:child_process')
 const fs = require('node:fs')
 const os = require('node:os')
 const path = require('node:path')
-const { APP, FIXTURES, spawnNode, waitForOutput, tmpDir, waitForReports, waitForTextReport, isAlive, until, readReport, runGmr, reportFiles } = require('./helpers')
+const { APP, FIXTURES, spawnNode, waitForOutput, tmpDir, waitForReports, waitForTextReport, isAlive, until, readReport, runGmr, reportFiles, descendants } = require('./helpers')
 
 const IS_ROOT = process.getuid() === 0
 
@@ -57,7 +57,7 @@ t.test('the working directory deleted (a deploy removed the release): the whole 
   `
   const child = spawnNode(t, ['-e', code], { cwd })
   await waitForOutput(child, /ready/)
-  await new Promise(resolve => setTimeout(resolve, 300))
+  await until('the main thread in execFileSync', () => descendants(child.pid).length > 0, 15000, child)
   process.kill(child.pid, 'SIGUSR2')
   const [file] = await waitForReports(logDir, 1, 15000, child)
   const report = readReport(file)

@@ -1,6 +1,7 @@
 #include "watchdog.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -8,6 +9,7 @@
 #include <sys/inotify.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -395,15 +397,39 @@ int RunMeetRound() {
 // (15 characters at most), "gmr-watchdog" without one: gmr <pid> reads it
 // from /proc, so it sends the signal the process reports on, never one
 // that Node itself takes (SIGUSR1 opens the inspector).
-void NameWatchdog(int report_signal) {
-  char name[16];
+std::atomic<int> g_watchdog_tid{0};  // published once it has named itself
+
+void WatchdogName(int report_signal, char (&name)[16]) {
   if (report_signal > 0 && report_signal < 100) snprintf(name, sizeof name, "gmr-watchdog:%d", report_signal);
   else snprintf(name, sizeof name, "gmr-watchdog");
+}
+
+// On the watchdog thread.
+void NameWatchdog(int report_signal) {
+  char name[16];
+  WatchdogName(report_signal, name);
   prctl(PR_SET_NAME, name, 0, 0, 0);
+}
+
+// From the thread that configures it, so that the name is right once
+// setupAutorun returns (gmr may look at once). Best effort: with no
+// descriptor left, the watchdog renames itself when it applies the config.
+void RenameWatchdog(int report_signal) {
+  int tid = g_watchdog_tid.load(std::memory_order_acquire);
+  if (tid == 0) return;
+  char name[16];
+  WatchdogName(report_signal, name);
+  std::string comm = "/proc/self/task/" + std::to_string(tid) + "/comm";
+  int fd = open(comm.c_str(), O_WRONLY | O_CLOEXEC);
+  if (fd < 0) return;
+  ssize_t ignored = write(fd, name, strlen(name));
+  (void)ignored;
+  close(fd);
 }
 
 void* WatchdogMain(void*) {
   NameWatchdog(0);
+  g_watchdog_tid.store(static_cast<int>(syscall(SYS_gettid)), std::memory_order_release);
   Shared& s = *g_shared;
   FileWatch file;
   StallWatch stalls;
@@ -500,6 +526,8 @@ std::string Start() {
   if (g_signal_fd < 0 || g_control_fd < 0) return std::string("eventfd: ") + strerror(errno);
   int rc = StartQuietThread(WatchdogMain, nullptr, 1 << 20);
   if (rc != 0) return std::string("cannot start the watchdog thread: ") + strerror(rc);
+  // Named before it is renamed for the configuration (RenameWatchdog).
+  for (int i = 0; i < 2000 && g_watchdog_tid.load(std::memory_order_acquire) == 0; i++) usleep(500);
   return "";
 }
 
@@ -527,6 +555,7 @@ std::string ConfigureWatchdog(const WatchdogConfig& config) {
     g_shared->trigger_baseline = baseline;
     g_shared->config_changed = true;
   }
+  RenameWatchdog(config.report_signal);
   Wake();
   return "";
 }
