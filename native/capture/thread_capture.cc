@@ -89,6 +89,7 @@ struct Slot {
   size_t stack_limit;               // bytes this round wants copied, <= kSlotStackBytes
   uint64_t interrupted_ns;
   bool in_syscall;
+  bool before_syscall;              // at the instruction: the call will be restarted
   Registers regs;
   unsigned char* stack;             // kSlotStackBytes of its own, set once
   size_t stack_size;
@@ -188,13 +189,14 @@ Slot* ClaimSlot(int tid) {
 // A thread signalled in a system call stands at its `syscall` instruction
 // (0f 05): before it when the call will be restarted (SA_RESTART), after it
 // when it returns EINTR.
-bool InSyscall(uintptr_t pc) {
-  if (pc < 2) return false;
+enum SyscallSpot : int { kNotInSyscall = 0, kBeforeSyscall = 1, kAfterSyscall = 2 };
+SyscallSpot InSyscall(uintptr_t pc) {
+  if (pc < 2) return kNotInSyscall;
   auto at = [](uintptr_t p) {
     uint16_t v;
     return SafeRead(p, &v, sizeof v) && v == 0x050f;
   };
-  return at(pc) || at(pc - 2);
+  return at(pc) ? kBeforeSyscall : at(pc - 2) ? kAfterSyscall : kNotInSyscall;
 }
 
 // Async-signal-safe: a copy within one readable mapping, clamped to its
@@ -248,8 +250,8 @@ bool BlocksNoSignal(const ucontext_t* interrupted) {
   return true;
 }
 
-// Async-signal-safe: reads of the saved registers, of two code bytes
-// (fault-safe, InSyscall) and of the isolate's code ranges (plain fields, as
+// Async-signal-safe: reads of the saved registers, of where InSyscall
+// found the thread, and of the isolate's code ranges (plain fields, as
 // GetStackSample reads). Whether the thread holds none of the locks the
 // watchdog takes while it holds the thread (JsStackRound::Post: malloc's;
 // RequestInterrupt: the isolate's interrupt lock, V8's Atomics.wait lock,
@@ -272,8 +274,7 @@ bool StoppedWithoutLocks(const Slot* slot) {
   // Past the `syscall` instruction, the call returned EINTR (epoll_wait,
   // select, sigsuspend: waits the kernel never restarts).
   if (r.rax == static_cast<uintptr_t>(-EINTR)) return true;
-  uint16_t code_bytes = 0;
-  if (!SafeRead(r.rip, &code_bytes, sizeof code_bytes) || code_bytes != 0x050f) return false;
+  if (!slot->before_syscall) return false;
   // At it, to be restarted: rax is the call's number. Not a plain
   // FUTEX_WAIT (a mutex's waiter may hold another lock) nor mmap and the
   // rest malloc calls with its lock held; FUTEX_WAIT_BITSET is glibc's
@@ -344,7 +345,9 @@ void OnCaptureSignal(int, siginfo_t* info, void* context) {
       if (outer && !(there > here && there - here < kNestedContextBytes)) outer = nullptr;
       const ucontext_t* interrupted = outer ? outer : static_cast<const ucontext_t*>(context);
       slot->regs = RegistersFrom(interrupted);
-      slot->in_syscall = InSyscall(slot->regs.rip);
+      SyscallSpot spot = InSyscall(slot->regs.rip);
+      slot->in_syscall = spot != kNotInSyscall;
+      slot->before_syscall = spot == kBeforeSyscall;
       CopyStack(slot);
       SampleV8(slot);
       bool hold = slot->isolate && g_isolate_known && !g_isolate_known(slot->isolate) &&
