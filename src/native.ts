@@ -3,6 +3,7 @@
 import fs from 'node:fs'
 import path from 'node:path'
 import { binaryAbi } from './util/elf-abi'
+import { isMainThread } from './util/main-thread'
 
 export interface RawJsFrame { function: string, file: string, line: number, column: number }
 
@@ -242,8 +243,7 @@ function noBinary (found: Found[], reason: string): Error {
 // copies on one thread are one already: see index.ts.) Only in workers:
 // the main thread loads first, and /proc/self/maps costs half a millisecond.
 function binaryInProcess (): string | null {
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  if ((require('node:worker_threads') as typeof import('node:worker_threads')).isMainThread) return null
+  if (isMainThread()) return null
   try {
     const maps = fs.readFileSync('/proc/self/maps', 'utf8')
     return /^\S+ \S+ \S+ \S+ \S+ +(\/.*\/(?:guru_meditation|guru-meditation\.abi\d+)\.node)$/m.exec(maps)?.[1] ?? null

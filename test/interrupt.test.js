@@ -181,7 +181,7 @@ t.test('a report during require of 2,000 modules: whole, and the require goes on
 t.test("an interrupt while the library's own module is half loaded: the report comes from a reporter environment", async t => {
   const dir = tmpDir(t)
   const child = spawnNode(t, [FIXTURE, 'hooked', dir])
-  // The loader hook spins while green-threads.js loads for generateReport.
+  // The loader hook spins while the report modules load for generateReport.
   await waitForOutput(child, /ready/)
   process.kill(child.pid, 'SIGUSR2')
   const [file] = await waitForReports(dir, 1, 15000, child)

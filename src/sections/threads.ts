@@ -2,7 +2,7 @@
 // each thread's kind and saying in one line what it is doing.
 import path from 'node:path'
 import type { JavaScriptSource, JsFrame, NativeFrame, ThreadInfo, ThreadKind } from '../model'
-import type { RawCapture, RawJsFrame, RawNativeFrame, RawThread } from '../native'
+import { packageRoot, type RawCapture, type RawJsFrame, type RawNativeFrame, type RawThread } from '../native'
 import { holderChain, threadLabel } from './locks'
 
 const OS_STATES: Record<string, string> = {
@@ -25,8 +25,9 @@ const KIND_MARKERS: Array<[RegExp, ThreadKind]> = [
   [/node::worker::Worker::Run/, 'worker']
 ]
 
-// Frames of this library itself, dropped from an API caller's stack.
-const OWN_DIR = path.join(__dirname, '..')
+// Frames of this library itself, dropped from an API caller's stack. From
+// the package's root: dist/ is bundled, so __dirname here is not this file's.
+const OWN_DIR = path.join(packageRoot, 'dist') + path.sep
 
 export function buildThreads (capture: RawCapture): ThreadInfo[] {
   const threads = capture.threads
