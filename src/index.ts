@@ -254,7 +254,7 @@ export function setupAutorun (version?: VersionInfo, options: Options = {}): voi
   const resolved = resolveOptions(options)
   const native = addon()
   if (!onMainThread(native)) throw new Error('guru-meditation: setupAutorun must be called on the main thread')
-  const pkg = staticPackage(version, resolved.serviceName, resolved.secretKeys)
+  const pkg = staticPackage(version, resolved.serviceName)
   const confSnapshot = flattenConfig(resolved.conf, resolved.secretKeys)
   const triggerName = options?.fileEventHandler !== undefined ? 'option fileEventHandler' : 'environment variable GMR_FILE_TRIGGER'
   const created = resolved.fileEventHandler ? ensureTriggerFile(resolved.fileEventHandler, triggerName) : false

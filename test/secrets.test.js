@@ -83,6 +83,7 @@ for (const mode of ['idle', 'blocked']) {
         t.equal(rt['env.NODE_OPTIONS'], "--max-old-space-size=512 --import=data:text/javascript,globalThis.API_TOKEN='***';globalThis.GL='***'")
         t.same(r.package.execArgv, ["--import=data:text/javascript,globalThis.STRIPE='***'"])
         t.match(rt['env.(values hidden)'], /\bDATABASE_PASSWORD\b/, 'other variables by name only')
+        t.same(r.package.argv.slice(-8, -6), ['--tenantcode', '***'], "by the application's secretKeys")
         t.same(r.package.argv.slice(-6), ['--db-url', 'postgres://***@orders-db.example.com:5432/orders', '--api-token', '***', '--password=***', '--verbose'])
         t.match(r.package.writtenBy, mode === 'idle' ? /event loop/ : /reporter environment/)
         const me = (function find (list) {

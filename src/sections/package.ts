@@ -11,7 +11,12 @@ export type VersionInfo =
   | { product?: string | (() => string), vendor?: string | (() => string), version?: string | (() => string), name?: string }
   | undefined
 
-/** The parts of Package known at setup: the reporter thread gets a copy. */
+/**
+ * The parts of Package known at setup: the reporter thread gets a copy.
+ * argv and execArgv as given: they are masked when a report is built (by the
+ * rules of that moment), not at set-up, which the masking patterns' first
+ * compile would slow by milliseconds.
+ */
 export interface StaticPackage {
   serviceName: string
   product: string
@@ -42,7 +47,7 @@ function workingDirectory (): string {
   try { return fs.readlinkSync('/proc/self/cwd') } catch (err) { return `(unknown: ${(err as Error).message})` }
 }
 
-export function staticPackage (version: VersionInfo, serviceName: string, secretKeys: Array<string | RegExp> = []): StaticPackage {
+export function staticPackage (version: VersionInfo, serviceName: string): StaticPackage {
   const application = applicationPackage()
   let product = ''
   let vendor = ''
@@ -61,8 +66,8 @@ export function staticPackage (version: VersionInfo, serviceName: string, secret
     vendor,
     version: ver || application?.version || '',
     application,
-    argv: maskArgs(process.argv, secretKeys),
-    execArgv: maskArgs(process.execArgv, secretKeys),
+    argv: [...process.argv],
+    execArgv: [...process.execArgv],
     startedAtMs: Date.now() - process.uptime() * 1000
   }
 }
@@ -83,8 +88,8 @@ export function buildPackage (s: StaticPackage, trigger: PackageInfo['trigger'],
     ppid: process.ppid,
     hostname: os.hostname(),
     cwd: workingDirectory(),
-    argv: s.argv,
-    execArgv: s.execArgv,
+    argv: maskArgs(s.argv),
+    execArgv: maskArgs(s.execArgv),
     uptimeSeconds: Math.round((at.getTime() - s.startedAtMs) / 100) / 10,
     generatedAt: at.toISOString(),
     // Only what the schema documents: a gmr request's file and format are
