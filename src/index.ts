@@ -52,7 +52,7 @@ function addon (): Addon {
 }
 
 function configuration (options: Pick<ResolvedOptions, 'conf' | 'secretKeys'>): Configuration {
-  return { application: flattenConfig(options.conf, options.secretKeys), runtime: runtimeConfig() }
+  return { application: flattenConfig(options.conf, options.secretKeys), runtime: runtimeConfig(process.env, process.execArgv, addon().info().heapSizeLimit) }
 }
 
 /** The thread that can set the library up: the process's main thread. */
@@ -187,6 +187,7 @@ function reporterData ({ options, pkg, confSnapshot }: State): string {
   // computing it here would cost every start-up.
   const data: ReporterData = {
     options: rest,
+    heapSizeLimit: addon().info().heapSizeLimit,
     secretKeys: serializeKeys(secretKeys),
     pkg,
     confSnapshot: { application: confSnapshot, runtime: {} },

@@ -196,7 +196,7 @@ export interface Addon {
   /** The code map and promise tracking switches; every isolate follows. */
   setSwitches (codeMap: boolean, trackPromises: boolean): void
   codeMapStats (): { enabled: boolean, maps: number, events: number, pending: number, indexed: number, dropped: number, scripts: number, bytes: number }
-  info (): { captureSignal: string | null, reportSignal: number, tid: number, knownIsolates: number, testHooks: boolean, testLateCaptureHandlers?: number, testFirstContacts?: number }
+  info (): { captureSignal: string | null, reportSignal: number, tid: number, knownIsolates: number, heapSizeLimit: number, testHooks: boolean, testLateCaptureHandlers?: number, testFirstContacts?: number }
 }
 
 export const packageRoot = path.join(__dirname, '..')

@@ -17,6 +17,8 @@ import { unavailableSections } from './sections/user'
 /** What the reporter needs from setup, as JSON (kept current by the main thread). */
 export interface ReporterData {
   options: Omit<ResolvedOptions, 'conf' | 'secretKeys'>
+  /** The main thread's heap limit (the reporter's isolate has its own). */
+  heapSizeLimit: number
   /** The application's secretKeys, RegExps as source and flags. */
   secretKeys: SerializedKey[]
   pkg: StaticPackage
@@ -30,7 +32,7 @@ function withoutMain (data: ReporterData, mainFailure: string | undefined, notPi
     ? `the main thread took the report but could not write it: ${mainFailure}`
     : notPickedUp ?? 'the main thread was not offered the report (no reporter is attached on it)'
   return {
-    configuration: { application: data.confSnapshot.application, runtime: runtimeConfig(process.env, data.pkg.execArgv) },
+    configuration: { application: data.confSnapshot.application, runtime: runtimeConfig(process.env, data.pkg.execArgv, data.heapSizeLimit) },
     sections: unavailableSections(data.sectionNames, reason),
     errors: [`configuration: as of setup; ${reason}`],
     writtenBy: mainFailure ? 'reporter environment (the main thread could not write it)' : 'reporter environment (the main thread was blocked)'

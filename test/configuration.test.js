@@ -258,7 +258,7 @@ t.test('runtimeConfig', async (t) => {
     DATABASE_URL: 'postgres://u:envSecretValue@h/db',
     AWS_SECRET_ACCESS_KEY: 'awsSecretValue'
   }
-  const rt = runtimeConfig(env)
+  const rt = runtimeConfig(env, process.execArgv, 4345298944)
   t.equal(rt['env.NODE_ENV'], 'production')
   t.equal(rt['env.TZ'], 'UTC')
   t.equal(rt['env.NODE_OPTIONS'], '--max-old-space-size=4096 --db-password=***')
@@ -266,14 +266,14 @@ t.test('runtimeConfig', async (t) => {
   t.equal(rt.uvThreadpoolSize, '8 (from UV_THREADPOOL_SIZE)')
   t.equal(rt['env.(values hidden)'], 'AWS_SECRET_ACCESS_KEY, DATABASE_URL', 'other variables by name only')
   t.equal(rt.execPath, process.execPath)
-  t.match(rt.heapSizeLimit, /^\d+ bytes \(\d+ MiB\)$/)
+  t.equal(rt.heapSizeLimit, '4345298944 bytes (4144 MiB)')
   t.match(rt['limits.open_files'], /^(\d+|unlimited) \/ (\d+|unlimited) files$/)
   t.match(rt['limits.stack_size'], / bytes$/)
   t.ok('limits.core_file_size' in rt)
   const all = JSON.stringify(rt)
   for (const secret of ['nodeOptionsSecret', 'envSecretValue', 'awsSecretValue']) t.notOk(all.includes(secret), secret)
 
-  t.equal(runtimeConfig({}).uvThreadpoolSize, '4 (default)')
-  t.equal(runtimeConfig({ UV_THREADPOOL_SIZE: '5000' }).uvThreadpoolSize, '1024 (from UV_THREADPOOL_SIZE)')
-  t.equal(runtimeConfig().execPath, process.execPath, 'defaults to process.env')
+  t.equal(runtimeConfig({}, [], 1).uvThreadpoolSize, '4 (default)')
+  t.equal(runtimeConfig({ UV_THREADPOOL_SIZE: '5000' }, [], 1).uvThreadpoolSize, '1024 (from UV_THREADPOOL_SIZE)')
+  t.equal(runtimeConfig({}, ['--abort-on-uncaught-exception', '--x'], 1).execArgv, '--abort-on-uncaught-exception, --x', "the application's execArgv, as given")
 })

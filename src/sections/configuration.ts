@@ -258,14 +258,12 @@ function threadpoolSize (raw: string | undefined): string {
 
 /**
  * Node's runtime configuration: flags, heap limit, threadpool, resource
- * limits, allow-listed environment. `execArgv` is the application's, also
- * when the reporter (which has none) computes it.
+ * limits, allow-listed environment. `execArgv` and the heap limit are the
+ * application's main thread's, also when the reporter (which has its own)
+ * computes it.
  */
-export function runtimeConfig (env: NodeJS.ProcessEnv = process.env, execArgv: string[] = process.execArgv): Record<string, string> {
+export function runtimeConfig (env: NodeJS.ProcessEnv, execArgv: string[], heap: number): Record<string, string> {
   try {
-    // Loaded here: set-up should not pay for it.
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    const heap = (require('node:v8') as typeof import('node:v8')).getHeapStatistics().heap_size_limit
     const out = flattenConfig({
       execPath: process.execPath,
       execArgv,
