@@ -12,7 +12,7 @@ const esbuild = require('esbuild')
 const dist = path.join(__dirname, '..', 'dist')
 // register.js stays as tsc wrote it: it requires index.js, one copy of the
 // library's state whichever way it is loaded.
-for (const entry of ['index', 'reporter', 'cli']) {
+for (const entry of ['index', 'reporter-env', 'cli']) {
   const file = path.join(dist, `${entry}.js`)
   esbuild.buildSync({
     entryPoints: [file],

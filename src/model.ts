@@ -8,6 +8,8 @@ export interface Report {
   schema: number
   package: PackageInfo
   threads: ThreadInfo[]
+  /** Each deadlock among threads waiting for mutexes: its threads' tids in wait order, from the lowest. */
+  deadlocks: number[][]
   capture: CaptureInfo
   greenThreads: GreenThreads
   processes: ProcessInfo[]

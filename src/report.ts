@@ -3,6 +3,7 @@
 // calling thread.
 import type { Configuration, Report, UserSection } from './model'
 import { SCHEMA_VERSION } from './model'
+import { deadlocks } from './analysis/locks'
 import type { RawCapture } from './native'
 import { renderJson } from './format/json'
 import { renderText } from './format/text'
@@ -31,6 +32,7 @@ export function buildReport (capture: RawCapture, pkg: StaticPackage, live: Live
     schema: SCHEMA_VERSION,
     package: buildPackage(pkg, capture.trigger, live.writtenBy, at),
     threads: [],
+    deadlocks: [],
     capture: {
       signalPhaseUs: capture.signalPhaseUs,
       jsPhaseUs: capture.jsPhaseUs,
@@ -46,6 +48,7 @@ export function buildReport (capture: RawCapture, pkg: StaticPackage, live: Live
   // Each generator is fenced: one that fails costs its section only.
   try {
     report.threads = buildThreads(capture)
+    report.deadlocks = deadlocks(report.threads)
   } catch (err) {
     errors.push(`threads: ${(err as Error).message}`)
   }

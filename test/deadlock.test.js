@@ -46,13 +46,14 @@ t.test('a deadlock between the main thread and a worker, in native code', async 
   const others = report.threads.filter(th => th.waitingForLock && th !== main && th !== worker)
   t.same(others.map(th => th.tid), [], 'no other thread is said to wait for a mutex')
   t.equal(report.package.writtenBy, 'reporter environment (the main thread was blocked)')
+  const [low, high] = [main, worker].sort((a, b) => a.tid - b.tid)
+  t.same(report.deadlocks, [[low.tid, high.tid]], 'the report lists the deadlock once, from the lowest tid')
 
   // The text view, as `gmr <pid>` prints it: the deadlock on top of Threads.
   const text = await new Promise((resolve, reject) => {
     execFile(process.execPath, [CLI, String(child.pid)], { timeout: 20000, killSignal: 'SIGKILL', maxBuffer: 64 << 20 },
       (err, stdout) => err ? reject(err) : resolve(stdout))
   })
-  const [low, high] = [main, worker].sort((a, b) => a.tid - b.tid)
   const label = th => `#${th.tid} \\(${th.kind}[^)]*\\)`
   t.match(text, new RegExp(`={4} +Threads +={4}\\n={72}\\n\\d+ threads, capture took [^\\n]*\\nDEADLOCK: ${label(low)} waits for ${label(high)} waits for ${label(low)}\\n`), 'the text view says DEADLOCK first, once')
   t.equal(text.match(/^DEADLOCK:/gm).length, 1, 'one deadlock')

@@ -278,6 +278,14 @@ t.test('text: Threads', async (t) => {
   }
 })
 
+t.test("text: the report's deadlocks on top of Threads, named", async (t) => {
+  const r = fixture()
+  r.deadlocks = [[4242, 4250]]
+  const lines = sectionBody(renderText(r).split('\n'), 'Threads')
+  t.same(lines.slice(1, 3), ['DEADLOCK: #4242 (main) waits for #4250 (libuv-threadpool) waits for #4242 (main)', ''])
+  t.notOk(sectionBody(renderText(fixture()).split('\n'), 'Threads').some(l => l.startsWith('DEADLOCK')), 'none without')
+})
+
 t.test('the report validator (test/helpers/report.js) takes both views of a report, and tells them apart', async (t) => {
   const { validateReport } = require('./helpers/report')
   // The fixture, with the fields it leaves out as a report has them.
@@ -290,6 +298,7 @@ t.test('the report validator (test/helpers/report.js) takes both views of a repo
       for (const f of th.native) f.javascript ??= null
     }
     for (const g of r.greenThreads.threads) Object.assign(g, { resources: null, timers: null, promises: null, ...g })
+    r.deadlocks ??= []
     return r
   }
   t.throws(() => validateReport(JSON.parse(renderJson(fixture()))), /report\.package\.writtenBy: missing/, 'the bare fixture lacks fields of the schema')

@@ -1,7 +1,7 @@
 // Formats triggered reports in a Node.js environment created on demand, on a
 // thread of its own: between reports nothing of it exists (no idle worker,
 // no memory), and a stuck main thread cannot delay it. The environment runs
-// the TypeScript reporter (dist/reporter.js), which takes the capture with
+// the TypeScript reporter (dist/reporter-env.js, from src/reporter-env.ts), which takes the capture with
 // TakeReporterJob and writes the report.
 //
 // The capture stays here until the job is finished: when the environment

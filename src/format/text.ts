@@ -4,7 +4,7 @@ import path from 'node:path'
 import type { GreenHandle, GreenThread, GreenTimer, PromiseGroup, JsFrame, NativeFrame, ProcessInfo, Report, ThreadInfo } from '../model'
 import { duration } from '../util/duration'
 import { safeJsonStringify } from '../util/json-safe'
-import { deadlocks, threadLabel } from '../sections/locks'
+import { threadLabel } from '../analysis/locks'
 
 const WIDTH = 72
 const RULE = '='.repeat(WIDTH)
@@ -144,7 +144,9 @@ function threadsLines (r: Report): string[] {
   const summary = `${threads.length} thread${threads.length === 1 ? '' : 's'}, ` +
     `capture took ${c ? ms(c.totalUs) : '(unknown)'}${phases}`
   // A deadlock on top, where it is seen first (each thread's note says so too).
-  const found = guarded(() => deadlocks(threads).map(chain => `DEADLOCK: ${[...chain, chain[0]].map(threadLabel).join(' waits for ')}`))
+  const byTid = new Map(threads.map(t => [t.tid, t]))
+  const label = (tid: number): string => { const t = byTid.get(tid); return t ? threadLabel(t) : `#${tid}` }
+  const found = guarded(() => list(r.deadlocks).map(chain => `DEADLOCK: ${[...chain, chain[0]].map(label).join(' waits for ')}`))
   // Each thread is fenced: one malformed entry must not hide the others.
   return [summary, ...found, ...threads.flatMap((t) => ['', ...guarded(() => threadLines(t))])]
 }

@@ -3,7 +3,7 @@
 import path from 'node:path'
 import type { JavaScriptSource, JsFrame, NativeFrame, ThreadInfo, ThreadKind } from '../model'
 import { packageRoot, type RawCapture, type RawJsFrame, type RawNativeFrame, type RawThread } from '../native'
-import { holderChain, threadLabel } from './locks'
+import { holderChain, threadLabel } from '../analysis/locks'
 
 const OS_STATES: Record<string, string> = {
   R: 'running',

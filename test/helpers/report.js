@@ -47,6 +47,7 @@ const SCHEMA = {
     waitingForLock: nullable({ address: 'hex', heldBy: 'integer' }),
     note: 'string'
   }],
+  deadlocks: [['integer']],
   capture: { signalPhaseUs: 'number', jsPhaseUs: 'number', totalUs: 'number', captureSignal: nullable('string') },
   greenThreads: {
     summary: 'string',
