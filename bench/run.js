@@ -224,7 +224,7 @@ async function httpService () {
 // ---- 2b. promise tracking (trackPromises) ----
 
 // An await chain of a million promises: plain node, the library with
-// tracking off and on, and a tracker of the kind why-is-node-running uses
+// tracking off, on (counts and ages) and with sites, and a tracker of the kind why-is-node-running uses
 // (async_hooks init/destroy keeping each resource with its stack).
 const AWAIT_CHAIN = `
   ${"process.env.PEER === 'async_hooks' ? (() => { const live = new Map(); require('node:async_hooks').createHook({ init (id, type) { const e = {}; Error.captureStackTrace(e); live.set(id, { type, stack: e.stack }) }, destroy (id) { live.delete(id) } }).enable() })() : null"}
@@ -244,6 +244,7 @@ function awaitChain () {
     without: { args: ['-e', AWAIT_CHAIN] },
     off: { args: [...PRELOAD, '-e', AWAIT_CHAIN] },
     on: { args: [...PRELOAD, '-e', AWAIT_CHAIN], env: { GMR_TRACK_PROMISES: '1' } },
+    sites: { args: [...PRELOAD, '-e', AWAIT_CHAIN], env: { GMR_TRACK_PROMISES: 'sites' } },
     asyncHooks: { args: ['-e', AWAIT_CHAIN], env: { PEER: 'async_hooks' } }
   }
   // The async_hooks peer takes tens of seconds on a loaded machine.
@@ -492,6 +493,8 @@ async function main () {
   const on = ratioOf(chain.on, chain.without)
   check('promises, tracking on', `  same, trackPromises on: ${fixed(median(chain.on), 0)} ms (${on.range})`,
     fixed(on.value, 3), 'x', '<= 1.10 with/without', on.value <= 1.10)
+  const sites = ratioOf(chain.sites, chain.without)
+  info(`  same, trackPromises 'sites': ${fixed(median(chain.sites), 0)} ms (${sites.range})`, fixed(sites.value, 3), 'x', 'opt-in, no target')
   const peer = ratioOf(chain.asyncHooks, chain.without)
   info(`  peer: async_hooks tracker (why-is-node-running style): ${fixed(median(chain.asyncHooks), 0)} ms (${peer.range})`, fixed(peer.value, 3), 'x', 'comparison')
   const http = await httpTracking()

@@ -104,7 +104,7 @@ Napi::Value ConfigureFatal(const Napi::CallbackInfo& info) {
   std::string error = ConfigureFatalSignals(config);
   if (!error.empty()) Napi::Error::New(env, error).ThrowAsJavaScriptException();
   // Workers running already get their alternate stacks too.
-  else if (config.enabled) SetSwitchesEverywhere(CodeMapEnabled(), PromiseTrackingEnabled());
+  else if (config.enabled) SetSwitchesEverywhere(CodeMapEnabled(), PromiseTrackingMode());
   return env.Undefined();
 }
 
@@ -296,9 +296,13 @@ Napi::Value Info(const Napi::CallbackInfo& info) {
 
 // setSwitches(codeMap, trackPromises): the code map switch (on by default,
 // the `codeMap` option / GMR_CODE_MAP) and promise tracking (off by default,
-// `trackPromises` / GMR_TRACK_PROMISES). Every isolate follows (js_stacks.h).
+// `trackPromises` / GMR_TRACK_PROMISES: false, true, or 'sites'). Every
+// isolate follows (isolates/switches.h).
 Napi::Value SetSwitchesJs(const Napi::CallbackInfo& info) {
-  SetSwitchesEverywhere(info[0].ToBoolean().Value(), info[1].ToBoolean().Value());
+  PromiseTracking track = info[1].IsString() && info[1].As<Napi::String>().Utf8Value() == "sites" ? PromiseTracking::kSites
+                          : info[1].ToBoolean().Value()                                            ? PromiseTracking::kCounts
+                                                                                                   : PromiseTracking::kOff;
+  SetSwitchesEverywhere(info[0].ToBoolean().Value(), track);
   return info.Env().Undefined();
 }
 
@@ -332,7 +336,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   // (process.env writes); a worker follows the process-wide switch.
   bool main_thread = syscall(SYS_gettid) == getpid();
   const char* code_map = main_thread ? getenv("GMR_CODE_MAP") : nullptr;
-  if (code_map && (strcmp(code_map, "0") == 0 || strcmp(code_map, "false") == 0)) SetSwitchesEverywhere(false, PromiseTrackingEnabled());
+  if (code_map && (strcmp(code_map, "0") == 0 || strcmp(code_map, "false") == 0)) SetSwitchesEverywhere(false, PromiseTrackingMode());
   RegisterCurrentIsolate();
   exports.Set("configure", Napi::Function::New(env, Configure));
   exports.Set("configureFatal", Napi::Function::New(env, ConfigureFatal));

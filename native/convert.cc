@@ -85,6 +85,7 @@ Napi::Object LoopToJs(Napi::Env env, const LoopInfo& l) {
   if (l.promises.tracked) {
     Napi::Object p = Napi::Object::New(env);
     p.Set("pending", static_cast<double>(l.promises.pending));
+    p.Set("sites", l.promises.sites);
     p.Set("named", l.promises.named);
     p.Set("untracked", static_cast<double>(l.promises.untracked));
     Napi::Array groups = Napi::Array::New(env, l.promises.groups.size());

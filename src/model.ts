@@ -140,7 +140,7 @@ export interface GreenThread {
   more: number
   /** Why the list is incomplete (it changed while it was read); null when complete. */
   problem: string | null
-  /** Pending promises by creation site, when trackPromises is on; else null. */
+  /** Pending promises (by creation site with trackPromises 'sites'), when trackPromises is on; else null. */
   promises: GreenPromises | null
   /**
    * Node's active resources by type (process.getActiveResourcesInfo(): requests
@@ -178,25 +178,33 @@ export interface GreenTimer {
 export interface GreenPromises {
   /** Pending promises tracked. */
   pending: number
-  /** The sites are named (false: the code map is off, so every promise is in one unnamed group). */
+  /**
+   * Sites were recorded (trackPromises 'sites'): the groups are by creating function.
+   * false (trackPromises true): one group of them all, with no site (function and file '').
+   */
+  sites: boolean
+  /** The sites are named (false: no sites recorded, or the code map is off, so every promise is in one unnamed group). */
   named: boolean
   /** Pending past the tracker's capacity: counted, not placed. */
   untracked: number
-  /** By the function that created them, largest first (at most greenThreadsLimit). */
+  /** By the function that created them, largest first (at most greenThreadsLimit); without sites, one group. */
   groups: PromiseGroup[]
   /** Groups past the limit. */
   moreGroups: number
 }
 
 export interface PromiseGroup {
-  /** The function that created them; '' when no JavaScript frame did (Node's internals). */
+  /** The function that created them; '' when no JavaScript frame did (Node's internals), or when no site was recorded. */
   function: string
   file: string
   /** The function's start (from the code map). */
   line: number
   column: number
   count: number
-  /** Age of the oldest, in ms. */
+  /**
+   * Age of the oldest, in ms: from the start of the event-loop turn that created it (libuv's
+   * loop time, as Node's timers count), so at most that turn's length more than its true age.
+   */
   oldestMs: number
 }
 

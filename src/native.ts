@@ -109,7 +109,7 @@ export interface RawLoop {
   /** Why the walk stopped early; '' when it did not. */
   problem: string
   /** Its isolate's pending promises; null when not tracked. */
-  promises: { pending: number, named: boolean, untracked: number, groups: RawPromiseGroup[], moreGroups: number } | null
+  promises: { pending: number, sites: boolean, named: boolean, untracked: number, groups: RawPromiseGroup[], moreGroups: number } | null
   /** Its JavaScript timers, soonest first; null when not tracked. */
   timers: { timers: RawTimer[], more: number, untracked: number } | null
 }
@@ -194,7 +194,7 @@ export interface Addon {
   meetNewThreads (): void
   reclaimSignal (): void
   /** The code map and promise tracking switches; every isolate follows. */
-  setSwitches (codeMap: boolean, trackPromises: boolean): void
+  setSwitches (codeMap: boolean, trackPromises: boolean | 'sites'): void
   codeMapStats (): { enabled: boolean, maps: number, events: number, pending: number, indexed: number, dropped: number, scripts: number, bytes: number }
   info (): { captureSignal: string | null, reportSignal: number, tid: number, knownIsolates: number, heapSizeLimit: number, testHooks: boolean, testLateCaptureHandlers?: number, testFirstContacts?: number }
 }

@@ -20,7 +20,7 @@ export interface Options {
   codeMap?: boolean
   stallThreshold?: number | false
   greenThreadsLimit?: number
-  trackPromises?: boolean
+  trackPromises?: boolean | 'sites'
   reportOnFatalSignal?: boolean
 }
 
@@ -43,8 +43,11 @@ export interface ResolvedOptions {
   stallThreshold: number
   /** Handles listed per event loop in Green Threads; the rest are counted. */
   greenThreadsLimit: number
-  /** Record each pending promise's creation site and age (a V8 promise hook: costs every promise). */
-  trackPromises: boolean
+  /**
+   * Pending promises in Green Threads (Node's promiseHooks: costs every promise).
+   * true: counts and ages; 'sites': also each one's creating function, at a higher cost.
+   */
+  trackPromises: boolean | 'sites'
   /** A native-stacks report on SIGSEGV, SIGBUS, SIGILL, SIGFPE and SIGABRT, then the signal goes on. */
   reportOnFatalSignal: boolean
 }
@@ -193,6 +196,14 @@ function boolean (s: Source): boolean {
   if (s.value === '1' || s.value === 'true') return true
   if (s.value === '0' || s.value === 'false') return false
   throw new OptionError(s.name, `must be true or false (1 or 0 in the environment), got ${describe(s.value)}`)
+}
+
+function trackPromises (s: Source): boolean | 'sites' {
+  if (s.value === 'sites') return 'sites'
+  if (typeof s.value === 'boolean') return s.value
+  if (s.value === '1' || s.value === 'true') return true
+  if (s.value === '0' || s.value === 'false') return false
+  throw new OptionError(s.name, `must be true, false or 'sites' (1, 0 or sites in the environment), got ${describe(s.value)}`)
 }
 
 function parseSignal (s: Source): ResolvedOptions['signal'] {
@@ -362,7 +373,7 @@ export function resolveOptions (given: Options = {}, env: NodeJS.ProcessEnv = pr
     codeMap: codeMapSrc ? boolean(codeMapSrc) : true,
     stallThreshold: stallSrc ? stallThreshold(stallSrc) : 0,
     greenThreadsLimit: greenLimitSrc ? number(greenLimitSrc, 1, MAX_GREEN_THREADS_LIMIT, true) : DEFAULT_GREEN_THREADS_LIMIT,
-    trackPromises: trackSrc ? boolean(trackSrc) : false,
+    trackPromises: trackSrc ? trackPromises(trackSrc) : false,
     reportOnFatalSignal: fatalSrc ? boolean(fatalSrc) : false,
     maskSectionText: maskSectionTextSrc ? boolean(maskSectionTextSrc) : true
   }

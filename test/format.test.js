@@ -127,6 +127,7 @@ function fixture (overrides = {}) {
         },
         promises: {
           pending: 30,
+          sites: true,
           named: true,
           untracked: 5,
           groups: [

@@ -116,17 +116,39 @@ function promisesOf (report, pid) {
   return report.greenThreads.threads.find(th => th.tid === pid).promises
 }
 
-t.test('trackPromises: pending promises by the function that created them, settled ones gone, also while stuck', async t => {
+t.test('trackPromises: pending promises counted with their age, no sites, settled ones gone, also while stuck', async t => {
   for (const scene of ['free', 'busy']) {
     const got = await reportOf(t, scene, { trackPromises: true }, { GMR_PROMISES: '14' })
     const p = promisesOf(got.report, got.child.pid)
     t.ok(p, `${scene}: promises are tracked`)
+    t.equal(p.sites, false, 'no sites recorded')
+    t.equal(p.named, false)
+    // Each call holds three: the async function's own promise, the one it
+    // awaits, and the one V8 makes for the await; the 1000 settled ones are gone.
+    t.equal(p.pending, 42)
+    t.equal(p.untracked, 0)
+    t.equal(p.groups.length, 1, 'one group')
+    t.same([p.groups[0].function, p.groups[0].file, p.groups[0].count], ['', '', 42])
+    t.ok(p.groups[0].oldestMs >= 0 && p.groups[0].oldestMs < 60_000, `their age (${p.groups[0].oldestMs} ms)`)
+    t.match(got.report.greenThreads.summary, /42 pending promises, the oldest /)
+  }
+  const { report: text } = await reportOf(t, 'free', { trackPromises: true, format: 'text' }, { GMR_PROMISES: '14' })
+  t.match(text, /\n42 pending promises, the oldest [^\n]+ \(sites not recorded: trackPromises 'sites' records them\)\n/)
+})
+
+t.test("trackPromises 'sites': pending promises by the function that created them, settled ones gone, also while stuck", async t => {
+  for (const scene of ['free', 'busy']) {
+    const got = await reportOf(t, scene, { trackPromises: 'sites' }, { GMR_PROMISES: '14' })
+    const p = promisesOf(got.report, got.child.pid)
+    t.ok(p, `${scene}: promises are tracked`)
+    t.equal(p.sites, true)
     const approval = p.groups.find(g => g.function === 'awaitApproval')
     t.ok(approval, `${scene}: the never-settling ones are grouped under awaitApproval`)
     t.equal(approval.file, APP)
     t.equal(approval.line, AWAIT_LINE, 'at the line the function starts')
-    // Each call holds two: the async function's own promise and the one it awaits.
-    t.equal(approval.count, 28)
+    // Each call holds three: the async function's own promise, the one it
+    // awaits, and the one V8 makes for the await.
+    t.equal(approval.count, 42)
     t.ok(approval.oldestMs >= 0 && approval.oldestMs < 60_000)
     t.notOk(p.groups.find(g => g.function === 'settles'), `${scene}: the 1000 settled ones are gone`)
     t.equal(p.untracked, 0)
@@ -144,9 +166,12 @@ t.test('trackPromises: pending promises by the function that created them, settl
   }
 })
 
-t.test("trackPromises: a worker's timers, by their callbacks, under the worker", async t => {
+t.test("trackPromises: a worker's timers and promises, under the worker (it never loaded the library)", async t => {
   const got = await reportOf(t, 'worker', { trackPromises: true })
   const worker = got.report.greenThreads.threads.find(th => th.tid !== got.child.pid)
+  t.ok(worker.promises, "the worker's promises are tracked")
+  t.equal(worker.promises.pending, 15, `the 5 calls of workerWaits it made once met (${JSON.stringify(worker.promises)})`)
+  t.equal(promisesOf(got.report, got.child.pid).pending, 0, "not among the main thread's")
   t.ok(worker.timers, "the worker's timers are tracked (it never loaded the library)")
   const later = worker.timers.timers.find(tm => tm.function === 'workerLater')
   t.ok(later && later.afterMs === 400_000 && later.dueInMs > 300_000, `the timer it made once met (${JSON.stringify(worker.timers)})`)
@@ -154,8 +179,33 @@ t.test("trackPromises: a worker's timers, by their callbacks, under the worker",
   t.notOk(main.timers.timers.find(tm => tm.function === 'workerLater'), "not among the main thread's")
 })
 
-t.test('trackPromises with the code map off: counted, the sites unnamed, and the text says why', async t => {
-  const got = await reportOf(t, 'free', { trackPromises: true, codeMap: false, format: 'text' }, { GMR_PROMISES: '14' })
+t.test("trackPromises 'sites': a worker's promises by the function that made them, under the worker", async t => {
+  const got = await reportOf(t, 'worker', { trackPromises: 'sites' })
+  const worker = got.report.greenThreads.threads.find(th => th.tid !== got.child.pid)
+  const waits = worker.promises.groups.find(g => g.function === 'workerWaits')
+  t.ok(waits, `grouped under workerWaits (${JSON.stringify(worker.promises)})`)
+  t.equal(waits.count, 15)
+  t.notOk(promisesOf(got.report, got.child.pid).groups.find(g => g.function === 'workerWaits'), "not among the main thread's")
+})
+
+t.test('trackPromises switched off: no thread reports promises; on again: only those made since', async t => {
+  const off = await reportOf(t, 'worker', { trackPromises: 'sites' }, { GMR_PROMISES: '14', GMR_SWITCH: 'off' })
+  for (const th of off.report.greenThreads.threads) {
+    t.equal(th.promises, null, `${th.label}: no promises`)
+    t.equal(th.timers, null, `${th.label}: no timers`)
+  }
+  t.notMatch(off.report.greenThreads.summary, /promise/)
+  // Each thread forgot its table when it switched off (the worker at an
+  // interrupt check, when it ran JavaScript): on again, it starts afresh.
+  const got = await reportOf(t, 'worker', { trackPromises: 'sites' }, { GMR_PROMISES: '14', GMR_SWITCH: 'off-on' })
+  const main = promisesOf(got.report, got.child.pid)
+  t.equal(main.groups.find(g => g.function === 'awaitApproval')?.count, 6, `main: the 2 calls since (${JSON.stringify(main)})`)
+  const worker = got.report.greenThreads.threads.find(th => th.tid !== got.child.pid).promises
+  t.equal(worker.groups.find(g => g.function === 'workerWaits')?.count, 6, `worker: the 2 calls since (${JSON.stringify(worker)})`)
+})
+
+t.test("trackPromises 'sites' with the code map off: counted, the sites unnamed, and the text says why", async t => {
+  const got = await reportOf(t, 'free', { trackPromises: 'sites', codeMap: false, format: 'text' }, { GMR_PROMISES: '14' })
   t.match(got.report, /\n\d+ pending promises \(their sites are not named: the code map is off\)\n/)
 })
 
@@ -167,11 +217,11 @@ t.test('trackPromises off (the default): no promise is tracked', async t => {
 })
 
 t.test('a hundred thousand pending promises: the tracker is capped, the rest counted, groups bounded in text', async t => {
-  const got = await reportOf(t, 'free', { trackPromises: true, format: 'text' }, { GMR_PROMISES: '100000' })
+  const got = await reportOf(t, 'free', { trackPromises: 'sites', format: 'text' }, { GMR_PROMISES: '100000' })
   const section = got.report.slice(got.report.indexOf('Green Threads'), got.report.indexOf('====                           Processes'))
   const m = /(\d+) pending promises \(and (\d+) past the tracker's capacity\)/.exec(section)
   t.ok(m, 'the count past the capacity is given')
   t.ok(Number(m[1]) <= 65536, `at most 65536 tracked (${m[1]})`)
-  t.ok(Number(m[1]) + Number(m[2]) >= 200_000, `all 200000 pending counted (${Number(m[1]) + Number(m[2])})`)
+  t.ok(Number(m[1]) + Number(m[2]) >= 300_000, `all 300000 pending counted (${Number(m[1]) + Number(m[2])})`)
   t.match(section, /\n {2}\d+ × awaitApproval \(green-threads\.js:\d+\), oldest /)
 })

@@ -103,7 +103,7 @@ t.test('a bad variable with the preload stops the start with one clear line', as
 
 t.test('good options from the environment are taken', async t => {
   const dir = tmpDir(t)
-  const err = await setupIn(t, '{}', { GMR_LOG_DIR: dir, GMR_SIGNAL: 'USR1', GMR_FORMAT: 'json', GMR_SECTION_TIMEOUT: '100', GMR_FILE_TRIGGER: path.join(dir, 'trig'), GMR_FILE_TRIGGER_INTERVAL: '0.5' })
+  const err = await setupIn(t, '{}', { GMR_LOG_DIR: dir, GMR_SIGNAL: 'USR1', GMR_FORMAT: 'json', GMR_SECTION_TIMEOUT: '100', GMR_FILE_TRIGGER: path.join(dir, 'trig'), GMR_FILE_TRIGGER_INTERVAL: '0.5', GMR_TRACK_PROMISES: 'sites' })
   t.equal(err, null)
   t.ok(fs.existsSync(path.join(dir, 'trig')), 'trigger file created')
   const stat = fs.statSync(path.join(dir, 'trig'))

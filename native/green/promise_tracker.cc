@@ -1,207 +1,358 @@
 #include "promise_tracker.h"
 
-#include <time.h>
+#include <node.h>
+#include <uv.h>
 #include <v8.h>
 #include <v8-profiler.h>
 
 #include <algorithm>
 #include <atomic>
+#include <cstdlib>
 #include <cstring>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <tuple>
 
 #include "../codemap/code_map.h"
+#include "../isolates/own_context.h"
 
 namespace gmr {
 namespace {
 
-// 1.5 MB per tracking isolate.
-constexpr uint32_t kCapacity = 1 << 16;
-// A promise carries its slot in its internal field (Node builds V8 with one,
-// and leaves it unused) as a Smi: the slot's index and its generation, so
-// a settle never frees a slot another promise has taken since.
-constexpr uint32_t kIndexBits = 16;
-constexpr uint32_t kGenerationMask = (1u << 14) - 1;  // Smi-safe: 30 bits in all
+// The table a thread's hooks write and the watchdog reads (little-endian):
+//   int32  head[4]              [0]: pending promises past the capacity
+//   uint32 stamps[kPromiseSlots] libuv loop time (ms, low 32 bits) | 1 of a
+//                                pending promise; 0: a free slot
+//   uint64 sites[2 * kPromiseSlots]  mode 'sites' only: the code addresses
+//                                of the two JavaScript frames under the hook
+constexpr size_t kHeadBytes = 16;
+constexpr size_t kStampsBytes = 4 * size_t{kPromiseSlots};
+constexpr size_t kSitesBytes = 16 * size_t{kPromiseSlots};
 
-struct Slot {
-  uint32_t generation;  // bumped at each use; 0: never used
-  bool live;
-  uintptr_t site;       // code address of the creating JS frame; 0: none
-  uint64_t created_ms;  // CLOCK_MONOTONIC_COARSE
+std::atomic<int> g_mode{0};
+
+struct Tracker {
+  PromiseTracking mode = PromiseTracking::kOff;  // what its hooks do now
+  bool busy = false;  // being installed or removed (that runs JavaScript)
+  // Shared with the SharedArrayBuffer the hooks write: a summary holds a
+  // copy while it reads, so the memory outlives the thread if need be.
+  std::shared_ptr<v8::BackingStore> table;
+  // The hooks' remover; touched only on the isolate's thread.
+  v8::Global<v8::Function> stop;
 };
 
-uint64_t NowMs() {
-  // The coarse clock is a vDSO read of a few nanoseconds: this runs for
-  // every promise.
-  timespec ts;
-  clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-  return static_cast<uint64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
-}
-
-// Written by the isolate's thread, read by the watchdog, both under `mu`.
-struct Table {
-  std::mutex mu;
-  std::unique_ptr<Slot[]> slots{new Slot[kCapacity]()};
-  std::unique_ptr<uint32_t[]> free_list{new uint32_t[kCapacity]};
-  uint32_t free_count = kCapacity;
-  uint32_t live = 0;
-  uint64_t untracked = 0;  // pending promises that found the table full
-
-  Table() {
-    for (uint32_t i = 0; i < kCapacity; i++) free_list[i] = kCapacity - 1 - i;
-  }
-
-  // The tag for the promise's field; 0 when the table is full.
-  uint32_t Insert(uintptr_t site) {
-    std::lock_guard<std::mutex> lock(mu);
-    if (free_count == 0) {
-      untracked++;
-      return 0;
-    }
-    uint32_t i = free_list[--free_count];
-    Slot& s = slots[i];
-    s.generation = (s.generation % kGenerationMask) + 1;
-    s.live = true;
-    s.site = site;
-    s.created_ms = NowMs();
-    live++;
-    return (s.generation << kIndexBits) | i;
-  }
-
-  void Remove(uint32_t tag) {
-    std::lock_guard<std::mutex> lock(mu);
-    Slot& s = slots[tag & (kCapacity - 1)];
-    if (!s.live || s.generation != tag >> kIndexBits) return;
-    s.live = false;
-    free_list[free_count++] = tag & (kCapacity - 1);
-    live--;
-  }
-
-  // A promise of those counted only settled.
-  void RemoveUntracked() {
-    std::lock_guard<std::mutex> lock(mu);
-    if (untracked > 0) untracked--;
-  }
-};
-
-std::atomic<bool> g_enabled{false};
-
-// Tables by isolate; heap-allocated, never destroyed (see isolates/registry.cc).
-std::mutex& TablesMutex() {
+// By isolate; heap-allocated, never destroyed (the watchdog may read them
+// while static destructors run).
+std::mutex& TrackersMutex() {
   static auto* mu = new std::mutex;
   return *mu;
 }
-std::map<v8::Isolate*, Table*>& Tables() {
-  static auto* tables = new std::map<v8::Isolate*, Table*>;
-  return *tables;
+std::map<v8::Isolate*, Tracker>& Trackers() {
+  static auto* trackers = new std::map<v8::Isolate*, Tracker>;
+  return *trackers;
 }
 
-// The calling thread's table: the hook runs on its isolate's thread.
-thread_local Table* t_table = nullptr;
+// V8's embedded builtins (the Promise constructor, Await, ...): frames the
+// sample gives but no JavaScript function owns. The same blob for every
+// isolate, set at the first install.
+std::atomic<uintptr_t> g_builtins_start{0}, g_builtins_end{0};
 
-// The field's value: our tag (a positive Smi), or Smi 0 as V8 leaves it.
-uint32_t TagOf(v8::Local<v8::Promise> promise) {
-  v8::Local<v8::Data> field = promise->GetInternalField(0);
-  if (!field->IsValue()) return 0;
-  v8::Local<v8::Value> value = field.As<v8::Value>();
-  return value->IsUint32() ? value.As<v8::Uint32>()->Value() : 0;
-}
-
-void OnPromise(v8::PromiseHookType type, v8::Local<v8::Promise> promise, v8::Local<v8::Value>) {
-  Table* table = t_table;
-  if (!table || promise->InternalFieldCount() < 1) return;
-  v8::Isolate* isolate = promise->GetIsolate();
-  if (type == v8::PromiseHookType::kInit) {
-    // One frame, no allocation: the code address of the JavaScript frame
-    // that created the promise (the interpreter's is its bytecode's).
-    void* frames[1] = {nullptr};
-    v8::SampleInfo info{};
-    // The sampler walks from the registers it is given: this very frame,
-    // whose callers lead through V8's C entry into the JavaScript frames.
-    v8::RegisterState state;
-    state.pc = __builtin_return_address(0);
-    state.fp = __builtin_frame_address(0);
-    state.sp = __builtin_frame_address(0);
-    isolate->GetStackSample(state, frames, 1, &info);
-    uintptr_t site = info.frames_count > 0 ? reinterpret_cast<uintptr_t>(frames[0]) : 0;
-    if (uint32_t tag = table->Insert(site)) promise->SetInternalField(0, v8::Integer::NewFromUnsigned(isolate, tag));
-  } else if (type == v8::PromiseHookType::kResolve) {
-    if (uint32_t tag = TagOf(promise)) {
-      table->Remove(tag);
-      promise->SetInternalField(0, v8::Integer::New(isolate, 0));
-    } else {
-      table->RemoveUntracked();
-    }
+// sample(slot), mode 'sites': called by the init hook. Keeps the first two
+// JavaScript frames under the hook itself: the creating function's, or Node's
+// initAll dispatcher when other hooks run beside ours (the summary picks).
+// Builtins are skipped: `new Promise` runs in one. No allocation, no lock:
+// the slot is the calling thread's.
+void Sample(const v8::FunctionCallbackInfo<v8::Value>& info) {
+  auto* sites = static_cast<uint64_t*>(info.Data().As<v8::External>()->Value());
+  if (!info[0]->IsUint32()) return;
+  uint32_t slot = info[0].As<v8::Uint32>()->Value();
+  if (slot >= kPromiseSlots) return;
+  constexpr size_t kDepth = 6;
+  void* frames[kDepth] = {};
+  v8::SampleInfo sample{};
+  // The sampler walks from the registers it is given: this very frame, whose
+  // callers lead through V8's API exit frame into the JavaScript frames.
+  v8::RegisterState state;
+  state.pc = __builtin_return_address(0);
+  state.fp = __builtin_frame_address(0);
+  state.sp = __builtin_frame_address(0);
+  info.GetIsolate()->GetStackSample(state, frames, kDepth, &sample);
+  uintptr_t start = g_builtins_start.load(std::memory_order_relaxed), end = g_builtins_end.load(std::memory_order_relaxed);
+  uintptr_t kept[3] = {0, 0, 0};  // the hook's own frame, then two
+  size_t n = 0;
+  for (size_t i = 0; i < sample.frames_count && i < kDepth && n < 3; i++) {
+    auto pc = reinterpret_cast<uintptr_t>(frames[i]);
+    if (pc >= start && pc < end) continue;
+    kept[n++] = pc;
   }
+  // Relaxed stores: the watchdog may be reading.
+  __atomic_store_n(&sites[2 * slot], kept[1], __ATOMIC_RELAXED);
+  __atomic_store_n(&sites[2 * slot + 1], kept[2], __ATOMIC_RELAXED);
+}
+
+// The hooks, run in the thread's own context: Node's public promiseHooks
+// (process.getBuiltinModule: Node >= 20.16), so they join Node's own users of
+// V8's per-context hooks rather than replace them. A fresh symbol per
+// install: promises stamped by an earlier one are not freed into this table.
+// The free list starts empty and slots are taken in order, so only the pages
+// of slots ever used are touched. Returns the remover, or undefined.
+const char kInstall[] = R"js((function (table, clock, sample, slots) {
+  const v8 = typeof process.getBuiltinModule === 'function' ? process.getBuiltinModule('v8') : undefined
+  if (!v8 || !v8.promiseHooks) return undefined
+  const head = new Int32Array(table, 0, 4)
+  const stamps = new Uint32Array(table, 16, slots)
+  const now = new Uint32Array(clock, 0, 1)
+  const free = new Uint16Array(slots)
+  let nfree = 0
+  let next = 0
+  const SLOT = Symbol('guru-meditation promise')
+  const init = sample === undefined
+    ? function init (p) {
+      let s
+      if (nfree > 0) s = free[--nfree]
+      else if (next < slots) s = next++
+      else { head[0]++; p[SLOT] = -1; return }
+      stamps[s] = now[0] | 1
+      p[SLOT] = s
+    }
+    : function init (p) {
+      let s
+      if (nfree > 0) s = free[--nfree]
+      else if (next < slots) s = next++
+      else { head[0]++; p[SLOT] = -1; return }
+      stamps[s] = now[0] | 1
+      p[SLOT] = s
+      sample(s)
+    }
+  function settled (p) {
+    const s = p[SLOT]
+    if (s === undefined) return
+    if (s < 0) head[0]--
+    else if (stamps[s] !== 0) { stamps[s] = 0; free[nfree++] = s }
+  }
+  return v8.promiseHooks.createHook({ init, settled })
+}))js";
+
+void FreeTable(void* data, size_t, void*) { free(data); }
+
+// Runs `fn` in the thread's own context (not a vm context it may be busy
+// in); false when none is current or JavaScript cannot run now.
+template <typename Fn>
+bool InOwnContext(v8::Isolate* isolate, Fn fn) {
+  if (isolate->IsExecutionTerminating()) return false;
+  v8::HandleScope scope(isolate);
+  v8::Local<v8::Context> context = OwnContext(isolate);
+  if (context.IsEmpty()) return false;
+  v8::Context::Scope context_scope(context);
+  // Called between two operations of whatever runs (an interrupt): nothing
+  // may escape into it.
+  v8::TryCatch try_catch(isolate);
+  return fn(context);
+}
+
+// Installs the hooks; false when it could not (asked again later).
+bool Install(v8::Isolate* isolate, PromiseTracking mode, Tracker* out) {
+  uv_loop_t* loop = node::GetCurrentEventLoop(isolate);
+  if (!loop) return false;
+  return InOwnContext(isolate, [&](v8::Local<v8::Context> context) {
+    size_t bytes = kHeadBytes + kStampsBytes + (mode == PromiseTracking::kSites ? kSitesBytes : 0);
+    // calloc: zeroed, and pages of a table this size are only touched when used.
+    void* data = calloc(1, bytes);
+    if (!data) return false;
+    std::shared_ptr<v8::BackingStore> table = v8::SharedArrayBuffer::NewBackingStore(data, bytes, FreeTable, nullptr);
+    // The loop's clock, read where libuv keeps it: libuv sets it at each
+    // turn and on waking, Node also before running timers. The loop outlives
+    // every JavaScript run on its thread.
+    std::shared_ptr<v8::BackingStore> clock =
+        v8::SharedArrayBuffer::NewBackingStore(&loop->time, sizeof loop->time, v8::BackingStore::EmptyDeleter, nullptr);
+    v8::Local<v8::String> code;
+    v8::Local<v8::Script> script;
+    v8::Local<v8::Value> fn, stop;
+    v8::Local<v8::Value> sample = v8::Undefined(isolate);
+    if (mode == PromiseTracking::kSites) {
+      const void* blob = nullptr;
+      size_t blob_bytes = 0;
+      isolate->GetEmbeddedCodeRange(&blob, &blob_bytes);
+      g_builtins_start = reinterpret_cast<uintptr_t>(blob);
+      g_builtins_end = reinterpret_cast<uintptr_t>(blob) + blob_bytes;
+      v8::Local<v8::Function> f;
+      auto* sites = reinterpret_cast<uint64_t*>(static_cast<char*>(data) + kHeadBytes + kStampsBytes);
+      if (!v8::Function::New(context, Sample, v8::External::New(isolate, sites)).ToLocal(&f)) return false;
+      sample = f;
+    }
+    if (!v8::String::NewFromUtf8(isolate, kInstall).ToLocal(&code) || !v8::Script::Compile(context, code).ToLocal(&script) ||
+        !script->Run(context).ToLocal(&fn) || !fn->IsFunction())
+      return false;
+    v8::Local<v8::Value> argv[] = {v8::SharedArrayBuffer::New(isolate, table), v8::SharedArrayBuffer::New(isolate, clock), sample,
+                                   v8::Integer::NewFromUnsigned(isolate, kPromiseSlots)};
+    if (!fn.As<v8::Function>()->Call(context, v8::Undefined(isolate), 4, argv).ToLocal(&stop) || !stop->IsFunction()) return false;
+    out->table = std::move(table);
+    out->stop.Reset(isolate, stop.As<v8::Function>());
+    return true;
+  });
+}
+
+// Removes the hooks; false when it could not (asked again later).
+bool Remove(v8::Isolate* isolate, v8::Global<v8::Function>* stop) {
+  return InOwnContext(isolate, [&](v8::Local<v8::Context> context) {
+    v8::Local<v8::Value> result;
+    return stop->Get(isolate)->Call(context, v8::Undefined(isolate), 0, nullptr).ToLocal(&result);
+  });
+}
+
+uint64_t NowMs() { return uv_hrtime() / 1000000; }
+
+// Age of a stamp: both are the monotonic clock's ms (libuv's loop time is
+// the coarse one, a few ms behind at most), compared in 32 bits: right for
+// ages under 24 days.
+uint64_t AgeMs(uint32_t now, uint32_t stamp) {
+  uint32_t age = now - (stamp & ~1u);
+  return age > (1u << 31) ? 0 : age;
 }
 
 }  // namespace
 
-void SetPromiseTrackingEnabled(bool enabled) { g_enabled = enabled; }
-bool PromiseTrackingEnabled() { return g_enabled; }
+void SetPromiseTracking(PromiseTracking mode) { g_mode = static_cast<int>(mode); }
+PromiseTracking PromiseTrackingMode() { return static_cast<PromiseTracking>(g_mode.load()); }
 
 void FollowPromiseTracking(v8::Isolate* isolate) {
-  if (!g_enabled) return StopPromiseTracking(isolate);
-  std::lock_guard<std::mutex> lock(TablesMutex());
-  if (Tables().count(isolate)) return;
-  auto* table = new Table;
-  Tables()[isolate] = table;
-  t_table = table;
-  isolate->SetPromiseHook(OnPromise);
+  PromiseTracking want = PromiseTrackingMode();
+  v8::Global<v8::Function> stop;
+  {
+    std::lock_guard<std::mutex> lock(TrackersMutex());
+    auto it = Trackers().find(isolate);
+    if (it == Trackers().end()) {
+      if (want == PromiseTracking::kOff) return;
+      it = Trackers().emplace(isolate, Tracker{}).first;
+    }
+    Tracker& t = it->second;
+    // Busy: the installer runs JavaScript, where V8 may run another
+    // interrupt that comes here again.
+    if (t.busy) return;
+    if (want == PromiseTracking::kOff && t.stop.IsEmpty()) {
+      Trackers().erase(it);  // no hooks to remove
+      return;
+    }
+    if (t.mode == want) return;
+    t.busy = true;
+    // Off, the table is forgotten at once: nothing reports it any more.
+    t.table.reset();
+    stop = std::move(t.stop);
+  }
+  // Not under the lock: JavaScript runs.
+  bool removed = stop.IsEmpty() || Remove(isolate, &stop);
+  Tracker fresh;
+  bool installed = removed && (want == PromiseTracking::kOff || Install(isolate, want, &fresh));
+  std::lock_guard<std::mutex> lock(TrackersMutex());
+  auto it = Trackers().find(isolate);
+  if (it == Trackers().end()) return;  // forgotten meanwhile (cannot happen: both on this thread)
+  Tracker& t = it->second;
+  t.busy = false;
+  if (!removed) {
+    t.stop = std::move(stop);  // still installed: removed at the next contact
+    return;
+  }
+  if (!installed) {
+    t.mode = PromiseTracking::kOff;  // asked again at the next contact
+    return;
+  }
+  if (want == PromiseTracking::kOff) {
+    Trackers().erase(it);
+    return;
+  }
+  t.mode = want;
+  t.table = std::move(fresh.table);
+  t.stop = std::move(fresh.stop);
 }
 
-void StopPromiseTracking(v8::Isolate* isolate) {
-  std::lock_guard<std::mutex> lock(TablesMutex());
-  auto it = Tables().find(isolate);
-  if (it == Tables().end()) return;
-  isolate->SetPromiseHook(nullptr);
-  if (t_table == it->second) t_table = nullptr;
-  delete it->second;
-  Tables().erase(it);
+bool PromiseTrackingPending(v8::Isolate* isolate) {
+  PromiseTracking want = PromiseTrackingMode();
+  std::lock_guard<std::mutex> lock(TrackersMutex());
+  auto it = Trackers().find(isolate);
+  // Off, a tracker is left only while its hooks could not be removed yet.
+  return (it == Trackers().end() ? PromiseTracking::kOff : it->second.mode) != want;
+}
+
+void ForgetPromises(v8::Isolate* isolate) {
+  std::lock_guard<std::mutex> lock(TrackersMutex());
+  auto it = Trackers().find(isolate);
+  if (it == Trackers().end()) return;
+  // On the isolate's thread, while it is still alive: the handle can go.
+  it->second.stop.Reset();
+  Trackers().erase(it);
 }
 
 PromiseSummary SummarizePromises(v8::Isolate* isolate, size_t max_groups) {
   PromiseSummary out;
-  struct Site { uint64_t count = 0; uint64_t oldest = UINT64_MAX; };
-  std::map<uintptr_t, Site> sites;
+  if (!PromiseTrackingEnabled()) return out;
+  std::shared_ptr<v8::BackingStore> table;
+  bool sites = false;
   {
-    std::lock_guard<std::mutex> lock(TablesMutex());
-    auto it = Tables().find(isolate);
-    if (it == Tables().end()) return out;
-    Table* table = it->second;
-    out.tracked = true;
-    // Grouped under the table's lock: one pass, no copy of the table.
-    std::lock_guard<std::mutex> table_lock(table->mu);
-    out.untracked = table->untracked;
-    for (uint32_t i = 0; i < kCapacity; i++) {
-      const Slot& s = table->slots[i];
-      if (!s.live) continue;
-      Site& site = sites[s.site];
-      site.count++;
-      site.oldest = std::min(site.oldest, s.created_ms);
-      out.pending++;
+    std::lock_guard<std::mutex> lock(TrackersMutex());
+    auto it = Trackers().find(isolate);
+    if (it == Trackers().end() || !it->second.table) return out;
+    table = it->second.table;
+    sites = it->second.mode == PromiseTracking::kSites;
+  }
+  out.tracked = true;
+  out.sites = sites;
+  // The thread writes on meanwhile: relaxed loads, each slot on its own.
+  auto* base = static_cast<char*>(table->Data());
+  int32_t untracked = __atomic_load_n(reinterpret_cast<int32_t*>(base), __ATOMIC_RELAXED);
+  out.untracked = untracked > 0 ? static_cast<uint64_t>(untracked) : 0;
+  auto* stamps = reinterpret_cast<uint32_t*>(base + kHeadBytes);
+  auto* site_pcs = reinterpret_cast<uint64_t*>(base + kHeadBytes + kStampsBytes);
+  uint32_t now = static_cast<uint32_t>(NowMs());
+  struct Site { uint64_t count = 0; uint64_t oldest = 0; };
+  std::map<std::pair<uintptr_t, uintptr_t>, Site> by_pcs;
+  for (uint32_t i = 0; i < kPromiseSlots; i++) {
+    uint32_t stamp = __atomic_load_n(&stamps[i], __ATOMIC_RELAXED);
+    if (stamp == 0) continue;
+    std::pair<uintptr_t, uintptr_t> pcs{0, 0};
+    if (sites) {
+      pcs.first = __atomic_load_n(&site_pcs[2 * i], __ATOMIC_RELAXED);
+      pcs.second = __atomic_load_n(&site_pcs[2 * i + 1], __ATOMIC_RELAXED);
     }
+    Site& s = by_pcs[pcs];
+    s.count++;
+    s.oldest = std::max(s.oldest, AgeMs(now, stamp));
+    out.pending++;
+  }
+  if (!sites) {
+    // One group: no site was recorded.
+    if (out.pending > 0) {
+      PromiseGroup g;
+      g.count = out.pending;
+      g.oldest_ms = by_pcs.begin()->second.oldest;
+      out.groups.push_back(std::move(g));
+    }
+    return out;
   }
   std::vector<uintptr_t> pcs;
-  for (const auto& [pc, site] : sites) pcs.push_back(pc);
+  for (const auto& [key, site] : by_pcs) pcs.push_back(key.first), pcs.push_back(key.second);
   std::vector<CodeLookup> found(pcs.size());
   out.named = ResolveCodeAddresses(isolate, 0, pcs.data(), pcs.size(), found.data());
-  // Sites in the same function merge: the table keeps bytecode offsets.
+  // Sites in the same function merge: the table keeps code addresses.
   std::map<std::tuple<std::string, std::string, int, int>, PromiseGroup> groups;
-  uint64_t now = NowMs();
-  for (size_t i = 0; i < pcs.size(); i++) {
-    const Site& site = sites[pcs[i]];
-    const CodeLookup& l = found[i];
-    bool js = pcs[i] != 0 && l.kind == CodeKind::kJavaScript;
-    auto key = js ? std::make_tuple(l.function, l.file, l.line, l.column) : std::make_tuple(std::string(), std::string(), 0, 0);
-    PromiseGroup& g = groups[key];
-    g.function = std::get<0>(key);
-    g.file = std::get<1>(key);
-    g.line = std::get<2>(key);
-    g.column = std::get<3>(key);
+  size_t k = 0;
+  for (const auto& [key, site] : by_pcs) {
+    const CodeLookup* l = &found[k];
+    uintptr_t pc = pcs[k];
+    // Node's dispatcher of several hooks stands between ours and the creator.
+    if (pc != 0 && l->kind == CodeKind::kJavaScript && l->file == "node:internal/promise_hooks") l = &found[k + 1], pc = pcs[k + 1];
+    // A stub or builtin outside the embedded blob: the frame under it.
+    else if (pc != 0 && l->kind != CodeKind::kJavaScript && pcs[k + 1] != 0) l = &found[k + 1], pc = pcs[k + 1];
+    k += 2;
+    bool js = pc != 0 && l->kind == CodeKind::kJavaScript;
+    auto group_key = js ? std::make_tuple(l->function, l->file, l->line, l->column) : std::make_tuple(std::string(), std::string(), 0, 0);
+    PromiseGroup& g = groups[group_key];
+    g.function = std::get<0>(group_key);
+    g.file = std::get<1>(group_key);
+    g.line = std::get<2>(group_key);
+    g.column = std::get<3>(group_key);
     g.count += site.count;
-    g.oldest_ms = std::max(g.oldest_ms, now - std::min(now, site.oldest));
+    g.oldest_ms = std::max(g.oldest_ms, site.oldest);
   }
   for (auto& [key, g] : groups) out.groups.push_back(std::move(g));
   std::sort(out.groups.begin(), out.groups.end(), [](const PromiseGroup& a, const PromiseGroup& b) {

@@ -205,7 +205,8 @@ TimerSummary SummarizeTimers(v8::Isolate* isolate, size_t max) {
   TimerSummary out;
   std::lock_guard<std::mutex> lock(TablesMutex());
   auto it = Tables().find(isolate);
-  if (it == Tables().end()) return out;
+  // Off: the accessors stay installed, but report nothing.
+  if (it == Tables().end() || !it->second.on) return out;
   out.tracked = true;
   out.untracked = it->second.untracked;
   // libuv's loop time is ms of the monotonic clock, as is this.

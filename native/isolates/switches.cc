@@ -23,17 +23,18 @@ void Follow(v8::Isolate* isolate) {
   FollowFatalAltStack();
 }
 
-// On its thread, before the isolate goes: its code event handler and
-// promise hook must go first.
+// On its thread, before the isolate goes: its code event handler must go
+// first, and what the watchdog reads of it is forgotten.
 void Cleanup(v8::Isolate* isolate) {
   StopCodeMap(isolate);
-  StopPromiseTracking(isolate);
+  ForgetPromises(isolate);
   ForgetTimers(isolate);
   ReleaseFatalAltStack();
 }
 
-// A bootstrapping worker cannot install timer tracking yet: asked again.
-bool Pending(v8::Isolate* isolate) { return TimerTrackingPending(isolate); }
+// A bootstrapping worker cannot install promise or timer tracking yet (nor
+// remove its promise hooks): asked again.
+bool Pending(v8::Isolate* isolate) { return PromiseTrackingPending(isolate) || TimerTrackingPending(isolate); }
 
 void OnSwitch(v8::Isolate* isolate, void*) { Follow(isolate); }
 
@@ -41,9 +42,9 @@ void OnSwitch(v8::Isolate* isolate, void*) { Follow(isolate); }
 
 void InstallThreadSwitches() { SetThreadHooks({Follow, Cleanup, Pending}); }
 
-void SetSwitchesEverywhere(bool code_map, bool track_promises) {
+void SetSwitchesEverywhere(bool code_map, PromiseTracking track_promises) {
   SetCodeMapEnabled(code_map);
-  SetPromiseTrackingEnabled(track_promises);
+  SetPromiseTracking(track_promises);
   v8::Isolate* self = v8::Isolate::TryGetCurrent();
   if (self) Follow(self);
   // Other isolates switch on their own thread, at their next interrupt check.

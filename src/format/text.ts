@@ -201,9 +201,15 @@ function greenThreadLines (g: GreenThread): string[] {
   const p = g.promises
   if (p) {
     const untracked = p.untracked > 0 ? ` (and ${str(p.untracked)} past the tracker's capacity)` : ''
-    const unnamed = p.named === false ? ' (their sites are not named: the code map is off)' : ''
-    lines.push(`${str(p.pending)} pending promise${p.pending === 1 ? '' : 's'}${untracked}${unnamed}`)
-    lines.push(...list(p.groups).map((group) => `  ${promiseGroupLine(group)}`))
+    const pending = `${str(p.pending)} pending promise${p.pending === 1 ? '' : 's'}${untracked}`
+    if (p.sites === false) {
+      // Counts and ages only: one group, with no site.
+      const oldest = list(p.groups)[0]
+      lines.push(`${pending}${oldest ? `, the oldest ${duration(oldest.oldestMs)}` : ''} (sites not recorded: trackPromises 'sites' records them)`)
+    } else {
+      lines.push(`${pending}${p.named === false ? ' (their sites are not named: the code map is off)' : ''}`)
+      lines.push(...list(p.groups).map((group) => `  ${promiseGroupLine(group)}`))
+    }
     if (p.moreGroups > 0) lines.push(`  … and ${str(p.moreGroups)} more sites`)
   }
   return lines

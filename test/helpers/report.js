@@ -67,7 +67,7 @@ const SCHEMA = {
         more: 'count', untracked: 'count'
       }),
       promises: nullable({
-        pending: 'count', named: 'boolean', untracked: 'count',
+        pending: 'count', sites: 'boolean', named: 'boolean', untracked: 'count',
         groups: [{ ...JS_FRAME, count: 'count', oldestMs: 'number' }],
         moreGroups: 'count'
       })
