@@ -9,7 +9,8 @@
 // process alive, every report complete and valid, and first contacts made.
 const t = require('tap')
 const path = require('node:path')
-const { FIXTURES, spawnNode, until, validateReport } = require('./helpers')
+const fs = require('node:fs')
+const { FIXTURES, spawnNode, until, validateReport, waitForOutput, waitForReports, readReport, tmpDir, testHooks } = require('./helpers')
 
 const REPORTS = 30
 
@@ -27,4 +28,20 @@ t.test('a worker held at first contact waits for the watchdog to be done', async
   for (const { report, json } of reports) validateReport(JSON.parse(json), null, `report ${report}`)
   const { firstContacts } = lines.at(-1)
   t.ok(firstContacts >= REPORTS, `workers were held at first contact (${firstContacts}, at least ${REPORTS})`)
+})
+
+// A worker met for the first time where it cannot be held (V8's compiler, a
+// garbage collection) is signalled again at once: the report still has its
+// threadId and JavaScript stack. The hook refuses the first hold.
+t.test('a worker that cannot be held at first contact is met by the same report', { skip: !testHooks() && 'needs a build with test hooks (scripts/sanitize.sh runs it)' }, async t => {
+  const dir = tmpDir(t)
+  const stop = path.join(tmpDir(t), 'stop')
+  const child = spawnNode(t, [path.join(FIXTURES, 'interrupt.js'), 'vm-worker', dir, stop], { env: { GMR_TEST_HOOKS: 'first_contact_refusals=1' } })
+  await waitForOutput(child, /ready/)
+  process.kill(child.pid, 'SIGUSR2')
+  const [file] = await waitForReports(dir, 1, 15000, child)
+  const worker = readReport(file).threads.find(th => th.kind === 'worker')
+  t.equal(worker.threadId, 1, 'its threadId')
+  t.equal(worker.javascriptSource, 'interrupt', 'its JavaScript stack, from its interrupt')
+  fs.writeFileSync(stop, '')
 })

@@ -198,6 +198,26 @@ void NameFromCodeMap(ThreadCapture* t, const ExecRanges& exec) {
 constexpr int kQuickContactTries = 10;
 constexpr auto kQuickContactPause = std::chrono::milliseconds(2);
 
+namespace {
+
+// Unknown JavaScript threads (`again`) the signal found where they could not
+// be held (V8's compiler or runtime, a garbage collection: thread_capture.cc,
+// StoppedWithoutLocks), signalled again at once, a few times: a busy or
+// starting worker is soon back in JavaScript or asleep. `contact` records
+// each thread it reaches in `contacted`.
+void ContactAgain(CaptureOptions light, std::set<int> again, const std::set<int>& contacted, const FirstContactFn& contact) {
+  light.max_stack_bytes = 256;  // the handler's copy is not used
+  light.identify_only = true;
+  for (int i = 0; i < kQuickContactTries && !again.empty(); i++) {
+    std::this_thread::sleep_for(kQuickContactPause);
+    light.only = [&](int tid) { return again.count(tid) > 0; };
+    for (const ThreadSnapshot& s : CaptureAllThreads(light, contact))
+      if (!s.captured || !s.v8.isolate || contacted.count(s.tid) || IsolateKnown(s.v8.isolate)) again.erase(s.tid);
+  }
+}
+
+}  // namespace
+
 bool MeetNewIsolates(const CaptureOptions& options) {
   // Threads met already, by tid and start time (a tid may be reused by a
   // later thread): they are not signalled again, so a worker's start costs
@@ -225,10 +245,7 @@ bool MeetNewIsolates(const CaptureOptions& options) {
     contacted.insert(tid);
   };
   bool all_met = true;
-  // Unknown JavaScript threads the signal found where they could not be
-  // held (in V8's runtime, a garbage collection: thread_capture.cc,
-  // StoppedWithoutLocks), tried again at once: a starting worker is soon in
-  // JavaScript or asleep, and the next round is 100 ms away.
+  // Tried again at once (ContactAgain): the next round is 100 ms away.
   std::set<int> again;
   for (const ThreadSnapshot& s : CaptureAllThreads(light, contact)) {
     if (s.skipped) continue;  // met before
@@ -245,12 +262,7 @@ bool MeetNewIsolates(const CaptureOptions& options) {
       met->emplace(s.tid, started[s.tid]);
     }
   }
-  for (int i = 0; i < kQuickContactTries && !again.empty(); i++) {
-    std::this_thread::sleep_for(kQuickContactPause);
-    light.only = [&](int tid) { return again.count(tid) > 0; };
-    for (const ThreadSnapshot& s : CaptureAllThreads(light, contact))
-      if (!s.captured || !s.v8.isolate || contacted.count(s.tid) || IsolateKnown(s.v8.isolate)) again.erase(s.tid);
-  }
+  ContactAgain(light, again, contacted, contact);
   RequestMissingIdentities();
   return all_met && !SwitchesPending();
 }
@@ -263,8 +275,18 @@ Capture CaptureProcess(const CaptureSettings& settings) {
   size_t earlier = 0;
   TakeUnopenedFiles(&earlier);  // not this capture's
   JsStackRound round;
-  std::vector<ThreadSnapshot> snapshots = CaptureAllThreads(
-      settings.threads, [&](v8::Isolate* isolate, int) { round.Post(isolate, false); });
+  std::set<int> contacted;
+  auto contact = [&](v8::Isolate* isolate, int tid) {
+    round.Post(isolate, false);
+    contacted.insert(tid);
+  };
+  std::vector<ThreadSnapshot> snapshots = CaptureAllThreads(settings.threads, contact);
+  // A worker met for the first time in V8's compiler would otherwise give
+  // neither its JavaScript stack nor its threadId in this report.
+  std::set<int> again;
+  for (const ThreadSnapshot& s : snapshots)
+    if (s.captured && s.v8.isolate && !contacted.count(s.tid) && !IsolateKnown(s.v8.isolate)) again.insert(s.tid);
+  ContactAgain(settings.threads, again, contacted, contact);
   out.signal_phase_us = SinceUs(start);
   // V8 12 (Node 22 and later) leaves a thread that called into native code
   // (an API callback such as spawnSync) in the JS state unless a profiler

@@ -162,6 +162,7 @@ const Readable* FindMapping(uintptr_t addr) {
 std::atomic<uint64_t> g_test_handlers{0};
 std::atomic<uint64_t> g_test_late_handlers{0};
 std::atomic<uint64_t> g_test_first_contacts{0};  // holds the watchdog began
+std::atomic<long> g_test_refusals{0};          // holds refused (first_contact_refusals)
 void TestDelayEveryOther(const char* hook) {
   long ms = TestHook(hook);
   if (ms <= 0 || g_test_handlers.fetch_add(1) % 2 == 0) return;
@@ -352,6 +353,10 @@ void OnCaptureSignal(int, siginfo_t* info, void* context) {
       SampleV8(slot);
       bool hold = slot->isolate && g_isolate_known && !g_isolate_known(slot->isolate) &&
                   BlocksNoSignal(interrupted) && StoppedWithoutLocks(slot);
+      // Test hook: the first N holds refused, as for a thread met in V8's
+      // compiler. A lock-free atomic: signal-safe.
+      if (kTestHooks && hold && g_test_refusals.fetch_add(1, std::memory_order_relaxed) < TestHook("first_contact_refusals"))
+        hold = false;
       slot->hold.store(hold ? kHeld : kNotHeld, std::memory_order_relaxed);
       slot->held.store(hold ? 1 : 0, std::memory_order_relaxed);
       slot->interrupted_ns = NowNs() - start;

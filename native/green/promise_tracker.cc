@@ -17,6 +17,13 @@
 #include "../codemap/code_map.h"
 #include "../isolates/own_context.h"
 
+// The hooks read libuv's loop time through a SharedArrayBuffer laid over
+// uv_loop_t::time: memory V8's sandbox would not take. Node builds V8
+// without it (its common.gypi defines V8_ENABLE_SANDBOX when it does).
+#ifdef V8_ENABLE_SANDBOX
+#error "guru-meditation: promise tracking needs a Node built without V8's sandbox"
+#endif
+
 namespace gmr {
 namespace {
 
@@ -136,26 +143,11 @@ const char kInstall[] = R"js((function (table, clock, sample, slots) {
 
 void FreeTable(void* data, size_t, void*) { free(data); }
 
-// Runs `fn` in the thread's own context (not a vm context it may be busy
-// in); false when none is current or JavaScript cannot run now.
-template <typename Fn>
-bool InOwnContext(v8::Isolate* isolate, Fn fn) {
-  if (isolate->IsExecutionTerminating()) return false;
-  v8::HandleScope scope(isolate);
-  v8::Local<v8::Context> context = OwnContext(isolate);
-  if (context.IsEmpty()) return false;
-  v8::Context::Scope context_scope(context);
-  // Called between two operations of whatever runs (an interrupt): nothing
-  // may escape into it.
-  v8::TryCatch try_catch(isolate);
-  return fn(context);
-}
-
 // Installs the hooks; false when it could not (asked again later).
 bool Install(v8::Isolate* isolate, PromiseTracking mode, Tracker* out) {
   uv_loop_t* loop = node::GetCurrentEventLoop(isolate);
   if (!loop) return false;
-  return InOwnContext(isolate, [&](v8::Local<v8::Context> context) {
+  return InOwnContext(isolate, false, [&](v8::Local<v8::Context> context, v8::TryCatch&) {
     size_t bytes = kHeadBytes + kStampsBytes + (mode == PromiseTracking::kSites ? kSitesBytes : 0);
     // calloc: zeroed, and pages of a table this size are only touched when used.
     void* data = calloc(1, bytes);
@@ -166,8 +158,6 @@ bool Install(v8::Isolate* isolate, PromiseTracking mode, Tracker* out) {
     // every JavaScript run on its thread.
     std::shared_ptr<v8::BackingStore> clock =
         v8::SharedArrayBuffer::NewBackingStore(&loop->time, sizeof loop->time, v8::BackingStore::EmptyDeleter, nullptr);
-    v8::Local<v8::String> code;
-    v8::Local<v8::Script> script;
     v8::Local<v8::Value> fn, stop;
     v8::Local<v8::Value> sample = v8::Undefined(isolate);
     if (mode == PromiseTracking::kSites) {
@@ -181,9 +171,7 @@ bool Install(v8::Isolate* isolate, PromiseTracking mode, Tracker* out) {
       if (!v8::Function::New(context, Sample, v8::External::New(isolate, sites)).ToLocal(&f)) return false;
       sample = f;
     }
-    if (!v8::String::NewFromUtf8(isolate, kInstall).ToLocal(&code) || !v8::Script::Compile(context, code).ToLocal(&script) ||
-        !script->Run(context).ToLocal(&fn) || !fn->IsFunction())
-      return false;
+    if (!RunScript(isolate, context, kInstall).ToLocal(&fn) || !fn->IsFunction()) return false;
     v8::Local<v8::Value> argv[] = {v8::SharedArrayBuffer::New(isolate, table), v8::SharedArrayBuffer::New(isolate, clock), sample,
                                    v8::Integer::NewFromUnsigned(isolate, kPromiseSlots)};
     if (!fn.As<v8::Function>()->Call(context, v8::Undefined(isolate), 4, argv).ToLocal(&stop) || !stop->IsFunction()) return false;
@@ -195,7 +183,7 @@ bool Install(v8::Isolate* isolate, PromiseTracking mode, Tracker* out) {
 
 // Removes the hooks; false when it could not (asked again later).
 bool Remove(v8::Isolate* isolate, v8::Global<v8::Function>* stop) {
-  return InOwnContext(isolate, [&](v8::Local<v8::Context> context) {
+  return InOwnContext(isolate, false, [&](v8::Local<v8::Context> context, v8::TryCatch&) {
     v8::Local<v8::Value> result;
     return stop->Get(isolate)->Call(context, v8::Undefined(isolate), 0, nullptr).ToLocal(&result);
   });

@@ -146,27 +146,18 @@ const char kInstall[] = R"js((function (created, armed, done) {
 // application's); false when it could not (no timers there yet: a worker
 // still bootstrapping, or no environment's context is current).
 bool Install(v8::Isolate* isolate) {
-  if (isolate->IsExecutionTerminating()) return false;
-  v8::HandleScope scope(isolate);
-  v8::Local<v8::Context> context = OwnContext(isolate);
-  if (context.IsEmpty()) return false;
-  v8::Context::Scope context_scope(context);
-  // Called between two operations of whatever runs (an interrupt): nothing
-  // may escape into it.
-  v8::TryCatch try_catch(isolate);
-  v8::Local<v8::String> code;
-  v8::Local<v8::Script> script;
-  v8::Local<v8::Value> fn, result;
-  v8::Local<v8::Function> created, armed, done;
-  if (!v8::String::NewFromUtf8(isolate, kInstall).ToLocal(&code) ||
-      !v8::Script::Compile(context, code).ToLocal(&script) || !script->Run(context).ToLocal(&fn) || !fn->IsFunction() ||
-      !v8::Function::New(context, OnCreated).ToLocal(&created) || !v8::Function::New(context, OnArmed).ToLocal(&armed) ||
-      !v8::Function::New(context, OnDone).ToLocal(&done))
-    return false;
-  v8::Local<v8::Value> argv[] = {created, armed, done};
-  // A worker still bootstrapping throws from its timer code (its debuglog is
-  // not set up yet): asked again at the next meeting round.
-  return fn.As<v8::Function>()->Call(context, v8::Undefined(isolate), 3, argv).ToLocal(&result) && result->IsTrue();
+  return InOwnContext(isolate, false, [&](v8::Local<v8::Context> context, v8::TryCatch&) {
+    v8::Local<v8::Value> fn, result;
+    v8::Local<v8::Function> created, armed, done;
+    if (!RunScript(isolate, context, kInstall).ToLocal(&fn) || !fn->IsFunction() ||
+        !v8::Function::New(context, OnCreated).ToLocal(&created) || !v8::Function::New(context, OnArmed).ToLocal(&armed) ||
+        !v8::Function::New(context, OnDone).ToLocal(&done))
+      return false;
+    v8::Local<v8::Value> argv[] = {created, armed, done};
+    // A worker still bootstrapping throws from its timer code (its debuglog
+    // is not set up yet): asked again at the next meeting round.
+    return fn.As<v8::Function>()->Call(context, v8::Undefined(isolate), 3, argv).ToLocal(&result) && result->IsTrue();
+  });
 }
 
 }  // namespace

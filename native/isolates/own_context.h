@@ -41,4 +41,29 @@ inline v8::Local<v8::Context> OwnContext(v8::Isolate* isolate) {
   return own;
 }
 
+// On the isolate's thread, between two operations of whatever it runs (an
+// interrupt): fn(context, try_catch) in the thread's own context, nothing it
+// throws escaping into the interrupted code; `otherwise` when the isolate
+// is terminating or no own context is current (a worker still
+// bootstrapping, or none at all).
+template <typename R, typename Fn>
+R InOwnContext(v8::Isolate* isolate, R otherwise, Fn fn) {
+  if (isolate->IsExecutionTerminating()) return otherwise;
+  v8::HandleScope scope(isolate);
+  v8::Local<v8::Context> context = OwnContext(isolate);
+  if (context.IsEmpty()) return otherwise;
+  v8::Context::Scope context_scope(context);
+  v8::TryCatch try_catch(isolate);
+  return fn(context, try_catch);
+}
+
+// Compiles and runs `source` in `context`: its value, or empty (it threw).
+inline v8::MaybeLocal<v8::Value> RunScript(v8::Isolate* isolate, v8::Local<v8::Context> context, const char* source) {
+  v8::Local<v8::String> code;
+  v8::Local<v8::Script> script;
+  if (!v8::String::NewFromUtf8(isolate, source).ToLocal(&code) || !v8::Script::Compile(context, code).ToLocal(&script))
+    return {};
+  return script->Run(context);
+}
+
 }  // namespace gmr

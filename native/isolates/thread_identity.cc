@@ -7,39 +7,30 @@
 namespace gmr {
 
 ThreadIdentity ReadThreadIdentity(v8::Isolate* isolate) {
-  ThreadIdentity out;
-  if (isolate->IsExecutionTerminating()) return out;
-  v8::HandleScope scope(isolate);
-  v8::Local<v8::Context> context = OwnContext(isolate);
-  if (context.IsEmpty()) return out;
-  v8::Context::Scope context_scope(context);
-  // Nothing may escape into the code this runs between; and nothing here
-  // can change what it sees: the script only reads.
-  v8::TryCatch try_catch(isolate);
+  // The script only reads: nothing here can change what it sees.
   // process.getBuiltinModule: Node 20.16 and later, also where `require` is
   // not in scope (eval workers, ES modules).
   const char* source =
       "(() => { const p = globalThis.process;"
       " const wt = p && typeof p.getBuiltinModule === 'function' && p.getBuiltinModule('node:worker_threads');"
       " return wt ? [wt.threadId, typeof wt.threadName === 'string' ? wt.threadName : ''] : null })()";
-  v8::Local<v8::String> code;
-  v8::Local<v8::Script> script;
-  v8::Local<v8::Value> result;
-  if (!v8::String::NewFromUtf8(isolate, source).ToLocal(&code) ||
-      !v8::Script::Compile(context, code).ToLocal(&script) || !script->Run(context).ToLocal(&result) ||
-      !result->IsArray()) {
-    // No process.getBuiltinModule (yet), or it cannot load modules yet: a
-    // worker still bootstrapping.
-    if (try_catch.HasCaught() || (!result.IsEmpty() && result->IsNull())) out.thread_id = kIdentityNotYet;
+  return InOwnContext(isolate, ThreadIdentity{}, [&](v8::Local<v8::Context> context, v8::TryCatch& try_catch) {
+    ThreadIdentity out;
+    v8::Local<v8::Value> result;
+    if (!RunScript(isolate, context, source).ToLocal(&result) || !result->IsArray()) {
+      // No process.getBuiltinModule (yet), or it cannot load modules yet: a
+      // worker still bootstrapping.
+      if (try_catch.HasCaught() || (!result.IsEmpty() && result->IsNull())) out.thread_id = kIdentityNotYet;
+      return out;
+    }
+    v8::Local<v8::Array> pair = result.As<v8::Array>();
+    v8::Local<v8::Value> id, name;
+    if (!pair->Get(context, 0).ToLocal(&id) || !id->IsNumber() || !pair->Get(context, 1).ToLocal(&name)) return out;
+    out.thread_id = static_cast<int>(id.As<v8::Number>()->Value());
+    v8::String::Utf8Value utf8(isolate, name);
+    if (*utf8) out.worker_name = *utf8;
     return out;
-  }
-  v8::Local<v8::Array> pair = result.As<v8::Array>();
-  v8::Local<v8::Value> id, name;
-  if (!pair->Get(context, 0).ToLocal(&id) || !id->IsNumber() || !pair->Get(context, 1).ToLocal(&name)) return out;
-  out.thread_id = static_cast<int>(id.As<v8::Number>()->Value());
-  v8::String::Utf8Value utf8(isolate, name);
-  if (*utf8) out.worker_name = *utf8;
-  return out;
+  });
 }
 
 }  // namespace gmr
