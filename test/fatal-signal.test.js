@@ -8,7 +8,7 @@ const { spawnSync } = require('node:child_process')
 const fs = require('node:fs')
 const path = require('node:path')
 const { testHooks, FIXTURES, spawnNode, tmpDir, reportFiles, waitForOutput } = require('./helpers')
-const { validateFatalReport } = require('./helpers/report')
+const { validateFatalReport } = require('./helpers/validate')
 
 const FIXTURE = path.join(FIXTURES, 'fatal.js')
 const CRASH_TIMEOUT_MS = 30000

@@ -287,8 +287,8 @@ t.test("text: the report's deadlocks on top of Threads, named", async (t) => {
   t.notOk(sectionBody(renderText(fixture()).split('\n'), 'Threads').some(l => l.startsWith('DEADLOCK')), 'none without')
 })
 
-t.test('the report validator (test/helpers/report.js) takes both views of a report, and tells them apart', async (t) => {
-  const { validateReport } = require('./helpers/report')
+t.test('the report validator (test/helpers/validate.js) takes both views of a report, and tells them apart', async (t) => {
+  const { validateReport } = require('./helpers/validate')
   // The fixture, with the fields it leaves out as a report has them.
   const whole = () => {
     const r = fixture()

@@ -8,7 +8,7 @@ const t = require('tap')
 const fs = require('node:fs')
 const path = require('node:path')
 const { testHooks, FIXTURES, ROOT, runGmr, spawnNode, waitForOutput, waitForTextReport, tmpDir, waitForReports, reportFiles, until, sleep } = require('./helpers')
-const { parseText } = require('./helpers/report')
+const { parseText } = require('./helpers/validate')
 
 const APP = path.join(FIXTURES, 'reporter-fallback.js')
 const MARKER = 'written by the native fallback because: '
