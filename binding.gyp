@@ -7,7 +7,7 @@
         "native/capture/blocked_thread.cc",
         "native/capture/capture.cc",
         "native/capture/js_stacks.cc",
-        "native/capture/thread_capture.cc",
+        "native/capture/thread_snapshot.cc",
         "native/codemap/code_map.cc",
         "native/convert.cc",
         "native/green/loop_walk.cc",

@@ -19,7 +19,7 @@
 #include "capture/js_stacks.h"
 #include "isolates/registry.h"
 #include "isolates/switches.h"
-#include "capture/thread_capture.h"
+#include "capture/thread_snapshot.h"
 #include "codemap/code_map.h"
 #include "convert.h"
 #include "green/promise_tracker.h"

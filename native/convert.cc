@@ -7,7 +7,7 @@
 
 #include <cstdio>
 
-#include "capture/thread_capture.h"
+#include "capture/thread_snapshot.h"
 #include "util/signal_name.h"
 
 namespace gmr {
@@ -131,7 +131,7 @@ Napi::Object LoopToJs(Napi::Env env, const LoopInfo& l) {
   return o;
 }
 
-Napi::Object ThreadToJs(Napi::Env env, const ThreadCapture& t, int pid) {
+Napi::Object ThreadToJs(Napi::Env env, const CapturedThread& t, int pid) {
   const ThreadSnapshot& s = t.snapshot;
   Napi::Object o = Napi::Object::New(env);
   o.Set("tid", s.tid);

@@ -7,7 +7,7 @@
 // Watchdog thread only.
 #pragma once
 
-#include "thread_capture.h"
+#include "thread_snapshot.h"
 
 namespace gmr {
 

@@ -39,7 +39,7 @@ Symbolizer& SharedSymbolizer() {
   return *symbolizer;
 }
 
-void Symbolize(ThreadCapture* t) {
+void Symbolize(CapturedThread* t) {
   const ThreadSnapshot& s = t->snapshot;
   if (!s.captured) return;
   StackCopy copy;
@@ -72,7 +72,7 @@ void Symbolize(ThreadCapture* t) {
 // (__pthread_mutex_s: __lock, __count, __owner). Read with SafeRead: a
 // wrong guess reads garbage, never faults, and the owner must be a thread
 // of this process (checked by the caller).
-void FindLockWait(ThreadCapture* t) {
+void FindLockWait(CapturedThread* t) {
   const ThreadSnapshot& s = t->snapshot;
   // in_syscall is read at the signal; the OS state, read after it, may show
   // the thread running our handler, woken from that very wait.
@@ -121,7 +121,7 @@ JsFrame ToJsFrame(const CodeLookup& l) {
 
 // Names the V8 sample's frames and the native frames that run JavaScript,
 // from the isolate's code map as it was when the sample was taken.
-void NameFromCodeMap(ThreadCapture* t, const ExecRanges& exec) {
+void NameFromCodeMap(CapturedThread* t, const ExecRanges& exec) {
   const V8Sample& s = t->snapshot.v8;
   if (!s.isolate) return;
   size_t ns = s.frames.size();
@@ -201,11 +201,11 @@ constexpr auto kQuickContactPause = std::chrono::milliseconds(2);
 namespace {
 
 // Unknown JavaScript threads (`again`) the signal found where they could not
-// be held (V8's compiler or runtime, a garbage collection: thread_capture.cc,
+// be held (V8's compiler or runtime, a garbage collection: thread_snapshot.cc,
 // StoppedWithoutLocks), signalled again at once, a few times: a busy or
 // starting worker is soon back in JavaScript or asleep. `contact` records
 // each thread it reaches in `contacted`.
-void ContactAgain(CaptureOptions light, std::set<int> again, const std::set<int>& contacted, const FirstContactFn& contact) {
+void ContactAgain(SnapshotOptions light, std::set<int> again, const std::set<int>& contacted, const FirstContactFn& contact) {
   light.max_stack_bytes = 256;  // the handler's copy is not used
   light.identify_only = true;
   for (int i = 0; i < kQuickContactTries && !again.empty(); i++) {
@@ -218,7 +218,7 @@ void ContactAgain(CaptureOptions light, std::set<int> again, const std::set<int>
 
 }  // namespace
 
-bool MeetNewIsolates(const CaptureOptions& options) {
+bool MeetNewIsolates(const SnapshotOptions& options) {
   // Threads met already, by tid and start time (a tid may be reused by a
   // later thread): they are not signalled again, so a worker's start costs
   // the threads that were there no signal (and their system calls no EINTR).
@@ -232,7 +232,7 @@ bool MeetNewIsolates(const CaptureOptions& options) {
     auto now = started.find(it->first);
     it = now != started.end() && now->second == it->second ? std::next(it) : met->erase(it);
   }
-  CaptureOptions light = options;
+  SnapshotOptions light = options;
   light.max_stack_bytes = 256;  // the handler's copy is not used
   light.identify_only = true;
   light.only = [&](int tid) { return started.count(tid) && !met->count(tid); };
@@ -325,7 +325,7 @@ Capture CaptureProcess(const CaptureSettings& settings) {
   ExecRanges exec;
   exec.Load();
   for (ThreadSnapshot& s : snapshots) {
-    ThreadCapture t;
+    CapturedThread t;
     t.snapshot = std::move(s);
     Symbolize(&t);
     FindLockWait(&t);
@@ -335,10 +335,10 @@ Capture CaptureProcess(const CaptureSettings& settings) {
     out.threads.push_back(std::move(t));
   }
   // A lock's owner is one of the threads listed, or the guess was wrong.
-  for (ThreadCapture& t : out.threads) {
+  for (CapturedThread& t : out.threads) {
     if (!t.lock_owner_tid) continue;
     bool listed = std::any_of(out.threads.begin(), out.threads.end(),
-                              [&](const ThreadCapture& o) { return o.snapshot.tid == t.lock_owner_tid; });
+                              [&](const CapturedThread& o) { return o.snapshot.tid == t.lock_owner_tid; });
     if (!listed) t.lock_address = t.lock_owner_tid = 0;
   }
   // Read while the JS threads answer; a stuck loop is read as it stands.
@@ -346,7 +346,7 @@ Capture CaptureProcess(const CaptureSettings& settings) {
   round.Wait(settings.js_timeout_ms, wanted);
   out.js_phase_us = SinceUs(js_start);
 
-  for (ThreadCapture& t : out.threads) {
+  for (CapturedThread& t : out.threads) {
     v8::Isolate* isolate = t.snapshot.v8.isolate;
     auto known = unanswered.find(t.snapshot.tid);
     if (known != unanswered.end()) {

@@ -10,7 +10,7 @@
 #include "../green/loop_walk.h"
 #include "../isolates/registry.h"
 #include "js_stacks.h"
-#include "thread_capture.h"
+#include "thread_snapshot.h"
 
 namespace gmr {
 
@@ -27,7 +27,7 @@ struct NativeFrame {
   JsFrame js;                     // line/column: the function's start
 };
 
-struct ThreadCapture {
+struct CapturedThread {
   ThreadSnapshot snapshot;        // stack copy dropped once unwound
   std::vector<NativeFrame> native;
   bool js_requested = false;      // an interrupt was posted for its JS stack
@@ -51,7 +51,7 @@ struct Capture {
   uint64_t signal_phase_us = 0;   // signalling and copying all threads
   uint64_t js_phase_us = 0;       // waiting for JS stacks
   uint64_t total_us = 0;
-  std::vector<ThreadCapture> threads;
+  std::vector<CapturedThread> threads;
   std::vector<LoopInfo> loops;    // each JS thread's event loop (Green Threads)
   // Files the capture could not open for want of a file descriptor, even
   // in the spare's place (util/proc.h): some of them, and how many.
@@ -60,7 +60,7 @@ struct Capture {
 };
 
 struct CaptureSettings {
-  CaptureOptions threads;
+  SnapshotOptions threads;
   int js_timeout_ms = 200;        // deadline for all interrupts together
   int max_handles = 50;           // handles described per event loop
   int caller_tid = 0;             // a JS thread asking for its own report: its stack comes in caller_stack
@@ -75,7 +75,7 @@ Capture CaptureProcess(const CaptureSettings& settings);
 // A signal per thread, no stack copied, nothing waited for. Watchdog only.
 // True when every isolate seen was known already, with its identity: the
 // meeting is over (a worker still bootstrapping is met again later).
-bool MeetNewIsolates(const CaptureOptions& options);
+bool MeetNewIsolates(const SnapshotOptions& options);
 
 
 }  // namespace gmr

@@ -2,7 +2,7 @@
 // thread with Isolate::RequestInterrupt and waited for on a bounded deadline.
 // Known isolates are interrupted through the registry (isolates/registry.h),
 // which makes sure they are alive; an unknown one only while its thread is
-// held in the capture signal's handler (see thread_capture.h).
+// held in the capture signal's handler (see thread_snapshot.h).
 #pragma once
 
 #include <cstdint>

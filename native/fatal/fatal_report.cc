@@ -9,7 +9,7 @@
 #include <cstring>
 #include <vector>
 
-#include "../capture/thread_capture.h"
+#include "../capture/thread_snapshot.h"
 #include "../symbolize/symbolize.h"
 #include "../unwind/unwind.h"
 #include "../util/quiet_thread.h"
@@ -66,7 +66,7 @@ void WriteHeading(SafeText* w, const ThreadSnapshot& t, const CrashRecord& crash
 }
 
 void WriteThreads(SafeText* w, Symbolizer* symbolizer, const CrashRecord& crash) {
-  CaptureOptions options;
+  SnapshotOptions options;
   options.max_stack_bytes = kOtherStackBytes;
   options.timeout_ms = kCaptureTimeoutMs;
   options.skip_tid = crash.tid;

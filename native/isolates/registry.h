@@ -6,7 +6,7 @@
 // disposed and takes the registry's lock, so anything done under that lock
 // (an interrupt requested, a loop read) is done on a live isolate. An
 // unknown isolate is only interrupted while its thread is held in the
-// capture signal's handler (capture/thread_capture.h).
+// capture signal's handler (capture/thread_snapshot.h).
 //
 // What each thread switches on for itself (code map, promise and timer
 // tracking, the fatal handlers' stack: isolates/switches.h) comes in

@@ -23,7 +23,7 @@ namespace {
 constexpr auto kLoopGrace = std::chrono::milliseconds(10);
 
 bool MainRanJavaScript(const Capture& capture) {
-  for (const ThreadCapture& t : capture.threads)
+  for (const CapturedThread& t : capture.threads)
     if (t.snapshot.tid == getpid()) return t.js_requested && t.js.answered;
   return false;
 }
@@ -37,7 +37,7 @@ bool MainBlockedInSystemCall(const Capture& capture) {
   const int main = getpid();
   for (const LoopInfo& loop : capture.loops)
     if (loop.tid == main && loop.waiting) return false;
-  for (const ThreadCapture& t : capture.threads) {
+  for (const CapturedThread& t : capture.threads) {
     const ThreadSnapshot& s = t.snapshot;
     if (s.tid != main) continue;
     if (t.js_requested && t.js.answered) return false;

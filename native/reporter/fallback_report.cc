@@ -49,7 +49,7 @@ void WriteTime(SafeText* w, uint64_t unix_ms, bool compact) {
   if (!compact) w->Char('.').Dec(unix_ms % 1000, 3).Char('Z');
 }
 
-const char* Kind(const ThreadCapture& t) {
+const char* Kind(const CapturedThread& t) {
   if (t.snapshot.tid == getpid()) return "main";
   if (t.snapshot.v8.isolate || t.unanswered_isolate || t.identity.thread_id > 0) return "worker";
   return t.snapshot.self ? "guru-meditation" : "other";
@@ -65,7 +65,7 @@ void WriteJsFrame(SafeText* w, const JsFrame& f) {
   w->Str(")\n");
 }
 
-void WriteThread(SafeText* w, const ThreadCapture& t) {
+void WriteThread(SafeText* w, const CapturedThread& t) {
   const ThreadSnapshot& s = t.snapshot;
   w->Char('\n');
   WriteThreadHeading(w, s.tid, s.name.c_str(), Kind(t), false);
@@ -134,7 +134,7 @@ void Format(SafeText* w, const Capture& capture, const Trigger& trigger, const s
     if (capture.unopened_files.size() < capture.unopened_count) w->Str(" ...");
     w->Str(")\n");
   }
-  for (const ThreadCapture& t : capture.threads) WriteThread(w, t);
+  for (const CapturedThread& t : capture.threads) WriteThread(w, t);
   if (w->truncated()) w->Str("\n(report truncated)\n");
   w->Char('\n');
   WriteBox(w, "End of Guru Meditation Report");

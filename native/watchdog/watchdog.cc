@@ -111,7 +111,7 @@ const struct sigaction* PreviousEntry(const struct sigaction& action) {
 
 // Async-signal-safe: an atomic increment, write() to an eventfd (never
 // blocks: EFD_NONBLOCK), an atomic load, then the previous handler, which was itself installed as
-// a signal handler; the bracket is atomics (thread_capture.h). errno is
+// a signal handler; the bracket is atomics (thread_snapshot.h). errno is
 // preserved.
 void OnReportSignal(int sig, siginfo_t* info, void* context) {
   int saved_errno = errno;
@@ -379,7 +379,7 @@ void RunApiRequests() {
 // until the next one, or -1 when none is due.
 int RunMeetRound() {
   Shared& s = *g_shared;
-  CaptureOptions options;
+  SnapshotOptions options;
   {
     std::lock_guard<std::mutex> lock(s.mu);
     if (std::chrono::steady_clock::now() >= s.meet_until) return -1;

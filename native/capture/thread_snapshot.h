@@ -1,7 +1,7 @@
-// Captures every thread of the process from a per-thread signal.
+// A snapshot of every thread of the process, taken by a per-thread signal.
 //
 // The watchdog lists /proc/self/task, arms one slot per thread and sends each
-// thread the capture signal with tgkill. The handler (thread_capture.cc) only
+// thread the capture signal with tgkill. The handler (thread_snapshot.cc) only
 // copies registers, the top of the stack and, on a thread with an entered V8
 // isolate, a V8 stack sample into the thread's slot, then returns: the thread
 // runs on while the watchdog unwinds and symbolizes the copies.
@@ -38,7 +38,7 @@ struct ThreadSnapshot {
   uint64_t cpu_user_us = 0;
   uint64_t cpu_system_us = 0;
   bool self = false;                // the capturing (watchdog) thread itself
-  bool skipped = false;             // CaptureOptions::skip_tid: not signalled
+  bool skipped = false;             // SnapshotOptions::skip_tid: not signalled
   bool captured = false;            // the handler ran in time, or from_proc
   bool from_proc = false;           // read from /proc while blocked in a syscall (blocked_thread.h)
   std::string missing_reason;       // why not, when !captured
@@ -49,7 +49,7 @@ struct ThreadSnapshot {
   V8Sample v8;
 };
 
-struct CaptureOptions {
+struct SnapshotOptions {
   size_t max_stack_bytes = 128 * 1024;  // at most 128 KB: each slot's own buffer
   int timeout_ms = 100;             // for all threads to answer the signal
   bool identify_only = false;       // isolates only: no /proc reads, no stack read from /proc
@@ -90,7 +90,7 @@ uint64_t TestFirstContacts();
 // Signals every thread but the caller (and skip_tid) and collects what the
 // handlers copied. Called on the watchdog thread, and on the fatal-signal
 // helper once the process crashed: one capture at a time, under a lock.
-std::vector<ThreadSnapshot> CaptureAllThreads(const CaptureOptions& options,
+std::vector<ThreadSnapshot> CaptureAllThreads(const SnapshotOptions& options,
                                               const FirstContactFn& first_contact);
 
 }  // namespace gmr

@@ -1,4 +1,4 @@
-#include "thread_capture.h"
+#include "thread_snapshot.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -49,7 +49,7 @@ constexpr uint64_t kRunnableGraceNs = 400 * 1000 * 1000;
 // a tracer, the signal queued), and its handler must find valid memory.
 // Threads beyond kMaxSlots in one round are read from /proc when blocked.
 constexpr size_t kMaxSlots = 1024;
-// Each slot's copy: the most any capture asks for (CaptureOptions).
+// Each slot's copy: the most any capture asks for (SnapshotOptions).
 constexpr size_t kSlotStackBytes = 128 * 1024;
 
 enum SlotState : int { kFree = 0, kArmed = 1, kBusy = 2, kDone = 3 };
@@ -563,7 +563,7 @@ int CaptureSignal() { return g_signal; }
 uint64_t TestLateCaptureHandlers() { return g_test_late_handlers.load(); }
 uint64_t TestFirstContacts() { return g_test_first_contacts.load(); }
 
-std::vector<ThreadSnapshot> CaptureAllThreads(const CaptureOptions& options,
+std::vector<ThreadSnapshot> CaptureAllThreads(const SnapshotOptions& options,
                                               const FirstContactFn& first_contact) {
   static std::mutex* one_at_a_time = new std::mutex;  // never destroyed: used at exit
   std::lock_guard<std::mutex> lock(*one_at_a_time);
