@@ -8,6 +8,7 @@ import { randomBytes } from 'node:crypto'
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
+import { openNew } from './util/new-file'
 
 const USAGE = `usage: gmr <pid> [--json] [--out FILE] [--timeout SECONDS] [--signal NAME]
        gmr --list
@@ -263,7 +264,7 @@ function refuseExisting (file: string): void {
 function writeNewFile (file: string, text: string): void {
   let fd: number
   try {
-    fd = fs.openSync(file, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW, 0o600)
+    fd = openNew(file)
   } catch (err) {
     throw new CliError(`gmr: cannot create ${file}: ${(err as Error).message}`)
   }

@@ -4,6 +4,7 @@
 import fs from 'node:fs'
 import path from 'node:path'
 import { loadAddon } from './native'
+import { openNew } from './util/new-file'
 
 export interface Destination {
   logDir: string | null
@@ -56,7 +57,6 @@ export function writeAllSync (fd: number, text: string): void {
   }
 }
 
-const CREATE_NEW = fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW
 
 /**
  * A new temporary file in dir, mode 0600, never through a link: O_EXCL
@@ -68,7 +68,7 @@ function createTemp (dir: string): { tmp: string, fd: number } {
     // Without the report's name: short whatever serviceName is (NAME_MAX).
     const tmp = path.join(dir, `.gmr.${process.pid}.${++tmpCounter}.${Math.random().toString(36).slice(2, 10)}.tmp`)
     try {
-      return { tmp, fd: fs.openSync(tmp, CREATE_NEW, 0o600) }
+      return { tmp, fd: openNew(tmp) }
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST' || attempt >= 9) throw err
     }

@@ -1,11 +1,12 @@
 // The trigger file (fileEventHandler): created at setup when missing.
 import fs from 'node:fs'
 import { OptionError } from './options'
+import { openNew } from './util/new-file'
 
 /** Creates the trigger file if missing; true when this call created it. `name` says where it was given. */
 export function ensureTriggerFile (file: string, name: string): boolean {
   try {
-    fs.closeSync(fs.openSync(file, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW, 0o600))
+    fs.closeSync(openNew(file))
     return true
   } catch (err) {
     // Already there: resolveOptions checked it is a regular file.

@@ -18,6 +18,7 @@
 
 #include "../capture/own_isolate.h"
 #include "../unwind/unwind.h"
+#include "../util/proc.h"
 #include "../util/safe_read.h"
 #include "../util/signal_name.h"
 #include "fatal_report.h"
@@ -141,7 +142,7 @@ void CivilFromUnix(int64_t secs, int* y, int* mo, int* d, int* h, int* mi, int* 
   *y = int(yoe + era * 400 + (*mo <= 2 ? 1 : 0));
 }
 
-// Async-signal-safe: open(2) with O_EXCL|O_NOFOLLOW, mode 0600, under the
+// Async-signal-safe: open(2) as every report file is (kNewFileFlags), under the
 // name ordinary reports get (output.ts): <service>_gurumeditation_<UTC
 // YYYYMMDDHHMMSS>, then _1, _2, ... Falls back to stderr.
 int OpenDestination(const Destination* dest, int64_t unix_s) {
@@ -156,7 +157,7 @@ int OpenDestination(const Destination* dest, int64_t unix_s) {
     if (i > 0) p.Char('_').Dec(uint64_t(i));
     if (p.truncated()) return 2;
     path[p.size()] = '\0';
-    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    int fd = open(path, kNewFileFlags, kNewFileMode);
     if (fd >= 0) return fd;
     if (errno != EEXIST) break;
   }

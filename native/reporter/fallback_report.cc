@@ -140,11 +140,10 @@ void Format(SafeText* w, const Capture& capture, const Trigger& trigger, const s
   WriteBox(w, "End of Guru Meditation Report");
 }
 
-// O_EXCL|O_NOFOLLOW, mode 0600: never through a link, never over a file,
-// as src/output.ts creates its files. With no descriptor free, in the
+// As every report file (kNewFileFlags). With no descriptor free, in the
 // place of the spare (util/proc.h): closed with CloseForReport.
 int CreateNew(const std::string& path) {
-  return OpenForReport(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0600);
+  return OpenForReport(path, kNewFileFlags, kNewFileMode);
 }
 
 // The text to a temporary file, then linked to its final name: the report

@@ -6,6 +6,7 @@
 // the watchdog, a plain thread, does this work after it.
 #pragma once
 
+#include <fcntl.h>
 #include <sys/types.h>
 
 #include <cstdint>
@@ -30,6 +31,13 @@ void ReserveReportDescriptors();
 // TakeUnopenedFiles. Close what it returns with CloseForReport, which takes
 // the spare back.
 int OpenForReport(const std::string& path, int flags, mode_t mode = 0);
+
+// How every report file is created, here and in src/output.ts: a new file
+// (O_EXCL fails on anything there, a planted link included), never through
+// a symbolic link, mode 0600. Plain constants: the fatal signal's handler
+// uses them too.
+constexpr int kNewFileFlags = O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC;
+constexpr mode_t kNewFileMode = 0600;
 void CloseForReport(int fd);
 
 // The paths OpenForReport could not open for want of a descriptor since
