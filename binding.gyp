@@ -25,7 +25,7 @@
         "native/symbolize/symbolize.cc",
         "native/unwind/unwind.cc",
         "native/util/proc.cc",
-        "native/util/quiet_thread.cc",
+        "native/util/threads.cc",
         "native/util/safe_read.cc",
         "native/util/signal_name.cc",
         "native/util/test_hooks.cc",

@@ -2,6 +2,7 @@
 // for this Node's ABI. None is one clear message, not a loader's trace.
 import fs from 'node:fs'
 import path from 'node:path'
+import type { GreenPromises, GreenTimers } from './model'
 import { binaryAbi } from './util/elf-abi'
 import { isMainThread } from './util/main-thread'
 
@@ -84,16 +85,6 @@ export interface RawHandle {
   environmentOffset: number
 }
 
-/** Pending promises created at one site (the function that created them). */
-export interface RawPromiseGroup {
-  function: string
-  file: string
-  line: number
-  column: number
-  count: number
-  oldestMs: number
-}
-
 export interface RawLoop {
   tid: number
   threadId: number | null
@@ -109,20 +100,9 @@ export interface RawLoop {
   /** Why the walk stopped early; '' when it did not. */
   problem: string
   /** Its isolate's pending promises; null when not tracked. */
-  promises: { pending: number, sites: boolean, named: boolean, untracked: number, groups: RawPromiseGroup[], moreGroups: number } | null
+  promises: GreenPromises | null
   /** Its JavaScript timers, soonest first; null when not tracked. */
-  timers: { timers: RawTimer[], more: number, untracked: number } | null
-}
-
-export interface RawTimer {
-  function: string
-  file: string
-  line: number
-  column: number
-  /** null: not armed (being run now). */
-  dueInMs: number | null
-  afterMs: number
-  repeat: boolean
+  timers: GreenTimers | null
 }
 
 export interface RawCapture {

@@ -12,7 +12,7 @@
 #include "../capture/thread_snapshot.h"
 #include "../symbolize/symbolize.h"
 #include "../unwind/unwind.h"
-#include "../util/quiet_thread.h"
+#include "../util/threads.h"
 #include "fatal_signal.h"
 #include "../util/test_hooks.h"
 #include "safe_text.h"

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "../util/test_hooks.h"
+#include "../util/threads.h"
 #include "dispatch.h"
 #include "fallback_report.h"
 
@@ -193,11 +194,6 @@ std::string UnfinishedReason(State& s) {
 
 void* ReporterThread(void*) {
   prctl(PR_SET_NAME, "gmr-reporter", 0, 0, 0);
-  // Created from the watchdog, which blocks every signal: this thread is an
-  // ordinary one, which the capture signal must reach.
-  sigset_t none;
-  sigemptyset(&none);
-  pthread_sigmask(SIG_SETMASK, &none, nullptr);
   TestSleepMs(TestHook("reporter_delay_ms"));  // widens the window exit may come in
   State& s = S();
   node::MultiIsolatePlatform* platform;
@@ -319,14 +315,12 @@ std::string LaunchReporterEnv(std::shared_ptr<const Capture> capture, const Trig
   if (!s.platform) return cannot + "none is configured";
   if (s.running) return cannot + "the previous report's environment has not ended after 5 s";
   if (TestHook("reporter_fail_launch")) return cannot + "injected failure (test hook reporter_fail_launch)";
-  pthread_attr_t attr;
-  pthread_attr_init(&attr);
-  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-  pthread_attr_setstacksize(&attr, kThreadStackBytes);
-  pthread_t thread;
-  // Under s.mu: the thread takes it before it looks for its job.
-  int rc = pthread_create(&thread, &attr, ReporterThread, nullptr);
-  pthread_attr_destroy(&attr);
+  // Started from the watchdog, which blocks every signal, or from the main
+  // thread: an ordinary thread all the same, which the capture signal must
+  // reach. Under s.mu: it takes it before it looks for its job.
+  sigset_t none;
+  sigemptyset(&none);
+  int rc = StartThread(ReporterThread, nullptr, kThreadStackBytes, none);
   if (rc != 0) return cannot + "no thread for it: " + strerror(rc);
   s.job = std::move(capture);
   s.job_trigger = trigger;

@@ -22,7 +22,7 @@
 #include <mutex>
 
 #include "../util/proc.h"
-#include "../util/quiet_thread.h"
+#include "../util/threads.h"
 #include "../util/signal_name.h"
 #include "attach.h"
 #include "stall.h"
