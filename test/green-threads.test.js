@@ -4,7 +4,7 @@
 const t = require('tap')
 const fs = require('node:fs')
 const path = require('node:path')
-const { FIXTURES, mainThreadAsleep, until, spawnWithChildren, waitForOutput, waitForReports, tmpDir, lineOf } = require('./helpers')
+const { ROOT, FIXTURES, spawnNode, mainThreadAsleep, until, spawnWithChildren, waitForOutput, waitForReports, tmpDir, lineOf } = require('./helpers')
 
 const APP = path.join(FIXTURES, 'green-threads.js')
 const AWAIT_LINE = lineOf(APP, 'async function awaitApproval')
@@ -224,4 +224,28 @@ t.test('a hundred thousand pending promises: the tracker is capped, the rest cou
   t.ok(Number(m[1]) <= 65536, `at most 65536 tracked (${m[1]})`)
   t.ok(Number(m[1]) + Number(m[2]) >= 300_000, `all 300000 pending counted (${Number(m[1]) + Number(m[2])})`)
   t.match(section, /\n {2}\d+ × awaitApproval \(green-threads\.js:\d+\), oldest /)
+})
+
+// The tracker's mark on a promise is a private field: the application sees
+// its promises as without tracking (inspect, symbols, spread, deep equality),
+// and a Proxy in a promise's prototype chain is never asked.
+t.test('trackPromises leaves no trace the application can see on its promises', async t => {
+  const lib = JSON.stringify(ROOT)
+  for (const mode of ['true', "'sites'"]) {
+    const child = spawnNode(t, ['-e', `
+      require(${lib}).setupAutorun('1', { trackPromises: ${mode}, signal: 'none' })
+      const util = require('node:util'); const assert = require('node:assert')
+      const pending = new Promise(() => {})
+      let trapped = 0
+      class Trapped extends Promise {}
+      Object.setPrototypeOf(Trapped.prototype, new Proxy(Promise.prototype, { set () { trapped++; return false }, defineProperty () { trapped++; return false } }))
+      new Trapped(() => {})
+      let equal = true
+      try { assert.deepStrictEqual({ a: new Promise(() => {}) }, { a: new Promise(() => {}) }) } catch { equal = false }
+      console.log(JSON.stringify({ inspect: util.inspect(pending), symbols: Object.getOwnPropertySymbols(pending).length, spread: Object.keys({ ...pending }).length, equal, trapped }))
+    `])
+    const { code } = await child.exited
+    t.equal(code, 0, child.stderrText)
+    t.same(JSON.parse(child.stdoutText), { inspect: 'Promise { <pending> }', symbols: 0, spread: 0, equal: true, trapped: 0 }, `trackPromises: ${mode}`)
+  }
 })

@@ -5,7 +5,7 @@
 const t = require('tap')
 const fs = require('node:fs')
 const path = require('node:path')
-const { ROOT, spawnNode, tmpDir } = require('./helpers')
+const { ROOT, spawnNode, tmpDir, waitForReports, readReport } = require('./helpers')
 
 const { binaryAbi } = require('../dist/util/elf-abi')
 
@@ -103,4 +103,25 @@ t.test('the preload says it in one line and exits 1', async t => {
   t.same(exit, { code: 1, signal: null }, 'exit 1')
   t.notMatch(child.stdoutText, /APP RAN/, 'the application did not run without it')
   checkMessage(t, child.stderrText.trim())
+})
+
+// In a pid namespace whose /proc was not remounted (unshare --pid --fork),
+// /proc names the process by its pid outside: -r register still sets up on
+// the main thread (and only there), and a signal brings a report.
+t.test('-r register in a pid namespace with the outer /proc: set up, and a report comes', async t => {
+  const probe = require('node:child_process').spawnSync('unshare', ['--pid', '--fork', 'true'])
+  if (probe.error || probe.status !== 0) return t.skip('unshare --pid needs privileges here')
+  const dir = tmpDir(t)
+  // --kill-child: node (pid 1 inside) ends with unshare, which the test kills.
+  const child = spawnNode(t, ['-r', path.join(ROOT, 'dist', 'register.js'), '-e', `
+    const { Worker } = require('node:worker_threads')
+    new Worker('setInterval(() => {}, 1000)', { eval: true }).unref()
+    console.log('pid ' + process.pid)
+    setTimeout(() => process.kill(process.pid, 'SIGUSR2'), 300)
+    setInterval(() => {}, 1000)
+  `], { env: { GMR_LOG_DIR: dir, GMR_FORMAT: 'json' }, wrapper: ['unshare', '--pid', '--fork', '--kill-child'] })
+  const [file] = await waitForReports(dir, 1, 15000, child)
+  t.match(child.stdoutText, /^pid 1\n/, 'pid 1 in its namespace')
+  t.equal(readReport(file).package.trigger.kind, 'signal')
+  t.equal(child.stderrText, '', 'nothing on stderr')
 })

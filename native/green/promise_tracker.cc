@@ -113,27 +113,37 @@ const char kInstall[] = R"js((function (table, clock, sample, slots) {
   const free = new Uint16Array(slots)
   let nfree = 0
   let next = 0
-  const SLOT = Symbol('guru-meditation promise')
+  // The slot rides on the promise in a private field, put there by a
+  // constructor that returns the promise as its `this`: invisible to
+  // util.inspect, spreads, deepStrictEqual and own-key listings, and never
+  // looking up the prototype chain (a Proxy there is not asked). Each
+  // install has its own class, so its own private name.
+  class Base { constructor (o) { return o } }
+  class Slot extends Base {
+    #s
+    constructor (o, s) { super(o); this.#s = s }
+    static of (o) { return #s in o ? o.#s : undefined }
+  }
   const init = sample === undefined
     ? function init (p) {
       let s
       if (nfree > 0) s = free[--nfree]
       else if (next < slots) s = next++
-      else { head[0]++; p[SLOT] = -1; return }
+      else { head[0]++; new Slot(p, -1); return }
       stamps[s] = now[0] | 1
-      p[SLOT] = s
+      new Slot(p, s)
     }
     : function init (p) {
       let s
       if (nfree > 0) s = free[--nfree]
       else if (next < slots) s = next++
-      else { head[0]++; p[SLOT] = -1; return }
+      else { head[0]++; new Slot(p, -1); return }
       stamps[s] = now[0] | 1
-      p[SLOT] = s
+      new Slot(p, s)
       sample(s)
     }
   function settled (p) {
-    const s = p[SLOT]
+    const s = Slot.of(p)
     if (s === undefined) return
     if (s < 0) head[0]--
     else if (stamps[s] !== 0) { stamps[s] = 0; free[nfree++] = s }
@@ -204,28 +214,29 @@ uint64_t AgeMs(uint32_t now, uint32_t stamp) {
 void SetPromiseTracking(PromiseTracking mode) { g_mode = static_cast<int>(mode); }
 PromiseTracking PromiseTrackingMode() { return static_cast<PromiseTracking>(g_mode.load()); }
 
-void FollowPromiseTracking(v8::Isolate* isolate) {
+namespace {
+
+// One step towards the switch's mode; returns the mode it acted on.
+PromiseTracking FollowOnce(v8::Isolate* isolate) {
   PromiseTracking want = PromiseTrackingMode();
   v8::Global<v8::Function> stop;
   {
     std::lock_guard<std::mutex> lock(TrackersMutex());
     auto it = Trackers().find(isolate);
     if (it == Trackers().end()) {
-      if (want == PromiseTracking::kOff) return;
+      if (want == PromiseTracking::kOff) return want;
       it = Trackers().emplace(isolate, Tracker{}).first;
     }
     Tracker& t = it->second;
     // Busy: the installer runs JavaScript, where V8 may run another
-    // interrupt that comes here again.
-    if (t.busy) return;
+    // interrupt that comes here again (the outer call then looks again).
+    if (t.busy) return want;
     if (want == PromiseTracking::kOff && t.stop.IsEmpty()) {
       Trackers().erase(it);  // no hooks to remove
-      return;
+      return want;
     }
-    if (t.mode == want) return;
+    if (t.mode == want) return want;
     t.busy = true;
-    // Off, the table is forgotten at once: nothing reports it any more.
-    t.table.reset();
     stop = std::move(t.stop);
   }
   // Not under the lock: JavaScript runs.
@@ -234,24 +245,39 @@ void FollowPromiseTracking(v8::Isolate* isolate) {
   bool installed = removed && (want == PromiseTracking::kOff || Install(isolate, want, &fresh));
   std::lock_guard<std::mutex> lock(TrackersMutex());
   auto it = Trackers().find(isolate);
-  if (it == Trackers().end()) return;  // forgotten meanwhile (cannot happen: both on this thread)
+  if (it == Trackers().end()) return want;  // forgotten meanwhile (cannot happen: both on this thread)
   Tracker& t = it->second;
   t.busy = false;
   if (!removed) {
-    t.stop = std::move(stop);  // still installed: removed at the next contact
-    return;
+    // Still installed, still writing its table: it stays as it was, and
+    // is asked again at the next contact (PromiseTrackingPending).
+    t.stop = std::move(stop);
+    return want;
   }
+  // The old hooks are gone: so is what they wrote.
+  t.table.reset();
   if (!installed) {
     t.mode = PromiseTracking::kOff;  // asked again at the next contact
-    return;
+    return want;
   }
   if (want == PromiseTracking::kOff) {
     Trackers().erase(it);
-    return;
+    return want;
   }
   t.mode = want;
   t.table = std::move(fresh.table);
   t.stop = std::move(fresh.stop);
+  return want;
+}
+
+}  // namespace
+
+void FollowPromiseTracking(v8::Isolate* isolate) {
+  // The switch may change while the hooks are swapped (JavaScript runs, and
+  // with it the interrupt that says so, which finds this thread busy): a
+  // few more steps, so that the thread ends where the switch is.
+  for (int i = 0; i < 3 && FollowOnce(isolate) != PromiseTrackingMode(); i++) {
+  }
 }
 
 bool PromiseTrackingPending(v8::Isolate* isolate) {

@@ -7,7 +7,10 @@ import fs from 'node:fs'
  */
 export function isMainThread (): boolean {
   try {
-    return fs.readlinkSync('/proc/thread-self') === `${process.pid}/task/${process.pid}`
+    // Both read from /proc: a /proc of another pid namespace (not remounted
+    // after unshare) names this process by another pid than process.pid.
+    const self = fs.readlinkSync('/proc/self')
+    return fs.readlinkSync('/proc/thread-self') === `${self}/task/${self}`
   } catch {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     return (require('node:worker_threads') as typeof import('node:worker_threads')).isMainThread

@@ -8,15 +8,16 @@ const { ROOT } = require('./paths')
 
 /**
  * A child process that the test always kills, with its output collected.
- * `fdLimit` runs it under `ulimit -n` (the shell execs node: same pid).
+ * `fdLimit` runs it under `ulimit -n` (the shell execs node: same pid);
+ * `wrapper` is a command node runs under (`['unshare', '--pid', ...]`).
  */
-function spawnNode (t, args, { env = {}, cwd = ROOT, stdin = 'ignore', fdLimit = 0 } = {}) {
+function spawnNode (t, args, { env = {}, cwd = ROOT, stdin = 'ignore', fdLimit = 0, wrapper = [] } = {}) {
   // Without the test runner's NODE_OPTIONS (its loader hooks would be in
   // every report, and in every worker): the service as a user runs it. The
   // runner's spawn wrapper puts NODE_OPTIONS back into any env it is given,
   // so env(1) takes it out again and execs node (same pid).
   const { NODE_OPTIONS, ...inherited } = process.env
-  const command = ['/usr/bin/env', '-u', 'NODE_OPTIONS', process.execPath, ...args]
+  const command = ['/usr/bin/env', '-u', 'NODE_OPTIONS', ...wrapper, process.execPath, ...args]
   if (fdLimit > 0) command.unshift('/bin/sh', '-c', `ulimit -n ${Number(fdLimit)} && exec "$@"`, 'sh')
   const child = spawn(command[0], command.slice(1), {
     cwd,
