@@ -288,7 +288,7 @@ export interface HeapFigures {
    * thread with "heap out of memory" (against limitBytes when that is not known), in %.
    */
   percentOfLimit: number
-  /** percentOfLimit is 90 or more. */
+  /** percentOfLimit is 85 or more (a 16 MB worker dies at about 92). */
   nearLimit: boolean
   externalBytes: number
   /** Node's count of ArrayBuffer memory (part of external): the thread that wrote the report only; else null. */

@@ -10,7 +10,9 @@ import type { RawCapture, RawHeap, RawThread } from '../native'
 const MB = 1024 * 1024
 // The young generation's spaces: the rest is the old generation.
 const YOUNG_SPACES = new Set(['new_space', 'new_large_object_space'])
-export const NEAR_LIMIT_PERCENT = 90
+// A worker limited to 16 MB dies of "heap out of memory" with its old
+// generation's pages at about 92% of its limit: 90% would warn too late.
+export const NEAR_LIMIT_PERCENT = 85
 
 /** --max-old-space-size from Node's options (execArgv, then NODE_OPTIONS, the last one winning as in Node), in MB; null when not given. */
 export function maxOldSpaceMb (execArgv: string[], nodeOptions: string | undefined): number | null {

@@ -157,7 +157,7 @@ function checkRelations (r, problems) {
   if (jsThreads.join() !== memoryTids.join()) problems.push(`memory: threads ${memoryTids.join(', ')}, the JavaScript threads are ${jsThreads.join(', ')}`)
   for (const m of r.memory.threads) {
     if (!m.heap) continue
-    if (m.heap.nearLimit !== (m.heap.percentOfLimit >= 90)) problems.push(`memory: ${m.label}: nearLimit ${m.heap.nearLimit} at ${m.heap.percentOfLimit}%`)
+    if (m.heap.nearLimit !== (m.heap.percentOfLimit >= 85)) problems.push(`memory: ${m.label}: nearLimit ${m.heap.nearLimit} at ${m.heap.percentOfLimit}%`)
     if (m.heap.usedBytes > m.heap.totalBytes) problems.push(`memory: ${m.label}: ${m.heap.usedBytes} used of ${m.heap.totalBytes}`)
   }
   const near = r.memory.threads.filter(m => m.heap && m.heap.nearLimit).length
