@@ -16,6 +16,7 @@
         "native/isolates/registry.cc",
         "native/isolates/switches.cc",
         "native/isolates/thread_identity.cc",
+        "native/memory/heap_figures.cc",
         "native/fatal/fatal_report.cc",
         "native/fatal/fatal_signal.cc",
         "native/fatal/thread_text.cc",

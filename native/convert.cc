@@ -131,7 +131,52 @@ Napi::Object LoopToJs(Napi::Env env, const LoopInfo& l) {
   return o;
 }
 
-Napi::Object ThreadToJs(Napi::Env env, const CapturedThread& t, int pid) {
+const char* GcKindName(int type) {
+  switch (type) {
+    case 1: return "scavenge";
+    case 2: return "minor-mark-sweep";  // V8 11 calls it minor mark-compact
+    case 4: return "mark-sweep-compact";
+    default: return "other";
+  }
+}
+
+Napi::Value HeapToJs(Napi::Env env, const HeapFigures& h, const Capture& c) {
+  if (h.source == HeapFiguresSource::kNone) return env.Null();
+  uint64_t ended_mono_ns = c.ended_mono_ns;
+  Napi::Object o = Napi::Object::New(env);
+  // Recorded during this capture (answering it), or earlier: after a
+  // collection, or at an earlier interrupt (when it was met, an earlier report).
+  o.Set("source", h.at_mono_ns >= c.started_mono_ns ? "report" : h.source == HeapFiguresSource::kGc ? "gc" : "earlier");
+  o.Set("atUnixMs", static_cast<double>(h.at_unix_ms));
+  o.Set("ageMs", ended_mono_ns > h.at_mono_ns ? static_cast<double>((ended_mono_ns - h.at_mono_ns) / 1000) / 1000.0 : 0.0);
+  o.Set("used", static_cast<double>(h.used));
+  o.Set("total", static_cast<double>(h.total));
+  o.Set("limit", static_cast<double>(h.limit));
+  o.Set("external", static_cast<double>(h.external));
+  Napi::Array spaces = Napi::Array::New(env, h.space_count);
+  for (size_t i = 0; i < h.space_count; i++) {
+    Napi::Object sp = Napi::Object::New(env);
+    sp.Set("name", h.spaces[i].name ? h.spaces[i].name : "");
+    sp.Set("used", static_cast<double>(h.spaces[i].used));
+    sp.Set("size", static_cast<double>(h.spaces[i].size));
+    spaces.Set(i, sp);
+  }
+  o.Set("spaces", spaces);
+  o.Set("gcCount", static_cast<double>(h.gc_count));
+  o.Set("gcTotalMs", static_cast<double>(h.gc_total_ns / 1000) / 1000.0);
+  if (h.last_gc_type) {
+    Napi::Object last = Napi::Object::New(env);
+    last.Set("kind", GcKindName(h.last_gc_type));
+    last.Set("pauseMs", static_cast<double>(h.last_gc_pause_ns / 1000) / 1000.0);
+    last.Set("atUnixMs", static_cast<double>(h.last_gc_unix_ms));
+    o.Set("lastGc", last);
+  } else {
+    o.Set("lastGc", env.Null());
+  }
+  return o;
+}
+
+Napi::Object ThreadToJs(Napi::Env env, const CapturedThread& t, int pid, const Capture& c) {
   const ThreadSnapshot& s = t.snapshot;
   Napi::Object o = Napi::Object::New(env);
   o.Set("tid", s.tid);
@@ -157,6 +202,8 @@ Napi::Object ThreadToJs(Napi::Env env, const CapturedThread& t, int pid) {
   }
   o.Set("threadId", t.identity.thread_id >= 0 ? Napi::Value(Napi::Number::New(env, t.identity.thread_id)) : env.Null());
   o.Set("workerName", t.identity.worker_name);
+  o.Set("maxOldGenerationMb", t.identity.max_old_generation_mb);
+  o.Set("heap", HeapToJs(env, t.heap, c));
   o.Set("isolate", isolate ? Hex(reinterpret_cast<uintptr_t>(isolate)) : "");
   const char* vm = VmStateName(s.v8.vm_state);
   o.Set("vmState", vm ? Napi::Value(Napi::String::New(env, vm)) : env.Null());
@@ -210,11 +257,23 @@ Napi::Object CaptureToJs(Napi::Env env, const Capture& c, const Trigger& trigger
   o.Set("trigger", tr);
   int pid = getpid();
   Napi::Array threads = Napi::Array::New(env, c.threads.size());
-  for (size_t i = 0; i < c.threads.size(); i++) threads.Set(i, ThreadToJs(env, c.threads[i], pid));
+  for (size_t i = 0; i < c.threads.size(); i++) threads.Set(i, ThreadToJs(env, c.threads[i], pid, c));
   o.Set("threads", threads);
   Napi::Array loops = Napi::Array::New(env, c.loops.size());
   for (size_t i = 0; i < c.loops.size(); i++) loops.Set(i, LoopToJs(env, c.loops[i]));
   o.Set("loops", loops);
+  Napi::Object memory = Napi::Object::New(env);
+  const ProcessMemory& m = c.memory;
+  auto figure = [&](int64_t v) { return v < 0 ? env.Null() : Napi::Value(Napi::Number::New(env, static_cast<double>(v))); };
+  memory.Set("rss", figure(m.rss));
+  memory.Set("peakRss", figure(m.peak_rss));
+  memory.Set("swap", figure(m.swap));
+  memory.Set("rssAnon", figure(m.rss_anon));
+  memory.Set("rssFile", figure(m.rss_file));
+  memory.Set("fds", figure(m.fds));
+  memory.Set("fdSoftLimit", figure(m.fd_soft_limit));
+  memory.Set("fdHardLimit", figure(m.fd_hard_limit));
+  o.Set("memory", memory);
   return o;
 }
 

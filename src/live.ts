@@ -27,9 +27,19 @@ export function liveResources (modules: ReportModules): LiveParts['resources'] {
   return { tid: addon().info().tid, counts: modules.greenThreads.activeResources() }
 }
 
+/** Node's count of this thread's ArrayBuffer bytes, for its Memory entry; null when it cannot tell (no descriptor left to read its RSS with). */
+export function liveArrayBuffers (): LiveParts['arrayBuffers'] {
+  let bytes: number | null = null
+  try {
+    bytes = process.memoryUsage().arrayBuffers
+  } catch {}
+  return { tid: addon().info().tid, bytes }
+}
+
 export async function collectLive (options: ResolvedOptions, writtenBy: string): Promise<LiveParts> {
   const resources = liveResources(reportModules())
-  return { ...liveConfiguration(options), sections: await runSections(options.sectionTimeout), writtenBy, resources }
+  const arrayBuffers = liveArrayBuffers()
+  return { ...liveConfiguration(options), sections: await runSections(options.sectionTimeout), writtenBy, resources, arrayBuffers }
 }
 
 export const BY_INTERRUPT = 'main thread (interrupt: it was busy running JavaScript)'
@@ -37,7 +47,7 @@ export const BY_INTERRUPT = 'main thread (interrupt: it was busy running JavaScr
 /** The live parts without waiting: for a report written from an interrupt. */
 export function collectLiveSync (options: ResolvedOptions, modules: ReportModules): LiveParts {
   const reason = 'the main thread was busy running JavaScript: the report was written between two of its operations, where a promise cannot be waited for'
-  return { ...liveConfiguration(options), sections: runSectionsSync(reason), writtenBy: BY_INTERRUPT, resources: liveResources(modules) }
+  return { ...liveConfiguration(options), sections: runSectionsSync(reason), writtenBy: BY_INTERRUPT, resources: liveResources(modules), arrayBuffers: liveArrayBuffers() }
 }
 
 /** What a thrown value says, in one bounded line; never throws. */

@@ -12,6 +12,7 @@ export interface Report {
   deadlocks: number[][]
   capture: CaptureInfo
   greenThreads: GreenThreads
+  memory: Memory
   processes: ProcessInfo[]
   configuration: Configuration
   sections: UserSection[]
@@ -231,6 +232,72 @@ export interface GreenHandle {
   pid?: number
   signal?: string
   path?: string
+}
+
+/** The process's memory and descriptors, and each JavaScript thread's heap. */
+export interface Memory {
+  /** From /proc/self/status (bytes), /proc/self/fd and RLIMIT_NOFILE, read natively at the capture; a figure that could not be read is null. */
+  process: ProcessMemory
+  /** Every JavaScript thread (main first, then workers by threadId), also those whose heap was never recorded (heap null). */
+  threads: ThreadMemory[]
+  /** One line per heap near its limit (`worker 1 (tid 4243): its heap is 93% of its limit …`), computed here, rendered as is. */
+  warnings: string[]
+}
+
+export interface ProcessMemory {
+  rssBytes: number | null
+  /** VmHWM: the highest RSS so far. */
+  peakRssBytes: number | null
+  swapBytes: number | null
+  /** RssAnon: anonymous memory (heaps, stacks); RssFile: file-backed (code, mapped files). */
+  anonymousBytes: number | null
+  fileBackedBytes: number | null
+  /** Open file descriptors. */
+  fds: number | null
+  /** RLIMIT_NOFILE's soft and hard limits; null when unlimited or not read. */
+  fdLimit: number | null
+  fdHardLimit: number | null
+}
+
+export interface ThreadMemory {
+  tid: number
+  threadId: number | null
+  workerName: string | null
+  /** `main thread`, `worker 3 "resizer"`. */
+  label: string
+  /** Its heap as last recorded on its own thread; null when it never was (a thread the library has not met). */
+  heap: HeapFigures | null
+}
+
+export interface HeapFigures {
+  /** What recorded them: `report` (the thread answered this report), `gc` (after its last collection: it could not answer), `earlier` (at an earlier interrupt: when the library met it, or an earlier report). */
+  source: 'report' | 'gc' | 'earlier'
+  /** When (Unix ms), and how long before the capture ended (ms). */
+  atMs: number
+  ageMs: number
+  usedBytes: number
+  totalBytes: number
+  /** V8's heap_size_limit: the old generation's limit plus the young generation's reservation. */
+  limitBytes: number
+  /** The old generation's limit, where known (a worker's resourceLimits, the main thread's --max-old-space-size); else null. */
+  oldGenerationLimitBytes: number | null
+  /** The old generation's size: the pages V8 committed to every space but the young generation's (new_space, new_large_object_space). */
+  oldGenerationBytes: number
+  /**
+   * oldGenerationBytes against the old generation's limit, what V8 holds it against before it ends the
+   * thread with "heap out of memory" (against limitBytes when that is not known), in %.
+   */
+  percentOfLimit: number
+  /** percentOfLimit is 85 or more (a 16 MB worker dies at about 92). */
+  nearLimit: boolean
+  externalBytes: number
+  /** Node's count of ArrayBuffer memory (part of external): the thread that wrote the report only; else null. */
+  arrayBuffersBytes: number | null
+  spaces: Array<{ name: string, usedBytes: number, sizeBytes: number }>
+  /** Collections (scavenges, minor and full mark-compacts) since the library met the thread, and their total pause. */
+  gcCount: number
+  gcTotalMs: number
+  lastGc: { kind: string, pauseMs: number, atMs: number } | null
 }
 
 export interface ProcessInfo {

@@ -39,6 +39,10 @@ export interface RawThread {
   /** worker_threads' threadId; null until the thread's isolate was met on its thread. */
   threadId: number | null
   workerName: string
+  /** A worker's resourceLimits.maxOldGenerationSizeMb, read on its thread; 0 when not known. */
+  maxOldGenerationMb: number
+  /** Its heap figures as last recorded on its thread (native/memory/); null when never. */
+  heap: RawHeap | null
   isolate: string
   vmState: string | null
   jsFrameCount: number
@@ -49,6 +53,37 @@ export interface RawThread {
   /** V8's stack sample named by the code map, for a thread that did not answer. */
   sampledJavascript: RawJsFrame[]
   native: RawNativeFrame[]
+}
+
+/** One isolate's heap figures (native/memory/heap_figures.h), bytes. */
+export interface RawHeap {
+  /** When they were recorded: `gc` (after a collection), `report` (answering this capture), `earlier` (at an earlier interrupt: when the library met the thread, an earlier report). */
+  source: 'report' | 'gc' | 'earlier'
+  atUnixMs: number
+  /** How long before the capture ended. */
+  ageMs: number
+  used: number
+  total: number
+  limit: number
+  external: number
+  spaces: Array<{ name: string, used: number, size: number }>
+  /** Collections since the thread was met, and their pauses. */
+  gcCount: number
+  gcTotalMs: number
+  lastGc: { kind: string, pauseMs: number, atUnixMs: number } | null
+}
+
+/** The process's memory and descriptors (native/util/proc.h); null: could not be read. */
+export interface RawProcessMemory {
+  rss: number | null
+  peakRss: number | null
+  swap: number | null
+  rssAnon: number | null
+  rssFile: number | null
+  fds: number | null
+  /** RLIMIT_NOFILE; null also when unlimited. */
+  fdSoftLimit: number | null
+  fdHardLimit: number | null
 }
 
 export interface RawTrigger {
@@ -116,6 +151,7 @@ export interface RawCapture {
   trigger: RawTrigger
   threads: RawThread[]
   loops: RawLoop[]
+  memory: RawProcessMemory
 }
 
 export interface NativeConfig {

@@ -8,6 +8,7 @@ import type { RawCapture } from './native'
 import { renderJson } from './format/json'
 import { renderText } from './format/text'
 import { buildGreenThreads } from './sections/green-threads'
+import { buildMemory, maxOldSpaceMb } from './sections/memory'
 import { buildPackage, type StaticPackage } from './sections/package'
 import { processTree } from './sections/processes'
 import { buildThreads } from './sections/threads'
@@ -23,6 +24,8 @@ export interface LiveParts {
   writtenBy: string
   /** The writing thread's active resources by type (Green Threads); absent when it runs no JavaScript. */
   resources?: { tid: number, counts: Record<string, number> }
+  /** Node's count of ArrayBuffer bytes on the writing thread (process.memoryUsage().arrayBuffers); absent when it runs no JavaScript or could not tell. */
+  arrayBuffers?: { tid: number, bytes: number | null }
 }
 
 export function buildReport (capture: RawCapture, pkg: StaticPackage, live: LiveParts): Report {
@@ -40,6 +43,7 @@ export function buildReport (capture: RawCapture, pkg: StaticPackage, live: Live
       captureSignal: capture.captureSignal
     },
     greenThreads: { summary: '', threads: [] },
+    memory: { process: { rssBytes: null, peakRssBytes: null, swapBytes: null, anonymousBytes: null, fileBackedBytes: null, fds: null, fdLimit: null, fdHardLimit: null }, threads: [], warnings: [] },
     processes: [],
     configuration: live.configuration,
     sections: live.sections,
@@ -56,6 +60,13 @@ export function buildReport (capture: RawCapture, pkg: StaticPackage, live: Live
     report.greenThreads = buildGreenThreads(capture, live.resources)
   } catch (err) {
     errors.push(`green threads: ${(err as Error).message}`)
+  }
+  try {
+    const kinds = new Map(report.threads.map(t => [t.tid, t.kind]))
+    const writer = live.arrayBuffers ? { tid: live.arrayBuffers.tid, arrayBuffers: live.arrayBuffers.bytes } : undefined
+    report.memory = buildMemory(capture, kinds, maxOldSpaceMb(pkg.execArgv, process.env.NODE_OPTIONS), writer)
+  } catch (err) {
+    errors.push(`memory: ${(err as Error).message}`)
   }
   try {
     report.processes = processTree()

@@ -149,6 +149,34 @@ function fixture (overrides = {}) {
         problem: 'the handle list changed while it was read'
       }]
     },
+    memory: {
+      process: { rssBytes: 104857600, peakRssBytes: 157286400, swapBytes: 0, anonymousBytes: 73400320, fileBackedBytes: 31457280, fds: 23, fdLimit: 1024, fdHardLimit: 4096 },
+      threads: [{
+        tid: 4242,
+        threadId: 0,
+        workerName: null,
+        label: 'main thread',
+        heap: {
+          source: 'gc',
+          atMs: 1480000000000,
+          ageMs: 5200,
+          usedBytes: 99614720,
+          totalBytes: 115343360,
+          limitBytes: 155189248,
+          oldGenerationLimitBytes: 104857600,
+          oldGenerationBytes: 98566144,
+          percentOfLimit: 94,
+          nearLimit: true,
+          externalBytes: 2097152,
+          arrayBuffersBytes: 1048576,
+          spaces: [{ name: 'new_space', usedBytes: 1048576, sizeBytes: 16777216 }, { name: 'old_space', usedBytes: 98566144, sizeBytes: 98566144 }],
+          gcCount: 42,
+          gcTotalMs: 123.456,
+          lastGc: { kind: 'mark-sweep-compact', pauseMs: 31.5, atMs: 1480000000000 }
+        }
+      }],
+      warnings: ['main thread (tid 4242): its old generation is 94.0 MiB, 94% of its 100.0 MiB limit: near the limit, where V8 ends it with "JavaScript heap out of memory"']
+    },
     processes: [{
       pid: 4242,
       ppid: 1,
@@ -212,7 +240,7 @@ t.test('text: the oslo header box and section boxes', async (t) => {
   t.ok(text.endsWith('\n'))
 
   const titles = lines.filter((l, i) => lines[i - 1] === RULE && l.startsWith('====')).map((l) => l.slice(4, -4).trim())
-  t.same(titles, ['Guru Meditation', 'Package', 'Threads', 'Green Threads', 'Processes', 'Configuration',
+  t.same(titles, ['Guru Meditation', 'Package', 'Threads', 'Green Threads', 'Memory', 'Processes', 'Configuration',
     'Cache', 'Pool', 'Stuck', 'Errors', 'End of Guru Meditation Report'])
   for (const line of lines.filter((l) => l.startsWith('===='))) t.equal(line.length, 72, line)
   t.ok(lines.includes('====                            Package                             ===='))
@@ -313,6 +341,25 @@ t.test('the report validator (test/helpers/validate.js) takes both views of a re
   t.throws(() => validateReport(json, renderText(renamed)), /thread 4242: JavaScript frames differ/, 'a JavaScript frame named otherwise')
   const { uv, ...missing } = json.package
   t.throws(() => validateReport({ ...json, package: missing }), /report\.package\.uv: missing/, 'a field of the schema missing')
+})
+
+t.test('text: Memory, from the model only', async (t) => {
+  const lines = renderText(fixture()).split('\n')
+  t.same(sectionBody(lines, 'Memory'), [
+    'WARNING: main thread (tid 4242): its old generation is 94.0 MiB, 94% of its 100.0 MiB limit: near the limit, where V8 ends it with "JavaScript heap out of memory"',
+    'rss = 100.0 MiB (peak 150.0 MiB), anonymous 70.0 MiB, file-backed 30.0 MiB',
+    'swap = 0.0 MiB',
+    'file descriptors = 23 open, limit 1024 (hard 4096)',
+    '',
+    '------                   main thread (tid 4242)                   ------',
+    "heap = 95.0 MiB used of 110.0 MiB, old generation 94.0 MiB, 94% of its 100.0 MiB limit (V8's heap limit 148.0 MiB)  [NEAR LIMIT]",
+    'figures = as of its last garbage collection, 5.2 s old (it could not answer)',
+    'external = 2.0 MiB, of which array buffers 1.0 MiB',
+    'gc = 42 collections since met, 123.5 ms in all; last: mark-sweep-compact, 31.50 ms pause, 2016-11-24T15:06:40.000Z',
+    'spaces (used / size):',
+    '  new_space                       1.0 MiB / 16.0 MiB',
+    '  old_space                      94.0 MiB / 94.0 MiB'
+  ])
 })
 
 t.test('text: Green Threads, Processes, Configuration, user sections, errors', async (t) => {

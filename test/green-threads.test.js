@@ -106,7 +106,7 @@ t.test('greenThreadsLimit bounds the handles listed; the rest are counted, in bo
   t.equal(main.handles.length, 10)
   t.ok(main.more >= 80, `the others counted (${main.more}: 82 sockets and more)`)
   const { report: text } = await reportOf(t, 'many', { greenThreadsLimit: 10, format: 'text' })
-  const section = text.slice(text.indexOf('Green Threads'), text.indexOf('====                           Processes'))
+  const section = text.slice(text.indexOf('Green Threads'), text.indexOf('====                             Memory'))
   t.match(section, /------ +main thread \(tid \d+\): waiting for events +------/)
   t.match(section, /\n {2}… and \d+ more\n/)
   t.ok(section.split('\n').filter(l => /^ {2}\S/.test(l)).length <= 13, 'ten handles, the count, the line for Node\'s own')
@@ -218,7 +218,7 @@ t.test('trackPromises off (the default): no promise is tracked', async t => {
 
 t.test('a hundred thousand pending promises: the tracker is capped, the rest counted, groups bounded in text', async t => {
   const got = await reportOf(t, 'free', { trackPromises: 'sites', format: 'text' }, { GMR_PROMISES: '100000' })
-  const section = got.report.slice(got.report.indexOf('Green Threads'), got.report.indexOf('====                           Processes'))
+  const section = got.report.slice(got.report.indexOf('Green Threads'), got.report.indexOf('====                             Memory'))
   const m = /(\d+) pending promises \(and (\d+) past the tracker's capacity\)/.exec(section)
   t.ok(m, 'the count past the capacity is given')
   t.ok(Number(m[1]) <= 65536, `at most 65536 tracked (${m[1]})`)

@@ -270,6 +270,7 @@ bool MeetNewIsolates(const SnapshotOptions& options) {
 Capture CaptureProcess(const CaptureSettings& settings) {
   Capture out;
   auto start = std::chrono::steady_clock::now();
+  out.started_mono_ns = MonotonicNs();
   out.started_unix_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                             std::chrono::system_clock::now().time_since_epoch()).count();
   size_t earlier = 0;
@@ -318,6 +319,12 @@ Capture CaptureProcess(const CaptureSettings& settings) {
     round.Post(isolate, true);
     wanted.push_back(isolate);
   }
+  // Every JavaScript thread records its heap figures (those running
+  // JavaScript also do when they answer the round above).
+  uint64_t heap_asked = AskHeapFigures();
+  std::vector<v8::Isolate*> idle;
+  for (const ThreadSnapshot& s : snapshots)
+    if (s.v8.isolate && s.v8.vm_state == v8::IDLE && IsolateKnown(s.v8.isolate)) idle.push_back(s.v8.isolate);
   // Unwinding, symbolizing and naming from the code maps overlap with the
   // wait for the interrupts.
   out.threads.reserve(snapshots.size());
@@ -343,7 +350,11 @@ Capture CaptureProcess(const CaptureSettings& settings) {
   }
   // Read while the JS threads answer; a stuck loop is read as it stands.
   out.loops = WalkLoops(settings.max_handles);
+  out.memory = ReadProcessMemory();
   round.Wait(settings.js_timeout_ms, wanted);
+  // Idle loops woke for their heap figures at once; the deadline is the
+  // JavaScript stacks' (a thread blocked in native code never records).
+  WaitHeapFigures(idle, heap_asked, heap_asked + uint64_t(settings.js_timeout_ms) * 1000000);
   out.js_phase_us = SinceUs(js_start);
 
   for (CapturedThread& t : out.threads) {
@@ -363,10 +374,14 @@ Capture CaptureProcess(const CaptureSettings& settings) {
       // not answering, it was in its native call after all.
       if (!t.js.answered && t.snapshot.in_syscall && t.snapshot.v8.vm_state == v8::JS) t.snapshot.v8.vm_state = v8::EXTERNAL;
     }
-    if (isolate) t.identity = IdentityOf(isolate, t.snapshot.tid);
+    if (isolate) {
+      t.identity = IdentityOf(isolate, t.snapshot.tid);
+      t.heap = HeapFiguresOf(isolate);
+    }
   }
   out.unopened_files = TakeUnopenedFiles(&out.unopened_count);
   out.total_us = SinceUs(start);
+  out.ended_mono_ns = MonotonicNs();
   return out;
 }
 

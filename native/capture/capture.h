@@ -9,6 +9,8 @@
 
 #include "../green/loop_walk.h"
 #include "../isolates/registry.h"
+#include "../memory/heap_figures.h"
+#include "../util/proc.h"
 #include "js_stacks.h"
 #include "thread_snapshot.h"
 
@@ -44,6 +46,9 @@ struct CapturedThread {
   // (glibc keeps the owner's tid in the mutex); 0 when not.
   uintptr_t lock_address = 0;
   int lock_owner_tid = 0;
+  // A JavaScript thread's heap figures as last recorded on it (source
+  // kNone: never), read after the JavaScript stacks.
+  HeapFigures heap;
 };
 
 struct Capture {
@@ -53,6 +58,9 @@ struct Capture {
   uint64_t total_us = 0;
   std::vector<CapturedThread> threads;
   std::vector<LoopInfo> loops;    // each JS thread's event loop (Green Threads)
+  ProcessMemory memory;           // RSS, swap, descriptors (the Memory section)
+  uint64_t started_mono_ns = 0;   // heap figures recorded since are this report's
+  uint64_t ended_mono_ns = 0;     // the heap figures' ages count to here
   // Files the capture could not open for want of a file descriptor, even
   // in the spare's place (util/proc.h): some of them, and how many.
   std::vector<std::string> unopened_files;

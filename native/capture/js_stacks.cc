@@ -8,6 +8,7 @@
 #include <mutex>
 
 #include "../isolates/registry.h"
+#include "../memory/heap_figures.h"
 
 namespace gmr {
 namespace {
@@ -53,6 +54,11 @@ void OnInterrupt(v8::Isolate* isolate, void* data) {
   auto* request = static_cast<JsStackRound::Request*>(data);
   bool registered = RegisterOnThread(isolate);
   InterruptAnswered(isolate);
+  // Its heap figures as of this report, before it answers (the watchdog
+  // reads them once the answers are in). A worker met just now gets its
+  // GC callbacks here; the rest of its switches follow below.
+  if (registered && !OnReporterThread()) FollowHeapFigures(isolate);
+  RecordHeapFigures(isolate);
   int expected = JsStackRound::Request::kPending;
   if (request->state.load() == expected) {
     request->stack = CurrentJsStack(isolate);

@@ -6,13 +6,15 @@
 #include "../fatal/fatal_signal.h"
 #include "../green/promise_tracker.h"
 #include "../green/timer_tracker.h"
+#include "../memory/heap_figures.h"
 #include "registry.h"
 
 namespace gmr {
 namespace {
 
 // On the isolate's thread: the code map, promise tracking and the fatal
-// handlers' alternate stack follow their process-wide switches. The
+// handlers' alternate stack follow their process-wide switches; the heap
+// figures' GC callbacks are installed once (native/memory/). The
 // reporter's environment lives for one report: it gets none of them.
 void Follow(v8::Isolate* isolate) {
   if (OnReporterThread()) return;
@@ -21,6 +23,7 @@ void Follow(v8::Isolate* isolate) {
   FollowPromiseTracking(isolate);
   FollowTimerTracking(isolate);
   FollowFatalAltStack();
+  FollowHeapFigures(isolate);  // always on: its callbacks run at GCs only
 }
 
 // On its thread, before the isolate goes: its code event handler must go
@@ -29,6 +32,7 @@ void Cleanup(v8::Isolate* isolate) {
   StopCodeMap(isolate);
   ForgetPromises(isolate);
   ForgetTimers(isolate);
+  ForgetHeapFigures(isolate);
   ReleaseFatalAltStack();
 }
 

@@ -17,6 +17,10 @@ constexpr int kIdentityNotYet = -2;
 struct ThreadIdentity {
   int thread_id = -1;        // -1: not known; kIdentityNotYet
   std::string worker_name;   // "" when unnamed or not known
+  // A worker's old-generation limit (its resourceLimits), in MB: what its
+  // heap is near the end of; 0 when not known (the main thread's is its
+  // --max-old-space-size, which the TypeScript side reads).
+  double max_old_generation_mb = 0;
 };
 
 // On the isolate's thread, where JavaScript may run (addon load, a V8

@@ -1,6 +1,7 @@
 #include "proc.h"
 
 #include <fcntl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -82,7 +83,7 @@ std::string ReadAll(int fd) {
 
 // Entries of a directory read with getdents64 from its start: the
 // descriptor is one held across captures (rewound, as rewinddir does) or
-// one just opened.
+// one just opened. Names that are numbers only (tids, descriptors).
 bool ReadTids(int fd, std::vector<int>* tids) {
   if (lseek(fd, 0, SEEK_SET) != 0) return false;
   alignas(8) char buf[8192];
@@ -213,6 +214,43 @@ std::vector<int> ListThreads() {
   if (!ReadTids(fd, &tids)) tids.clear();
   CloseForReport(fd);
   return tids;
+}
+
+namespace {
+
+// "VmRSS:	  123456 kB" in /proc/self/status: bytes, or -1.
+int64_t StatusKb(const std::string& status, const char* key) {
+  size_t at = status.find(key);
+  if (at == std::string::npos || (at > 0 && status[at - 1] != '\n')) return -1;
+  const char* p = status.c_str() + at + strlen(key);
+  char* end = nullptr;
+  long long kb = strtoll(p, &end, 10);
+  return end == p ? -1 : static_cast<int64_t>(kb) * 1024;
+}
+
+}  // namespace
+
+ProcessMemory ReadProcessMemory() {
+  ProcessMemory out;
+  std::string status = ReadProcFile("/proc/self/status");
+  out.rss = StatusKb(status, "VmRSS:");
+  out.peak_rss = StatusKb(status, "VmHWM:");
+  out.swap = StatusKb(status, "VmSwap:");
+  out.rss_anon = StatusKb(status, "RssAnon:");
+  out.rss_file = StatusKb(status, "RssFile:");
+  int fd = OpenForReport("/proc/self/fd", O_RDONLY | O_DIRECTORY);
+  std::vector<int> fds;
+  // The directory's own descriptor is listed too: not the process's.
+  if (fd >= 0) {
+    if (ReadTids(fd, &fds)) out.fds = static_cast<int64_t>(fds.size()) - 1;
+    CloseForReport(fd);
+  }
+  rlimit limit;
+  if (getrlimit(RLIMIT_NOFILE, &limit) == 0) {
+    out.fd_soft_limit = limit.rlim_cur == RLIM_INFINITY ? -1 : static_cast<int64_t>(limit.rlim_cur);
+    out.fd_hard_limit = limit.rlim_max == RLIM_INFINITY ? -1 : static_cast<int64_t>(limit.rlim_max);
+  }
+  return out;
 }
 
 bool ParseProcStat(const std::string& text, ProcStat* out) {

@@ -49,6 +49,18 @@ std::vector<std::string> TakeUnopenedFiles(size_t* count);
 // reads until EOF rather than trusting stat. Opened with OpenForReport.
 std::string ReadProcFile(const std::string& path);
 
+// The process's memory and descriptors, for the report's Memory section:
+// /proc/self/status (kB figures, as bytes), the entries of /proc/self/fd
+// (read with getdents64 through a descriptor OpenForReport gives: the
+// spare's place when none is left) and RLIMIT_NOFILE. A figure that could
+// not be read is -1.
+struct ProcessMemory {
+  int64_t rss = -1, peak_rss = -1, swap = -1, rss_anon = -1, rss_file = -1;
+  int64_t fds = -1;
+  int64_t fd_soft_limit = -1, fd_hard_limit = -1;  // -1 also for unlimited
+};
+ProcessMemory ReadProcessMemory();
+
 // Thread ids of this process, from /proc/self/task.
 std::vector<int> ListThreads();
 

@@ -1,7 +1,7 @@
 // Text view: the oslo.reports layout OpenStack operators already read, with
 // 72-column `=` boxes per section and `key = value` lines.
 import path from 'node:path'
-import type { GreenHandle, GreenThread, GreenTimer, PromiseGroup, JsFrame, NativeFrame, ProcessInfo, Report, ThreadInfo } from '../model'
+import type { GreenHandle, GreenThread, GreenTimer, HeapFigures, PromiseGroup, JsFrame, NativeFrame, ProcessInfo, Report, ThreadInfo, ThreadMemory } from '../model'
 import { duration } from '../util/duration'
 import { safeJsonStringify } from '../util/json-safe'
 import { threadLabel } from '../analysis/locks'
@@ -220,6 +220,49 @@ function greenThreadsLines (r: Report): string[] {
   return [str(g.summary), ...list(g.threads).flatMap((t) => ['', ...guarded(() => greenThreadLines(t))])]
 }
 
+function mib (bytes: unknown): string {
+  return typeof bytes === 'number' ? `${(bytes / 1048576).toFixed(1)} MiB` : '(unknown)'
+}
+
+function heapSource (h: HeapFigures): string {
+  const age = `${duration(h.ageMs)} old`
+  if (h.source === 'report') return `recorded for this report (${age})`
+  if (h.source === 'gc') return `as of its last garbage collection, ${age} (it could not answer)`
+  return `as of an earlier interrupt (when it was met, or an earlier report), ${age} (it could not answer)`
+}
+
+function threadMemoryLines (t: ThreadMemory): string[] {
+  const lines = [subHeading(`${str(t.label)} (tid ${str(t.tid)})`)]
+  const h = t.heap
+  if (!h) return [...lines, 'heap = (never recorded: the library has not met this thread yet)']
+  const limit = h.oldGenerationLimitBytes !== null
+    ? `old generation ${mib(h.oldGenerationBytes)}, ${str(h.percentOfLimit)}% of its ${mib(h.oldGenerationLimitBytes)} limit (V8's heap limit ${mib(h.limitBytes)})`
+    : `old generation ${mib(h.oldGenerationBytes)}, ${str(h.percentOfLimit)}% of V8's heap limit ${mib(h.limitBytes)}`
+  lines.push(...kv('heap', `${mib(h.usedBytes)} used of ${mib(h.totalBytes)}, ${limit}${h.nearLimit ? '  [NEAR LIMIT]' : ''}`))
+  lines.push(...kv('figures', heapSource(h)))
+  const buffers = h.arrayBuffersBytes !== null ? `, of which array buffers ${mib(h.arrayBuffersBytes)}` : ''
+  lines.push(...kv('external', `${mib(h.externalBytes)}${buffers}`))
+  const last = h.lastGc ? `; last: ${str(h.lastGc.kind)}, ${str(h.lastGc.pauseMs.toFixed(2))} ms pause, ${new Date(h.lastGc.atMs).toISOString()}` : ''
+  lines.push(...kv('gc', `${str(h.gcCount)} collection${h.gcCount === 1 ? '' : 's'} since met, ${str(h.gcTotalMs.toFixed(1))} ms in all${last}`))
+  lines.push('spaces (used / size):')
+  lines.push(...list(h.spaces).map(sp => `  ${str(sp.name).padEnd(26)} ${mib(sp.usedBytes).padStart(12)} / ${mib(sp.sizeBytes)}`))
+  return lines
+}
+
+function memoryLines (r: Report): string[] {
+  const m = r.memory
+  const p = m.process
+  const fds = p.fds === null ? '(unknown)' : str(p.fds)
+  const limit = p.fdLimit === null ? 'no limit' : `limit ${str(p.fdLimit)}${p.fdHardLimit !== null && p.fdHardLimit !== p.fdLimit ? ` (hard ${str(p.fdHardLimit)})` : ''}`
+  return [
+    ...list(m.warnings).map(w => `WARNING: ${str(w)}`),
+    ...kv('rss', `${mib(p.rssBytes)} (peak ${mib(p.peakRssBytes)}), anonymous ${mib(p.anonymousBytes)}, file-backed ${mib(p.fileBackedBytes)}`),
+    ...kv('swap', mib(p.swapBytes)),
+    ...kv('file descriptors', `${fds} open, ${limit}`),
+    ...list(m.threads).flatMap(t => ['', ...guarded(() => threadMemoryLines(t))])
+  ]
+}
+
 function processLines (p: ProcessInfo, indent: string): string[] {
   const idLine = (ids: ProcessInfo['uids']): string =>
     ids ? `real ${str(ids.real)}, effective ${str(ids.effective)}, saved ${str(ids.saved)}` : '(unknown)'
@@ -281,6 +324,7 @@ export function renderText (report: Report): string {
     section('Package', () => packageLines(report))
     section('Threads', () => threadsLines(report))
     section('Green Threads', () => greenThreadsLines(report))
+    section('Memory', () => memoryLines(report))
     section('Processes', () => processesLines(report))
     section('Configuration', () => configurationLines(report))
     for (const s of list(report.sections)) section(str(s?.name), () => userSectionLines(s))

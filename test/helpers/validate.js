@@ -73,6 +73,26 @@ const SCHEMA = {
       })
     }]
   },
+  memory: {
+    process: {
+      rssBytes: nullable('count'), peakRssBytes: nullable('count'), swapBytes: nullable('count'),
+      anonymousBytes: nullable('count'), fileBackedBytes: nullable('count'),
+      fds: nullable('count'), fdLimit: nullable('count'), fdHardLimit: nullable('count')
+    },
+    threads: [{
+      tid: 'integer', threadId: nullable('integer'), workerName: nullable('string'), label: 'string',
+      heap: nullable({
+        source: oneOf('report', 'gc', 'earlier'), atMs: 'count', ageMs: 'count',
+        usedBytes: 'count', totalBytes: 'count', limitBytes: 'count', oldGenerationLimitBytes: nullable('count'),
+        oldGenerationBytes: 'count', percentOfLimit: 'number', nearLimit: 'boolean',
+        externalBytes: 'count', arrayBuffersBytes: nullable('count'),
+        spaces: [{ name: 'string', usedBytes: 'count', sizeBytes: 'count' }],
+        gcCount: 'count', gcTotalMs: 'number',
+        lastGc: nullable({ kind: oneOf('scavenge', 'minor-mark-sweep', 'mark-sweep-compact', 'other'), pauseMs: 'number', atMs: 'count' })
+      })
+    }],
+    warnings: ['string']
+  },
   processes: [PROCESS],
   configuration: { application: record('string'), runtime: record('string') },
   sections: [{ name: 'string', content: 'any', error: nullable('string') }],
@@ -132,6 +152,16 @@ function checkRelations (r, problems) {
     if (th.javascriptSource !== null && !Array.isArray(th.javascript)) problems.push(`thread ${th.tid}: javascriptSource ${th.javascriptSource} without a JavaScript stack`)
     if (th.kind !== 'main' && th.kind !== 'worker' && th.javascript !== null) problems.push(`thread ${th.tid} (${th.kind}): a JavaScript stack on a thread that runs none`)
   }
+  const jsThreads = r.threads.filter(th => th.kind === 'main' || th.kind === 'worker').map(th => th.tid).sort((a, b) => a - b)
+  const memoryTids = r.memory.threads.map(m => m.tid).sort((a, b) => a - b)
+  if (jsThreads.join() !== memoryTids.join()) problems.push(`memory: threads ${memoryTids.join(', ')}, the JavaScript threads are ${jsThreads.join(', ')}`)
+  for (const m of r.memory.threads) {
+    if (!m.heap) continue
+    if (m.heap.nearLimit !== (m.heap.percentOfLimit >= 85)) problems.push(`memory: ${m.label}: nearLimit ${m.heap.nearLimit} at ${m.heap.percentOfLimit}%`)
+    if (m.heap.usedBytes > m.heap.totalBytes) problems.push(`memory: ${m.label}: ${m.heap.usedBytes} used of ${m.heap.totalBytes}`)
+  }
+  const near = r.memory.threads.filter(m => m.heap && m.heap.nearLimit).length
+  if (near !== r.memory.warnings.length) problems.push(`memory: ${near} heaps near their limit, ${r.memory.warnings.length} warnings`)
   if (r.processes.length > 0 && r.processes[0].pid !== r.package.pid) problems.push(`processes[0].pid ${r.processes[0].pid} is not the pid ${r.package.pid}`)
   const names = r.sections.map(s => s.name)
   if (new Set(names).size !== names.length) problems.push(`sections: a name twice (${names.join(', ')})`)
@@ -143,7 +173,7 @@ function checkRelations (r, problems) {
 const HEADING = /^={72}\n====\s+(.+?)\s+====\n={72}$/gm
 const THREAD_HEADER = /^-{6}\s+Thread #(\d+)(?: (.*?))? \(([a-z0-9-]+)(?: (\d+)(?: "(.*)")?)?(?:, crashed)?\)\s+-{6}$/
 const NATIVE_LINE = /^ {2}#(\d+)\s+(0x[0-9a-f]+)\s+(.*)$/
-const FIXED_SECTIONS = ['Guru Meditation', 'Package', 'Threads', 'Green Threads', 'Processes', 'Configuration']
+const FIXED_SECTIONS = ['Guru Meditation', 'Package', 'Threads', 'Green Threads', 'Memory', 'Processes', 'Configuration']
 
 /** The text view's sections and threads, as far as a test needs to compare them. */
 function parseText (text) {
@@ -237,6 +267,16 @@ function compareViews (json, parsed, problems) {
       if (f.javascript && !line.rest.includes(`JS: ${f.javascript.function || '<anonymous>'} (`)) problems.push(`thread ${th.tid} frame #${k}: text ${show(line.rest)} does not name ${f.javascript.function}`)
     })
   })
+  const memory = parsed.sections.find(s => s.title === 'Memory')
+  if (memory) {
+    const headings = [...memory.body.matchAll(/^-{6}\s+(.+?) \(tid (\d+)\)\s+-{6}$/gm)].map(m => `${m[1]} ${m[2]}`)
+    const expected = json.memory.threads.map(m => `${m.label} ${m.tid}`)
+    if (headings.join('|') !== expected.join('|')) problems.push(`memory: text lists [${headings.join(', ')}], JSON [${expected.join(', ')}]`)
+    const warnings = memory.body.split('\n').filter(l => l.startsWith('WARNING: ')).map(l => l.slice(9))
+    if (warnings.join('|') !== json.memory.warnings.join('|')) problems.push(`memory: text warnings ${show(warnings)}, JSON ${show(json.memory.warnings)}`)
+    const fds = /^file descriptors = (\d+|\(unknown\)) open/m.exec(memory.body)
+    if (!fds || fds[1] !== (json.memory.process.fds === null ? '(unknown)' : String(json.memory.process.fds))) problems.push(`memory: text ${show(fds && fds[0])}, JSON fds ${json.memory.process.fds}`)
+  }
   const sectionTitles = parsed.sections.map(s => s.title).slice(FIXED_SECTIONS.length, -1)
   const names = json.sections.map(s => s.name)
   // The report's errors come last, in a section of their own.
