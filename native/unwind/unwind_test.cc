@@ -133,10 +133,10 @@ void OnSample(int, siginfo_t*, void* context) {
   gmr::Registers& r = g_sampled_regs;
   r = gmr::RegistersFrom(static_cast<ucontext_t*>(context));
   g_sampled_size = 0;
-  if (r.rsp >= t_stack_lo && r.rsp < t_stack_hi) {
+  if (r.sp >= t_stack_lo && r.sp < t_stack_hi) {
     // The red zone below rsp too: signal delivery leaves it alone, and an
     // epilogue may just have popped registers from there.
-    g_sampled_base = std::max(r.rsp - kRedZone, t_stack_lo);
+    g_sampled_base = std::max(r.sp - kRedZone, t_stack_lo);
     g_sampled_size = std::min<size_t>(kMaxCopy, t_stack_hi - g_sampled_base) & ~size_t{7};
     CopyStack(g_sampled_stack, g_sampled_base, g_sampled_size);
   }
@@ -157,7 +157,7 @@ Snapshot Sample(pthread_t thread) {
 
 // The snapshot without the red zone, as native/capture/ copies stacks.
 Snapshot FromRsp(Snapshot s) {
-  const size_t skip = std::min<size_t>(s.regs.rsp - s.base, s.stack.size());
+  const size_t skip = std::min<size_t>(s.regs.sp - s.base, s.stack.size());
   s.stack.erase(s.stack.begin(), s.stack.begin() + skip);
   s.base += skip;
   return s;
@@ -562,9 +562,9 @@ void TestEverywhere() {
         Print(frames);
       }
     }
-    pcs.insert(s.regs.rip);
-    const uint8_t op = *reinterpret_cast<const uint8_t*>(s.regs.rip);
-    if (s.regs.rip == mid || s.regs.rip == leaf || op == 0xc3) ++at_entry_or_ret;
+    pcs.insert(s.regs.pc);
+    const uint8_t op = *reinterpret_cast<const uint8_t*>(s.regs.pc);
+    if (s.regs.pc == mid || s.regs.pc == leaf || op == 0xc3) ++at_entry_or_ret;
   }
   __atomic_store_n(&g_stop, 1, __ATOMIC_RELAXED);
   pthread_join(thread, nullptr);
@@ -638,7 +638,7 @@ void OnStep(int, siginfo_t*, void* context) {
             static_cast<uintptr_t>(g[REG_RBP]), static_cast<uintptr_t>(g[REG_RBX]),
             static_cast<uintptr_t>(g[REG_R12]), static_cast<uintptr_t>(g[REG_R13]),
             static_cast<uintptr_t>(g[REG_R14]), static_cast<uintptr_t>(g[REG_R15])};
-  s.base = std::max(s.regs.rsp - kRedZone, t_stack_lo);
+  s.base = std::max(s.regs.sp - kRedZone, t_stack_lo);
   s.size = (t_stack_hi - s.base) & ~size_t{7};  // a fresh thread: a few KiB
   s.offset = g_arena_used;
   if (s.size > g_step_arena.size() - g_arena_used) return;
@@ -684,7 +684,7 @@ void TestEveryInstruction() {
     s.base = state.base;
     s.stack.assign(&g_step_arena[state.offset], &g_step_arena[state.offset] + state.size);
     Dl_info info;
-    if (dladdr(reinterpret_cast<void*>(s.regs.rip), &info) && strstr(info.dli_fname, "ld-linux")) {
+    if (dladdr(reinterpret_cast<void*>(s.regs.pc), &info) && strstr(info.dli_fname, "ld-linux")) {
       ++in_ld_so;
     }
     // Without the red zone too, as native/capture/ copies stacks.
@@ -823,7 +823,7 @@ gmr_test_capture_at:
 )");
 extern "C" void gmr_test_capture_at(uintptr_t pc, gmr::Registers* regs, unsigned char* buf,
                                     size_t len);
-static_assert(offsetof(gmr::Registers, rip) == 0 && offsetof(gmr::Registers, rsp) == 8 &&
+static_assert(offsetof(gmr::Registers, pc) == 0 && offsetof(gmr::Registers, sp) == 8 &&
                   offsetof(gmr::Registers, r15) == 56,
               "gmr_test_capture_at's layout");
 
@@ -838,7 +838,7 @@ extern "C" __attribute__((noinline)) void gmr_test_synthesize(uintptr_t pc, Synt
   const size_t len = std::min<size_t>(kMaxCopy, t_stack_hi - reinterpret_cast<uintptr_t>(&here));
   out->snapshot.stack.resize(len);
   gmr_test_capture_at(pc, &out->snapshot.regs, out->snapshot.stack.data(), len);
-  out->snapshot.base = out->snapshot.regs.rsp;
+  out->snapshot.base = out->snapshot.regs.sp;
   g_sink = g_sink + 1;
 }
 
@@ -847,7 +847,7 @@ void Push(Snapshot* s, uintptr_t word) {
   s->stack.insert(s->stack.begin(), reinterpret_cast<unsigned char*>(&word),
                   reinterpret_cast<unsigned char*>(&word) + 8);
   s->base -= 8;
-  s->regs.rsp -= 8;
+  s->regs.sp -= 8;
 }
 
 // Unwinds a state synthesized at pc, with `pushed` words pushed since entry:
@@ -858,7 +858,7 @@ void CheckSynthetic(const char* what, uintptr_t pc, uintptr_t pc_offset, int pus
   gmr_test_synthesize(pc, &syn);
   uintptr_t return_address;
   memcpy(&return_address, syn.snapshot.stack.data(), 8);
-  syn.snapshot.regs.rip += pc_offset;
+  syn.snapshot.regs.pc += pc_offset;
   for (int i = 0; i < pushed; ++i) Push(&syn.snapshot, 0x1234 + i);
   const Frames frames = UnwindSnapshot(syn.snapshot);
   const bool ok = frames.n > 2 && frames.f[1].pc == return_address &&
@@ -1032,9 +1032,9 @@ void TestGarbage(int iterations) {
       memcpy(&stack[j], &w, 8);
     }
     gmr::Registers regs;
-    regs.rip = rng() % 8 ? code_pc() : word();
-    regs.rsp = word();
-    regs.rbp = word();
+    regs.pc = rng() % 8 ? code_pc() : word();
+    regs.sp = word();
+    regs.fp = word();
     regs.rbx = word();
     regs.r12 = word();
     gmr::StackCopy copy;
