@@ -195,7 +195,7 @@ constexpr SyscallInsn kSyscallInsn = 0x050f;
 #endif
 
 // Async-signal-safe: the code at the interrupted pc, read with SafeRead
-// (one process_vm_readv: code unmapped meanwhile is a failed read). A
+// (one process_vm_readv or pread: code unmapped meanwhile is a failed read). A
 // thread signalled in a system call stands at its system call instruction:
 // before it when the call will be restarted (SA_RESTART; the kernel moved
 // the pc back onto it), after it when it returns EINTR.
@@ -214,12 +214,16 @@ SyscallSpot InSyscall(uintptr_t pc) {
 // mapping, and through CopyMapped (safe_read.h), so a mapping that shrank
 // since cannot fault: a worker's stack unmapped as the worker exited, next
 // to another's, the two read as one mapping at the capture's start.
+//
+// A stack in no mapping the table knows (mapped after the table was read,
+// or left out of /proc/self/maps, as qemu-user 7.2 leaves out guest
+// mappings that share a host mapping with memory of its own) is copied up
+// to the limit all the same: CopyMapped stops at the first unmapped page.
 void CopyStack(Slot* slot) {
   slot->stack_size = 0;
-  const Readable* m = FindMapping(slot->regs.sp);
-  if (!m) return;
   // Bounded by the slot's own buffer, whatever the round asked.
-  size_t n = std::min<size_t>(std::min(slot->stack_limit, kSlotStackBytes), m->end - slot->regs.sp);
+  size_t n = std::min(slot->stack_limit, kSlotStackBytes);
+  if (const Readable* m = FindMapping(slot->regs.sp)) n = std::min<size_t>(n, m->end - slot->regs.sp);
   slot->stack_size = CopyMapped(slot->stack, slot->regs.sp, n);
 }
 
@@ -535,6 +539,25 @@ void LeaveReportHandler() {
   }
 }
 
+// Whether sig reaches a thread when sent: qemu-user cannot deliver the
+// guest's top two real-time signals (SIGRTMIN+29, +30 under glibc) and says
+// so only when one is sent (EINVAL), its sigaction succeeding. Sent to
+// this thread while blocked, then taken back with sigtimedwait: no handler
+// runs, nothing stays pending. Always true on a kernel of its own.
+bool Deliverable(int sig) {
+  sigset_t set, old;
+  sigemptyset(&set);
+  sigaddset(&set, sig);
+  if (pthread_sigmask(SIG_BLOCK, &set, &old) != 0) return false;
+  bool ok = syscall(SYS_tgkill, getpid(), syscall(SYS_gettid), sig) == 0;
+  if (ok) {
+    timespec none{0, 0};
+    ok = sigtimedwait(&set, nullptr, &none) == sig;
+  }
+  pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  return ok;
+}
+
 int InstallCaptureHandler(IsolateKnownFn isolate_known) {
   if (g_signal != -1) return g_signal;
   g_pid = getpid();
@@ -557,7 +580,7 @@ int InstallCaptureHandler(IsolateKnownFn isolate_known) {
     if (sigaction(sig, nullptr, &old) != 0) continue;
     bool taken = (old.sa_flags & SA_SIGINFO) ? old.sa_sigaction != nullptr
                                              : old.sa_handler != SIG_DFL;
-    if (taken) continue;
+    if (taken || !Deliverable(sig)) continue;
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_sigaction = OnCaptureSignal;

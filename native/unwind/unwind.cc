@@ -645,6 +645,10 @@ struct RegState {
   // AArch64: this frame's pc came from x30, not from the stack, so its sp
   // may equal its callee's (a leaf that stores nothing).
   bool ra_in_register = false;
+  // AArch64: sp is a lower bound only, from a frame-pointer step: V8's
+  // entry frames save the callee-saved registers above their frame record,
+  // so the caller's sp lies higher than the record's end.
+  bool sp_lower_bound = false;
 
   bool Get(uint64_t reg, uintptr_t* out) const {
     if (reg >= kNumRegs || !(known & Bit(static_cast<int>(reg)))) return false;
@@ -787,6 +791,23 @@ Step CfiStep(const Module& m, const Fde& fde, uintptr_t pc, const StackCopy& sta
   if (!FindRow(m, fde, pc, &row) || !ComputeCfa(m, row.cfa, *regs, stack, &cfa)) {
     return Step::kFailed;
   }
+#if defined(__aarch64__)
+  // Where sp is only a lower bound, a CFA relative to it is wrong; GCC's
+  // AArch64 CFI keeps it on sp even once x29 is set. A function that saved
+  // x29 and x30 side by side laid its frame record there and points x29 at
+  // it (AAPCS64): the CFA is then x29 less x29's offset. Only past the
+  // prologue, which every frame but the first is.
+  uintptr_t fp;
+  const RegRule& fp_rule = row.regs[kFp];
+  const RegRule& lr_rule = row.regs[kLr];
+  if (regs->sp_lower_bound && !row.cfa.is_expression && row.cfa.reg == kSp &&
+      fp_rule.kind == RuleKind::kOffset && lr_rule.kind == RuleKind::kOffset &&
+      lr_rule.offset == fp_rule.offset + 8 && regs->Get(kFp, &fp)) {
+    const uintptr_t from_fp = fp - static_cast<uintptr_t>(fp_rule.offset);
+    if (from_fp < cfa) return Step::kFailed;
+    cfa = from_fp;
+  }
+#endif
   // An undefined return address marks the outermost frame (_start, clone).
   if (row.regs[fde.cie.ra_column].kind == RuleKind::kUndefined) return Step::kOutermost;
 
@@ -832,6 +853,9 @@ Step FramePointerStep(const StackCopy& stack, RegState* regs) {
   caller.Set(kSp, fp + 16);
   caller.Set(kFp, saved_fp);
   caller.Set(kPc, StripReturnAddress(ra));
+#if defined(__aarch64__)
+  caller.sp_lower_bound = true;
+#endif
   *regs = caller;
   return Step::kOk;
 }
