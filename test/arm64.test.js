@@ -4,8 +4,8 @@
 // this x86-64 machine. Real processes, real signals, reports checked by the
 // shared validator. Skipped, saying why, without qemu-aarch64, the aarch64
 // sysroot (crossbuild-essential-arm64), the arm64 Node or its prebuilt
-// binary (npm run prebuilds). GMR_ARM64_NODE picks the Node line (20, 22 or
-// 24; 20 by default).
+// binary (npm run prebuilds). The arm64 Node is of the running Node's line
+// (so npm run test:all covers 20, 22 and 24), or GMR_ARM64_NODE's.
 //
 // Where qemu-user 7.2 is not a kernel of its own (README, Limits): threads
 // that block every signal are read from /proc/TID/syscall, which shows
@@ -25,7 +25,7 @@ const {
 const { validateFatalReport } = require('./helpers/report')
 
 const SYSROOT = '/usr/aarch64-linux-gnu'
-const MAJOR = Number(process.env.GMR_ARM64_NODE || 20)
+const MAJOR = Number(process.env.GMR_ARM64_NODE || process.versions.node.split('.')[0])
 const ABI = { 20: 115, 22: 127, 24: 137 }[MAJOR]
 const SLOW = 60000 // a report under qemu: seconds, not milliseconds
 
