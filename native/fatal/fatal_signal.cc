@@ -363,9 +363,10 @@ void ChainOn(int sig, const siginfo_t* info, bool to_default) {
 }
 
 // The handler. Async-signal-safe throughout: syscalls (open, read, write,
-// futex, process_vm_readv, sigaction, tgkill, clock_gettime), atomics,
-// memcpy, SafeText on static buffers, and V8's trap check made for
-// handlers. No allocation, no lock, no stdio.
+// futex, process_vm_readv or pread, sigaction, tgkill, clock_gettime),
+// atomics, memcpy, AArch64's xpaclri hint (StripReturnAddress), SafeText
+// on static buffers, and V8's trap check made for handlers. No
+// allocation, no lock, no stdio.
 void OnFatalSignal(int sig, siginfo_t* info, void* context) {
   int saved_errno = errno;
   if ((sig == SIGSEGV || sig == SIGBUS) && v8::TryHandleWebAssemblyTrapPosix &&
