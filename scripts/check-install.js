@@ -40,8 +40,13 @@ async function check (nodeBin, tarball) {
     const installed = path.join(app, 'node_modules', 'guru-meditation')
     if (!fs.existsSync(path.join(installed, 'package.json'))) fail(`${version}: the package is not installed`)
     if (fs.existsSync(path.join(installed, 'build'))) fail(`${version}: a build step ran (${installed}/build exists)`)
-    const binary = `prebuilds/linux-x64/guru-meditation.abi${execFileSync(node, ['-p', 'process.versions.modules'], { encoding: 'utf8' }).trim()}.node`
-    if (!fs.existsSync(path.join(installed, binary))) fail(`${version}: the tarball has no ${binary}`)
+    const abi = execFileSync(node, ['-p', 'process.versions.modules'], { encoding: 'utf8' }).trim()
+    // This Node's binary, and the arm64 one of its ABI (test/arm64/ runs
+    // those) unless the prebuilds were asked for without it.
+    const arches = (process.env.GMR_PREBUILD_ARCHES || 'x64 arm64').split(/[\s,]+/).filter(Boolean)
+    for (const binary of arches.map(arch => `prebuilds/linux-${arch}/guru-meditation.abi${abi}.node`)) {
+      if (!fs.existsSync(path.join(installed, binary))) fail(`${version}: the tarball has no ${binary}`)
+    }
 
     service = spawn(node, ['-r', 'guru-meditation/register', 'service.js'], { cwd: app, env, stdio: ['ignore', 'pipe', 'pipe'] })
     let out = ''

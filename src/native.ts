@@ -3,7 +3,7 @@
 import fs from 'node:fs'
 import path from 'node:path'
 import type { GreenPromises, GreenTimers } from './model'
-import { binaryAbi } from './util/elf-abi'
+import { binaryAbi, binaryArch } from './util/elf-abi'
 import { isMainThread } from './util/main-thread'
 
 export interface RawJsFrame { function: string, file: string, line: number, column: number }
@@ -219,7 +219,7 @@ export const packageRoot = path.join(__dirname, '..')
 
 let addon: Addon | undefined
 
-interface Found { file: string, abi: number | null }
+interface Found { file: string, abi: number | null, arch: string | null }
 
 // node-gyp-build's places and overrides, in its order: <NAME>_PREBUILD
 // stands for the package directory, PREBUILDS_ONLY skips the local build.
@@ -231,21 +231,27 @@ interface Found { file: string, abi: number | null }
 function* binaries (): Generator<Found> {
   const dir = process.env.GURU_MEDITATION_PREBUILD || packageRoot
   const local = path.join(dir, 'build', 'Release', 'guru_meditation.node')
-  if (!process.env.PREBUILDS_ONLY && fs.existsSync(local)) yield { file: local, abi: binaryAbi(local) }
+  if (!process.env.PREBUILDS_ONLY && fs.existsSync(local)) yield { file: local, abi: binaryAbi(local), arch: binaryArch(local) }
   const prebuilds = path.join(dir, 'prebuilds', `${process.platform}-${process.arch}`)
   let names: string[] = []
   try { names = fs.readdirSync(prebuilds).filter(f => f.endsWith('.node')).sort() } catch {}
   for (const name of names) {
     const file = path.join(prebuilds, name)
     const tag = /\.abi(\d+)\.node$/.exec(name)
-    yield { file, abi: tag ? Number(tag[1]) : binaryAbi(file) }
+    yield { file, abi: tag ? Number(tag[1]) : binaryAbi(file), arch: binaryArch(file) }
   }
 }
+
+// A binary of another architecture: a local build made on the host and
+// mounted into a container of another one (Docker on Apple silicon) would
+// otherwise hide the prebuilt binary, and fail to load saying only "No such
+// file". One whose architecture is unknown is tried as before.
+const otherArch = (f: Found): boolean => f.arch !== null && f.arch !== process.arch
 
 function noBinary (found: Found[], reason: string): Error {
   const list = found.length === 0
     ? 'none'
-    : found.map(f => `${path.relative(packageRoot, f.file) || f.file} (${f.abi === null ? 'ABI unknown: built before binaries were marked with it' : `ABI ${f.abi}`})`).join(', ')
+    : found.map(f => `${path.relative(packageRoot, f.file) || f.file} (${f.abi === null ? 'ABI unknown: built before binaries were marked with it' : `ABI ${f.abi}`}${otherArch(f) ? `, built for ${f.arch}` : ''})`).join(', ')
   return new Error(
     `guru-meditation: no native binary for Node ${process.version} (ABI ${process.versions.modules}, ` +
     `${process.platform}-${process.arch}): ${reason}. Binaries found: ${list}. ` +
@@ -290,9 +296,12 @@ export function loadAddon (): Addon {
   let match: Found | undefined
   for (const f of binaries()) {
     found.push(f)
-    if (f.abi === Number(process.versions.modules)) { match = f; break }
+    if (f.abi === Number(process.versions.modules) && !otherArch(f)) { match = f; break }
   }
-  if (!match) throw noBinary(found, 'none is built for this ABI')
+  if (!match) {
+    const abiOnly = found.some(f => f.abi === Number(process.versions.modules))
+    throw noBinary(found, abiOnly ? `none is built for this ABI on ${process.arch}` : 'none is built for this ABI')
+  }
   try {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     addon = require(match.file) as Addon

@@ -96,6 +96,32 @@ t.test('a stale local build of another ABI does not hide a matching prebuilt bin
   t.match(child.stdoutText, /^REPORT \d+$/m, 'a report from the prebuilt binary')
 })
 
+/** This build with its ELF header's machine rewritten: what a binary built for another architecture says. */
+function withMachine (machine) {
+  const out = Buffer.from(fs.readFileSync(LOCAL))
+  out.writeUInt16LE(machine, 18)
+  return out
+}
+
+t.test('a local build for another architecture is not loaded, and is named so', async t => {
+  const dir = packageCopy(t, { 'build/Release/guru_meditation.node': withMachine(183) })
+  const { exit, error } = await requireIn(t, dir)
+  t.same(exit, { code: 3, signal: null }, 'require threw')
+  checkMessage(t, error)
+  t.match(error, new RegExp(`none is built for this ABI on ${process.arch}\\. Binaries found: build/Release/guru_meditation\\.node \\(ABI ${ABI}, built for arm64\\)\\.`), 'names its architecture')
+})
+
+t.test('a local build for another architecture does not hide the prebuilt binary', async t => {
+  const dir = packageCopy(t, {
+    'build/Release/guru_meditation.node': withMachine(183),
+    [`prebuilds/linux-x64/guru-meditation.abi${ABI}.node`]: fs.readFileSync(LOCAL)
+  })
+  const { exit, error, child } = await requireIn(t, dir)
+  t.equal(error, null, 'require worked')
+  t.equal(exit.code, 0, 'exit 0')
+  t.match(child.stdoutText, /^REPORT \d+$/m, 'a report from the prebuilt binary')
+})
+
 t.test('the preload says it in one line and exits 1', async t => {
   const dir = packageCopy(t, {})
   const child = spawnNode(t, ['-r', path.join(dir, 'dist', 'register.js'), '-e', 'console.log("APP RAN")'], { env: { PREBUILDS_ONLY: undefined } })

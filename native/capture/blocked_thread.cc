@@ -49,9 +49,9 @@ bool CaptureBlockedThread(ThreadSnapshot* t, size_t max_stack_bytes) {
   if (copied == 0 || !ReadSyscallSite(t->tid, &after) || after.sp != before.sp || after.pc != before.pc) return false;
   stack.resize(copied);
   t->regs = Registers{};
-  t->regs.rip = before.pc;
-  t->regs.rsp = before.sp;
-  t->regs.rdi = before.arg0;
+  t->regs.pc = before.pc;
+  t->regs.sp = before.sp;
+  t->regs.arg0 = before.arg0;
   t->in_syscall = true;
   t->stack = std::move(stack);
   t->captured = true;

@@ -11,7 +11,7 @@
 
 namespace gmr {
 
-// Fills t->regs (rip, rsp) and t->stack when the thread is blocked in a
+// Fills t->regs (pc, sp) and t->stack when the thread is blocked in a
 // system call and stays there while it is read; sets t->captured. False
 // otherwise (running, or it moved meanwhile).
 bool CaptureBlockedThread(ThreadSnapshot* t, size_t max_stack_bytes);

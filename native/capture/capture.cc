@@ -43,7 +43,7 @@ void Symbolize(CapturedThread* t) {
   const ThreadSnapshot& s = t->snapshot;
   if (!s.captured) return;
   StackCopy copy;
-  copy.base = s.regs.rsp;
+  copy.base = s.regs.sp;
   copy.size = s.stack.size();
   copy.data = s.stack.data();
   UnwoundFrame frames[kMaxNativeFrames];
@@ -84,7 +84,7 @@ void FindLockWait(CapturedThread* t) {
         name == "pthread_mutex_clocklock")
       in_mutex_lock = true;
   }
-  uintptr_t futex = s.regs.rdi;
+  uintptr_t futex = s.regs.arg0;
   int lock_word = 0, owner = 0;
   if (!in_mutex_lock || futex == 0 || futex % alignof(int) != 0) return;
   if (!SafeRead(futex, &lock_word, sizeof lock_word) || lock_word == 0) return;

@@ -185,19 +185,29 @@ Slot* ClaimSlot(int tid) {
   return nullptr;
 }
 
-// Async-signal-safe: two bytes of code read at the interrupted pc, with
-// SafeRead (one process_vm_readv: code unmapped meanwhile is a failed read).
-// A thread signalled in a system call stands at its `syscall` instruction
-// (0f 05): before it when the call will be restarted (SA_RESTART), after it
-// when it returns EINTR.
+// The system call instruction: x86-64's `syscall` (0f 05), AArch64's
+// `svc #0` (d4000001, little-endian like its code).
+#if defined(__aarch64__)
+using SyscallInsn = uint32_t;
+constexpr SyscallInsn kSyscallInsn = 0xd4000001;
+#else
+using SyscallInsn = uint16_t;
+constexpr SyscallInsn kSyscallInsn = 0x050f;
+#endif
+
+// Async-signal-safe: the code at the interrupted pc, read with SafeRead
+// (one process_vm_readv or pread: code unmapped meanwhile is a failed read). A
+// thread signalled in a system call stands at its system call instruction:
+// before it when the call will be restarted (SA_RESTART; the kernel moved
+// the pc back onto it), after it when it returns EINTR.
 enum SyscallSpot : int { kNotInSyscall = 0, kBeforeSyscall = 1, kAfterSyscall = 2 };
 SyscallSpot InSyscall(uintptr_t pc) {
-  if (pc < 2) return kNotInSyscall;
+  if (pc < sizeof(SyscallInsn)) return kNotInSyscall;
   auto at = [](uintptr_t p) {
-    uint16_t v;
-    return SafeRead(p, &v, sizeof v) && v == 0x050f;
+    SyscallInsn v;
+    return SafeRead(p, &v, sizeof v) && v == kSyscallInsn;
   };
-  return at(pc) ? kBeforeSyscall : at(pc - 2) ? kAfterSyscall : kNotInSyscall;
+  return at(pc) ? kBeforeSyscall : at(pc - sizeof(SyscallInsn)) ? kAfterSyscall : kNotInSyscall;
 }
 
 // Async-signal-safe: a copy within one readable mapping, clamped to its
@@ -205,13 +215,17 @@ SyscallSpot InSyscall(uintptr_t pc) {
 // mapping, and through CopyMapped (safe_read.h), so a mapping that shrank
 // since cannot fault: a worker's stack unmapped as the worker exited, next
 // to another's, the two read as one mapping at the capture's start.
+//
+// A stack in no mapping the table knows (mapped after the table was read,
+// or left out of /proc/self/maps, as qemu-user 7.2 leaves out guest
+// mappings that share a host mapping with memory of its own) is copied up
+// to the limit all the same: CopyMapped stops at the first unmapped page.
 void CopyStack(Slot* slot) {
   slot->stack_size = 0;
-  const Readable* m = FindMapping(slot->regs.rsp);
-  if (!m) return;
   // Bounded by the slot's own buffer, whatever the round asked.
-  size_t n = std::min<size_t>(std::min(slot->stack_limit, kSlotStackBytes), m->end - slot->regs.rsp);
-  slot->stack_size = CopyMapped(slot->stack, slot->regs.rsp, n);
+  size_t n = std::min(slot->stack_limit, kSlotStackBytes);
+  if (const Readable* m = FindMapping(slot->regs.sp)) n = std::min<size_t>(n, m->end - slot->regs.sp);
+  slot->stack_size = CopyMapped(slot->stack, slot->regs.sp, n);
 }
 
 // Async-signal-safe: V8 documents GetStackSample for use from a signal
@@ -229,9 +243,12 @@ void SampleV8(Slot* slot) {
   slot->code_events = 0;
   if (!slot->isolate) return;
   v8::RegisterState state;
-  state.pc = reinterpret_cast<void*>(slot->regs.rip);
-  state.sp = reinterpret_cast<void*>(slot->regs.rsp);
-  state.fp = reinterpret_cast<void*>(slot->regs.rbp);
+  state.pc = reinterpret_cast<void*>(slot->regs.pc);
+  state.sp = reinterpret_cast<void*>(slot->regs.sp);
+  state.fp = reinterpret_cast<void*>(slot->regs.fp);
+#if defined(__aarch64__)
+  state.lr = reinterpret_cast<void*>(slot->regs.lr);  // V8's arm64 sampler reads it for a frameless top frame
+#endif
   v8::SampleInfo info{};
   slot->isolate->GetStackSample(state, slot->js_frames, kMaxJsFrames, &info);
   slot->vm_state = info.vm_state;
@@ -264,30 +281,34 @@ bool StoppedWithoutLocks(const Slot* slot) {
   void* code = nullptr;
   size_t code_size = 0;
   slot->isolate->GetCodeRange(&code, &code_size);
-  if (r.rip - reinterpret_cast<uintptr_t>(code) < code_size) return true;
+  if (r.pc - reinterpret_cast<uintptr_t>(code) < code_size) return true;
   const void* builtins = nullptr;
   size_t builtins_size = 0;
   slot->isolate->GetEmbeddedCodeRange(&builtins, &builtins_size);
-  if (r.rip - reinterpret_cast<uintptr_t>(builtins) < builtins_size) return true;
+  if (r.pc - reinterpret_cast<uintptr_t>(builtins) < builtins_size) return true;
   if (!slot->in_syscall) return false;
-#if defined(__x86_64__)
+#if defined(__x86_64__) || defined(__aarch64__)
   // Asleep in the kernel in a wait that none of those locks is held across.
-  // Past the `syscall` instruction, the call returned EINTR (epoll_wait,
+  // Past the system call instruction, the call returned EINTR (epoll_wait,
   // select, sigsuspend: waits the kernel never restarts).
-  if (r.rax == static_cast<uintptr_t>(-EINTR)) return true;
+  if (r.sys_ret == static_cast<uintptr_t>(-EINTR)) return true;
   if (!slot->before_syscall) return false;
-  // At it, to be restarted: rax is the call's number. Not a plain
-  // FUTEX_WAIT (a mutex's waiter may hold another lock) nor mmap and the
-  // rest malloc calls with its lock held; FUTEX_WAIT_BITSET is glibc's
+  // At it, to be restarted: sys_nr is the call's number (rax, x8). Not a
+  // plain FUTEX_WAIT (a mutex's waiter may hold another lock) nor mmap and
+  // the rest malloc calls with its lock held; FUTEX_WAIT_BITSET is glibc's
   // condition variable and semaphore wait (Atomics.wait, libuv's threadpool).
-  switch (r.rax) {
+  // AArch64 has no open nor epoll_wait: glibc calls openat and epoll_pwait.
+  switch (r.sys_nr) {
     case SYS_futex:
-      return (r.rsi & ~uintptr_t(FUTEX_PRIVATE_FLAG | FUTEX_CLOCK_REALTIME)) == FUTEX_WAIT_BITSET;
+      return (r.arg1 & ~uintptr_t(FUTEX_PRIVATE_FLAG | FUTEX_CLOCK_REALTIME)) == FUTEX_WAIT_BITSET;
     case SYS_restart_syscall:  // a timed wait resumed: nanosleep, poll, futex
     case SYS_read: case SYS_readv: case SYS_pread64: case SYS_write: case SYS_writev:
     case SYS_recvfrom: case SYS_recvmsg: case SYS_sendto: case SYS_sendmsg:
     case SYS_accept: case SYS_accept4: case SYS_connect: case SYS_wait4: case SYS_waitid:
-    case SYS_open: case SYS_openat: case SYS_flock: case SYS_epoll_wait: case SYS_epoll_pwait:
+    case SYS_openat: case SYS_flock: case SYS_epoll_pwait:
+#if defined(__x86_64__)
+    case SYS_open: case SYS_epoll_wait:
+#endif
       return true;
     default:
       return false;
@@ -346,7 +367,7 @@ void OnCaptureSignal(int, siginfo_t* info, void* context) {
       if (outer && !(there > here && there - here < kNestedContextBytes)) outer = nullptr;
       const ucontext_t* interrupted = outer ? outer : static_cast<const ucontext_t*>(context);
       slot->regs = RegistersFrom(interrupted);
-      SyscallSpot spot = InSyscall(slot->regs.rip);
+      SyscallSpot spot = InSyscall(slot->regs.pc);
       slot->in_syscall = spot != kNotInSyscall;
       slot->before_syscall = spot == kBeforeSyscall;
       CopyStack(slot);
@@ -523,6 +544,25 @@ void LeaveReportHandler() {
   }
 }
 
+// Whether sig reaches a thread when sent: qemu-user cannot deliver the
+// guest's top two real-time signals (SIGRTMIN+29, +30 under glibc) and says
+// so only when one is sent (EINVAL), its sigaction succeeding. Sent to
+// this thread while blocked, then taken back with sigtimedwait: no handler
+// runs, nothing stays pending. Always true on a kernel of its own.
+bool Deliverable(int sig) {
+  sigset_t set, old;
+  sigemptyset(&set);
+  sigaddset(&set, sig);
+  if (pthread_sigmask(SIG_BLOCK, &set, &old) != 0) return false;
+  bool ok = syscall(SYS_tgkill, getpid(), syscall(SYS_gettid), sig) == 0;
+  if (ok) {
+    timespec none{0, 0};
+    ok = sigtimedwait(&set, nullptr, &none) == sig;
+  }
+  pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  return ok;
+}
+
 int InstallCaptureHandler(IsolateKnownFn isolate_known) {
   if (g_signal != -1) return g_signal;
   g_pid = getpid();
@@ -545,7 +585,7 @@ int InstallCaptureHandler(IsolateKnownFn isolate_known) {
     if (sigaction(sig, nullptr, &old) != 0) continue;
     bool taken = (old.sa_flags & SA_SIGINFO) ? old.sa_sigaction != nullptr
                                              : old.sa_handler != SIG_DFL;
-    if (taken) continue;
+    if (taken || !Deliverable(sig)) continue;
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_sigaction = OnCaptureSignal;

@@ -45,7 +45,7 @@ struct ThreadSnapshot {
   uint64_t interrupted_ns = 0;      // time the thread spent in the handler
   bool in_syscall = false;          // signalled in a system call (a blocking one, mostly)
   Registers regs;
-  std::vector<unsigned char> stack; // copy of [regs.rsp, regs.rsp + stack.size())
+  std::vector<unsigned char> stack; // copy of [regs.sp, regs.sp + stack.size())
   V8Sample v8;
 };
 

@@ -32,7 +32,7 @@ std::atomic<bool> g_started{false};
 
 void WriteFrames(SafeText* w, Symbolizer* symbolizer, const Registers& regs, const unsigned char* stack, size_t size) {
   StackCopy copy;
-  copy.base = regs.rsp;
+  copy.base = regs.sp;
   copy.size = size;
   copy.data = stack;
   UnwoundFrame frames[kMaxFrames];

@@ -183,17 +183,17 @@ void ReadThreadName(int tid, char* out, size_t cap) {
   out[n] = '\0';
 }
 
-// Async-signal-safe: copies the stack from rsp up (CopyMapped: an
+// Async-signal-safe: copies the stack from sp up (CopyMapped: an
 // unmapped page ends the copy instead of faulting). Pages before the first
-// readable one are zeros: after a stack overflow rsp points into the guard
+// readable one are zeros: after a stack overflow sp points into the guard
 // page, and the frames above it are what the unwinder needs.
-size_t CopyOwnStack(uintptr_t rsp, unsigned char* out, size_t cap) {
-  constexpr size_t kGuardPages = 4;  // nothing readable this near rsp: no stack
+size_t CopyOwnStack(uintptr_t sp, unsigned char* out, size_t cap) {
+  constexpr size_t kGuardPages = 4;  // nothing readable this near sp: no stack
   size_t skipped = 0;
   for (size_t page = 0; page < kGuardPages && skipped < cap; page++) {
-    size_t got = CopyMapped(out + skipped, rsp + skipped, cap - skipped);
+    size_t got = CopyMapped(out + skipped, sp + skipped, cap - skipped);
     if (got > 0) return skipped + got;
-    size_t len = std::min<size_t>(kPageBytes - ((rsp + skipped) % kPageBytes), cap - skipped);
+    size_t len = std::min<size_t>(kPageBytes - ((sp + skipped) % kPageBytes), cap - skipped);
     memset(out + skipped, 0, len);
     skipped += len;
   }
@@ -289,12 +289,13 @@ void WriteOwnFrames(SafeText* w, const CrashRecord& r) {
   w->Str("Native stack (the crashing thread's own: its pc and frame-pointer chain, unsymbolized):\n");
   uintptr_t pcs[kMaxFallbackFrames];
   int n = 0;
-  pcs[n++] = r.regs.rip;
-  uintptr_t fp = r.regs.rbp, lo = r.regs.rsp, hi = r.regs.rsp + r.stack_size;
+  pcs[n++] = r.regs.pc;
+  uintptr_t fp = r.regs.fp, lo = r.regs.sp, hi = r.regs.sp + r.stack_size;
   while (n < kMaxFallbackFrames && fp >= lo && fp + 16 <= hi && fp % 8 == 0) {
     uintptr_t next, ret;
     memcpy(&next, r.stack + (fp - lo), 8);
     memcpy(&ret, r.stack + (fp - lo) + 8, 8);
+    ret = StripReturnAddress(ret);  // one instruction (unwind.h)
     if (!FindExec(ret)) break;
     pcs[n++] = ret;
     if (next <= fp) break;
@@ -363,9 +364,10 @@ void ChainOn(int sig, const siginfo_t* info, bool to_default) {
 }
 
 // The handler. Async-signal-safe throughout: syscalls (open, read, write,
-// futex, process_vm_readv, sigaction, tgkill, clock_gettime), atomics,
-// memcpy, SafeText on static buffers, and V8's trap check made for
-// handlers. No allocation, no lock, no stdio.
+// futex, process_vm_readv or pread, sigaction, tgkill, clock_gettime),
+// atomics, memcpy, AArch64's xpaclri hint (StripReturnAddress), SafeText
+// on static buffers, and V8's trap check made for handlers. No
+// allocation, no lock, no stdio.
 void OnFatalSignal(int sig, siginfo_t* info, void* context) {
   int saved_errno = errno;
   if ((sig == SIGSEGV || sig == SIGBUS) && v8::TryHandleWebAssemblyTrapPosix &&
@@ -404,7 +406,7 @@ void OnFatalSignal(int sig, siginfo_t* info, void* context) {
   r.fault_address = reinterpret_cast<uintptr_t>(info->si_addr);
   r.tid = tid;
   r.regs = RegistersFrom(static_cast<const ucontext_t*>(context));
-  r.stack_size = CopyOwnStack(r.regs.rsp, g_stack_copy, sizeof g_stack_copy);
+  r.stack_size = CopyOwnStack(r.regs.sp, g_stack_copy, sizeof g_stack_copy);
   r.stack = g_stack_copy;
   r.fd = OpenDestination(dest, NowMs(CLOCK_REALTIME) / 1000);
 

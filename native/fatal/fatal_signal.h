@@ -61,7 +61,7 @@ struct CrashRecord {
   int tid = 0;
   bool has_isolate = false;     // a JavaScript thread (main or worker)
   Registers regs;
-  const unsigned char* stack = nullptr;  // copy of [regs.rsp, regs.rsp + stack_size)
+  const unsigned char* stack = nullptr;  // copy of [regs.sp, regs.sp + stack_size)
   size_t stack_size = 0;
   int fd = -1;                  // the report's destination
 };

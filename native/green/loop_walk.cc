@@ -26,8 +26,13 @@ constexpr size_t kMaxPath = 4096;
 // this close is one of its members, not a neighbour on the heap.
 constexpr intptr_t kEnvironmentBytes = 4096;
 
-// x86_64 system call numbers a libuv loop waits in.
+// The system call numbers a libuv loop waits in (as /proc/TID/syscall
+// gives them). AArch64 has no epoll_wait: glibc's calls epoll_pwait.
+#if defined(__aarch64__)
+constexpr long kEpollWait = -2, kEpollPwait = 22, kEpollPwait2 = 441;
+#else
 constexpr long kEpollWait = 232, kEpollPwait = 281, kEpollPwait2 = 441;
+#endif
 
 std::string Address(const sockaddr_storage& ss, socklen_t len) {
   char host[INET6_ADDRSTRLEN] = {0};

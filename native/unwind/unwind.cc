@@ -24,23 +24,47 @@
 namespace gmr {
 namespace {
 
+constexpr uint64_t Bit(int reg) { return uint64_t{1} << reg; }
+
+#if defined(__aarch64__)
+// DWARF register numbers on AArch64 (AADWARF64): x0-x30 are 0-30, sp 31.
+enum Reg : int {
+  kX19 = 19,
+  kFp = 29,   // x29
+  kLr = 30,   // x30: the return address column
+  kSp = 31,
+  kPc = 32,   // the pc of the frame (AADWARF64's number for it)
+  kNumRegs = 33,
+};
+constexpr int kDefaultRaColumn = kLr;
+
+// Registers a callee must preserve: without a CFI rule they keep their value
+// in the caller. Any other register's value in the caller is lost; x30 too,
+// which a call overwrites (a leaf's return address is read from it, in
+// CfiStep, not passed on).
+constexpr uint64_t kCalleeSaved = Bit(19) | Bit(20) | Bit(21) | Bit(22) | Bit(23) | Bit(24) |
+                                  Bit(25) | Bit(26) | Bit(27) | Bit(28) | Bit(kFp);
+#else
 // DWARF register numbers on x86-64.
 enum Reg : int {
   kRbx = 3,
-  kRbp = 6,
-  kRsp = 7,
+  kFp = 6,    // rbp
+  kSp = 7,    // rsp
   kR12 = 12,
   kR13 = 13,
   kR14 = 14,
   kR15 = 15,
-  kRip = 16,  // the return address column
+  kPc = 16,   // rip: the return address column too
   kNumRegs = 17,
 };
+constexpr int kDefaultRaColumn = kPc;
 
 // Registers a callee must preserve: without a CFI rule they keep their value
 // in the caller. Any other register's value in the caller is lost.
-constexpr uint32_t kCalleeSaved =
-    1u << kRbx | 1u << kRbp | 1u << kR12 | 1u << kR13 | 1u << kR14 | 1u << kR15;
+constexpr uint64_t kCalleeSaved =
+    Bit(kRbx) | Bit(kFp) | Bit(kR12) | Bit(kR13) | Bit(kR14) | Bit(kR15);
+#endif
+static_assert(kNumRegs <= 64, "RegState keeps a bit per register");
 
 constexpr size_t kMaxFrames = 1024;        // caps the walk whatever max_frames says
 constexpr size_t kMaxRememberedStates = 16;
@@ -92,6 +116,7 @@ enum : uint8_t {
   kCfaValOffset = 0x14,
   kCfaValOffsetSf = 0x15,
   kCfaValExpression = 0x16,
+  kCfaAarch64NegateRaState = 0x2d,  // DW_CFA_GNU_window_save elsewhere (SPARC): not accepted there
   kCfaGnuArgsSize = 0x2e,
 };
 
@@ -271,7 +296,7 @@ class Reader {
 struct Cie {
   uint64_t code_align = 1;
   int64_t data_align = 0;
-  int ra_column = kRip;
+  int ra_column = kDefaultRaColumn;
   uint8_t fde_encoding = kPeAbsptr;
   bool has_augmentation_data = false;  // "z": FDEs carry augmentation data too
   bool signal_frame = false;           // "S": the caller's pc is exact
@@ -529,6 +554,10 @@ class CfaProgram {
       case kCfaGnuArgsSize:  // only matters to exception handling
         r->Uleb();
         break;
+#if defined(__aarch64__)
+      case kCfaAarch64NegateRaState:  // return addresses are signed from here: StripReturnAddress
+        break;
+#endif
       case kCfaOffsetExtended:
       case kCfaOffsetExtendedSf:
       case kCfaValOffset:
@@ -612,17 +641,24 @@ class CfaProgram {
 
 struct RegState {
   uintptr_t value[kNumRegs] = {};
-  uint32_t known = 0;  // bit per register
+  uint64_t known = 0;  // bit per register
+  // AArch64: this frame's pc came from x30, not from the stack, so its sp
+  // may equal its callee's (a leaf that stores nothing).
+  bool ra_in_register = false;
+  // AArch64: sp is a lower bound only, from a frame-pointer step: V8's
+  // entry frames save the callee-saved registers above their frame record,
+  // so the caller's sp lies higher than the record's end.
+  bool sp_lower_bound = false;
 
   bool Get(uint64_t reg, uintptr_t* out) const {
-    if (reg >= kNumRegs || !(known & (1u << reg))) return false;
+    if (reg >= kNumRegs || !(known & Bit(static_cast<int>(reg)))) return false;
     *out = value[reg];
     return true;
   }
-  bool Known(int reg) const { return known & (1u << reg); }
+  bool Known(int reg) const { return known & Bit(reg); }
   void Set(int reg, uintptr_t v) {
     value[reg] = v;
-    known |= 1u << reg;
+    known |= Bit(reg);
   }
 };
 
@@ -698,15 +734,16 @@ bool Recover(const Module& m, const RegRule& rule, int reg, uintptr_t cfa, const
   uintptr_t addr;
   switch (rule.kind) {
     case RuleKind::kSameValue:
-      return (kCalleeSaved & (1u << reg)) && regs.Get(reg, out);
+      return (kCalleeSaved & Bit(reg)) && regs.Get(reg, out);
     case RuleKind::kUndefined:
       return false;
     case RuleKind::kOffset:
       if (ReadStack(stack, cfa + rule.offset, out)) return true;
       // GCC's epilogues keep the rule after popping the register: a slot
       // below rsp has been popped, so the register holds the caller's value
-      // again (and the copy may well start at rsp).
-      return cfa + rule.offset < regs.value[kRsp] && regs.Get(reg, out);
+      // again (and the copy may well start at rsp). AArch64's epilogues
+      // (ldp x29, x30, [sp], #16) likewise.
+      return cfa + rule.offset < regs.value[kSp] && regs.Get(reg, out);
     case RuleKind::kValOffset:
       *out = cfa + rule.offset;
       return true;
@@ -754,6 +791,23 @@ Step CfiStep(const Module& m, const Fde& fde, uintptr_t pc, const StackCopy& sta
   if (!FindRow(m, fde, pc, &row) || !ComputeCfa(m, row.cfa, *regs, stack, &cfa)) {
     return Step::kFailed;
   }
+#if defined(__aarch64__)
+  // Where sp is only a lower bound, a CFA relative to it is wrong; GCC's
+  // AArch64 CFI keeps it on sp even once x29 is set. A function that saved
+  // x29 and x30 side by side laid its frame record there and points x29 at
+  // it (AAPCS64): the CFA is then x29 less x29's offset. Only past the
+  // prologue, which every frame but the first is.
+  uintptr_t fp;
+  const RegRule& fp_rule = row.regs[kFp];
+  const RegRule& lr_rule = row.regs[kLr];
+  if (regs->sp_lower_bound && !row.cfa.is_expression && row.cfa.reg == kSp &&
+      fp_rule.kind == RuleKind::kOffset && lr_rule.kind == RuleKind::kOffset &&
+      lr_rule.offset == fp_rule.offset + 8 && regs->Get(kFp, &fp)) {
+    const uintptr_t from_fp = fp - static_cast<uintptr_t>(fp_rule.offset);
+    if (from_fp < cfa) return Step::kFailed;
+    cfa = from_fp;
+  }
+#endif
   // An undefined return address marks the outermost frame (_start, clone).
   if (row.regs[fde.cie.ra_column].kind == RuleKind::kUndefined) return Step::kOutermost;
 
@@ -762,26 +816,46 @@ Step CfiStep(const Module& m, const Fde& fde, uintptr_t pc, const StackCopy& sta
     uintptr_t value;
     if (Recover(m, row.regs[reg], reg, cfa, *regs, stack, &value)) caller.Set(reg, value);
   }
-  if (!caller.Known(kRsp)) caller.Set(kRsp, cfa);  // the CFA is the caller's rsp by definition
+  if (!caller.Known(kSp)) caller.Set(kSp, cfa);  // the CFA is the caller's sp by definition
   uintptr_t return_address;
+#if defined(__aarch64__)
+  // A leaf, or a function before it saved x30 (or after it restored it):
+  // no rule, the return address is still in x30. The caller's x30 is lost
+  // either way (the call that returns here overwrote it).
+  const RegRule& ra_rule = row.regs[fde.cie.ra_column];
+  caller.ra_in_register = ra_rule.kind == RuleKind::kSameValue || ra_rule.kind == RuleKind::kRegister;
+  if (ra_rule.kind == RuleKind::kSameValue) {
+    if (!regs->Get(fde.cie.ra_column, &return_address)) return Step::kFailed;
+  } else if (!caller.Get(fde.cie.ra_column, &return_address)) {
+    return Step::kFailed;
+  }
+  caller.known &= ~Bit(kLr);
+  return_address = StripReturnAddress(return_address);
+#else
   if (!caller.Get(fde.cie.ra_column, &return_address)) return Step::kFailed;
-  caller.Set(kRip, return_address);
+#endif
+  caller.Set(kPc, return_address);
   *regs = caller;
   return Step::kOk;
 }
 
-// Follows the frame record [saved rbp, return address] at rbp. Other
-// callee-saved registers were saved who knows where, so they become unknown.
+// Follows the frame record [saved fp, return address] at fp: rbp on
+// x86-64, x29 on AArch64 (stp x29, x30, [sp, #-16]!; mov x29, sp), the
+// caller's sp 16 bytes above it on both. Other callee-saved registers were
+// saved who knows where, so they become unknown.
 Step FramePointerStep(const StackCopy& stack, RegState* regs) {
-  uintptr_t rbp, rsp, saved_rbp, ra;
-  if (!regs->Get(kRbp, &rbp) || !regs->Get(kRsp, &rsp) || rbp % 8 != 0 || rbp < rsp ||
-      !ReadStack(stack, rbp, &saved_rbp) || !ReadStack(stack, rbp + 8, &ra)) {
+  uintptr_t fp, sp, saved_fp, ra;
+  if (!regs->Get(kFp, &fp) || !regs->Get(kSp, &sp) || fp % 8 != 0 || fp < sp ||
+      !ReadStack(stack, fp, &saved_fp) || !ReadStack(stack, fp + 8, &ra)) {
     return Step::kFailed;
   }
   RegState caller;
-  caller.Set(kRsp, rbp + 16);
-  caller.Set(kRbp, saved_rbp);
-  caller.Set(kRip, ra);
+  caller.Set(kSp, fp + 16);
+  caller.Set(kFp, saved_fp);
+  caller.Set(kPc, StripReturnAddress(ra));
+#if defined(__aarch64__)
+  caller.sp_lower_bound = true;
+#endif
   *regs = caller;
   return Step::kOk;
 }
@@ -858,7 +932,7 @@ class ModuleCache {
 // the caller.
 Step StepFrame(const ModuleCache& modules, const StackCopy& stack, RegState* regs, bool* exact,
                UnwindMethod* method) {
-  const uintptr_t pc = regs->value[kRip];
+  const uintptr_t pc = regs->value[kPc];
   // A return address may be the first byte of the next function: look up the call.
   const uintptr_t lookup = *exact ? pc : pc - 1;
   const Module* m = modules.Find(lookup);
@@ -879,25 +953,33 @@ Step StepFrame(const ModuleCache& modules, const StackCopy& stack, RegState* reg
 size_t Walk(const ModuleCache& modules, const Registers& start, const StackCopy& stack,
             UnwoundFrame* frames, size_t max_frames) {
   RegState regs;
-  regs.Set(kRip, start.rip);
-  regs.Set(kRsp, start.rsp);
-  regs.Set(kRbp, start.rbp);
+  regs.Set(kPc, start.pc);
+  regs.Set(kSp, start.sp);
+  regs.Set(kFp, start.fp);
+#if defined(__aarch64__)
+  regs.Set(kLr, start.lr);
+  for (int i = 0; i < 10; i++) regs.Set(kX19 + i, start.x19_x28[i]);
+#else
   regs.Set(kRbx, start.rbx);
   regs.Set(kR12, start.r12);
   regs.Set(kR13, start.r13);
   regs.Set(kR14, start.r14);
   regs.Set(kR15, start.r15);
-  frames[0] = {start.rip, UnwindMethod::kContext};
+#endif
+  frames[0] = {start.pc, UnwindMethod::kContext};
   size_t n = 1;
   bool exact = true;
   const size_t limit = std::min(max_frames, kMaxFrames);
   while (n < limit) {
-    const uintptr_t sp = regs.value[kRsp];
+    const uintptr_t sp = regs.value[kSp];
     UnwindMethod method;
     if (StepFrame(modules, stack, &regs, &exact, &method) != Step::kOk) break;
-    // The stack grows down: a caller's frame is always above its callee's.
-    if (regs.value[kRip] == 0 || regs.value[kRsp] <= sp) break;
-    frames[n++] = {regs.value[kRip], method};
+    // The stack grows down: a caller's frame is always above its callee's,
+    // or level with it when the callee stored nothing (AArch64's leaves,
+    // whose return address stays in x30).
+    const bool level_allowed = regs.ra_in_register;
+    if (regs.value[kPc] == 0 || regs.value[kSp] < sp || (regs.value[kSp] == sp && !level_allowed)) break;
+    frames[n++] = {regs.value[kPc], method};
   }
   return n;
 }

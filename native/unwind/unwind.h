@@ -15,36 +15,70 @@
 
 namespace gmr {
 
-// x86-64 registers the unwinder needs (DWARF numbering differs; see unwind.cc).
+// The registers the unwinder needs, per architecture (their DWARF numbers
+// are in unwind.cc). pc, sp and fp come first on both: the x86-64 unit test
+// (unwind_test.cc) writes the x86-64 block by offset.
 struct Registers {
-  uintptr_t rip = 0, rsp = 0, rbp = 0, rbx = 0, r12 = 0, r13 = 0, r14 = 0, r15 = 0;
-  // Not for unwinding: a blocked system call's number (or its return value
-  // once it returned) and its first two arguments (a futex's address and
-  // operation).
-  uintptr_t rax = 0, rdi = 0, rsi = 0;
+  uintptr_t pc = 0, sp = 0, fp = 0;  // x86-64: rip, rsp, rbp; AArch64: pc, sp, x29
+#if defined(__aarch64__)
+  uintptr_t lr = 0;                  // x30: the return address until the function saves it
+  uintptr_t x19_x28[10] = {};        // the other callee-saved registers
+#else
+  uintptr_t rbx = 0, r12 = 0, r13 = 0, r14 = 0, r15 = 0;
+#endif
+  // Not for unwinding: a blocked system call's number (valid while the
+  // thread stands at its system call instruction), its return value once it
+  // returned, and its first two arguments (a futex's address and operation).
+  // x86-64: rax (number and result alike), rdi, rsi; AArch64: x8, x0, x0, x1.
+  uintptr_t sys_nr = 0, sys_ret = 0, arg0 = 0, arg1 = 0;
 };
 
 // Async-signal-safe: the registers of the code a signal interrupted, read
-// from the context the kernel gave its handler.
+// from the context the kernel gave its handler (plain loads).
 inline Registers RegistersFrom(const ucontext_t* uc) {
   Registers r;
 #if defined(__x86_64__)
   const greg_t* g = uc->uc_mcontext.gregs;
-  r.rip = g[REG_RIP];
-  r.rsp = g[REG_RSP];
-  r.rbp = g[REG_RBP];
+  r.pc = g[REG_RIP];
+  r.sp = g[REG_RSP];
+  r.fp = g[REG_RBP];
   r.rbx = g[REG_RBX];
   r.r12 = g[REG_R12];
   r.r13 = g[REG_R13];
   r.r14 = g[REG_R14];
   r.r15 = g[REG_R15];
-  r.rax = g[REG_RAX];
-  r.rdi = g[REG_RDI];
-  r.rsi = g[REG_RSI];
+  r.sys_nr = r.sys_ret = g[REG_RAX];
+  r.arg0 = g[REG_RDI];
+  r.arg1 = g[REG_RSI];
+#elif defined(__aarch64__)
+  const auto& m = uc->uc_mcontext;
+  r.pc = m.pc;
+  r.sp = m.sp;
+  r.fp = m.regs[29];
+  r.lr = m.regs[30];
+  for (int i = 0; i < 10; i++) r.x19_x28[i] = m.regs[19 + i];
+  r.sys_nr = m.regs[8];
+  r.sys_ret = r.arg0 = m.regs[0];
+  r.arg1 = m.regs[1];
 #else
-  (void)uc;
+  (void)uc;  // another architecture: no native frames
 #endif
   return r;
+}
+
+// Async-signal-safe (one instruction): a return address as saved on the
+// stack, without the pointer authentication code that code built with
+// -mbranch-protection (parts of Node's arm64 binary) signs it with. xpaclri
+// is in the hint space: a no-op on cores without pointer authentication.
+// The identity elsewhere.
+inline uintptr_t StripReturnAddress(uintptr_t ra) {
+#if defined(__aarch64__)
+  register uintptr_t x30 asm("x30") = ra;
+  asm("hint 7" : "+r"(x30));  // xpaclri
+  return x30;
+#else
+  return ra;
+#endif
 }
 
 // A copy of [base, base + size) of the thread's stack, taken at capture time.

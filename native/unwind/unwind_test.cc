@@ -7,6 +7,13 @@
 // Also under -fsanitize=address,undefined, and valgrind (which skips the
 // single-step test). An optional argument sets the number of garbage stacks.
 //
+// On AArch64 (cross-built with aarch64-linux-gnu-g++, run under qemu-aarch64
+// by test/native-units.test.js) the same chains run, with AArch64 code where
+// the test has its own: blocked, leaf, everywhere, JIT frames, garbage and
+// corrupted stacks. Not there: crossing a signal frame (the unwinder does
+// not read the kernel's sigcontext on AArch64), single-stepping (x86's trap
+// flag) and the synthetic states (x86 code of their own).
+//
 // Other threads are stopped in known call chains (blocked in read(), busy in
 // a leaf function, inside signal handlers, below a "JIT" frame without CFI)
 // and sampled the way native/capture/ does: a signal handler copies the
@@ -133,10 +140,10 @@ void OnSample(int, siginfo_t*, void* context) {
   gmr::Registers& r = g_sampled_regs;
   r = gmr::RegistersFrom(static_cast<ucontext_t*>(context));
   g_sampled_size = 0;
-  if (r.rsp >= t_stack_lo && r.rsp < t_stack_hi) {
+  if (r.sp >= t_stack_lo && r.sp < t_stack_hi) {
     // The red zone below rsp too: signal delivery leaves it alone, and an
     // epilogue may just have popped registers from there.
-    g_sampled_base = std::max(r.rsp - kRedZone, t_stack_lo);
+    g_sampled_base = std::max(r.sp - kRedZone, t_stack_lo);
     g_sampled_size = std::min<size_t>(kMaxCopy, t_stack_hi - g_sampled_base) & ~size_t{7};
     CopyStack(g_sampled_stack, g_sampled_base, g_sampled_size);
   }
@@ -157,7 +164,7 @@ Snapshot Sample(pthread_t thread) {
 
 // The snapshot without the red zone, as native/capture/ copies stacks.
 Snapshot FromRsp(Snapshot s) {
-  const size_t skip = std::min<size_t>(s.regs.rsp - s.base, s.stack.size());
+  const size_t skip = std::min<size_t>(s.regs.sp - s.base, s.stack.size());
   s.stack.erase(s.stack.begin(), s.stack.begin() + skip);
   s.base += skip;
   return s;
@@ -277,6 +284,7 @@ extern "C" __attribute__((noinline)) int gmr_test_c(int fd) {
 // int gmr_test_two_exits(int fd): -1 at once for a negative fd, else
 // gmr_test_c(fd) + 1. The early exit's epilogue comes before the call, so
 // the call's row is only right if DW_CFA_restore_state works.
+#if defined(__x86_64__)
 asm(R"(
   .text
   .globl gmr_test_two_exits
@@ -306,6 +314,39 @@ gmr_test_two_exits:
   .cfi_endproc
   .size gmr_test_two_exits, .-gmr_test_two_exits
 )");
+#elif defined(__aarch64__)
+asm(R"(
+  .text
+  .globl gmr_test_two_exits
+  .type gmr_test_two_exits, %function
+gmr_test_two_exits:
+  .cfi_startproc
+  stp x29, x30, [sp, #-16]!
+  .cfi_def_cfa_offset 16
+  .cfi_offset 29, -16
+  .cfi_offset 30, -8
+  mov x29, sp
+  tbz w0, #31, 1f
+  .cfi_remember_state
+  mov w0, #-1
+  ldp x29, x30, [sp], #16
+  .cfi_restore 30
+  .cfi_restore 29
+  .cfi_def_cfa_offset 0
+  ret
+  .cfi_restore_state
+1:
+  bl gmr_test_c
+  add w0, w0, #1
+  ldp x29, x30, [sp], #16
+  .cfi_restore 30
+  .cfi_restore 29
+  .cfi_def_cfa_offset 0
+  ret
+  .cfi_endproc
+  .size gmr_test_two_exits, .-gmr_test_two_exits
+)");
+#endif
 extern "C" int gmr_test_two_exits(int fd);
 
 extern "C" __attribute__((noinline)) int gmr_test_b(int fd) { return gmr_test_two_exits(fd) + 1; }
@@ -374,10 +415,16 @@ extern "C" __attribute__((noinline)) void gmr_test_in_handler() {
 uintptr_t g_parked_pc;  // where the handler interrupted the thread
 
 void OnPark(int signal, siginfo_t*, void* context) {
-  greg_t& rip = static_cast<ucontext_t*>(context)->uc_mcontext.gregs[REG_RIP];
-  g_parked_pc = rip;
+#if defined(__x86_64__)
+  greg_t& pc = static_cast<ucontext_t*>(context)->uc_mcontext.gregs[REG_RIP];
+  constexpr int kTrapBytes = 2;  // ud2
+#else
+  auto& pc = static_cast<ucontext_t*>(context)->uc_mcontext.pc;
+  constexpr int kTrapBytes = 4;  // udf #0
+#endif
+  g_parked_pc = pc;
   gmr_test_in_handler();
-  if (signal == SIGILL) rip += 2;  // past the ud2
+  if (signal == SIGILL) pc += kTrapBytes;  // past the trap
 }
 
 extern "C" __attribute__((noinline)) int gmr_test_signal_b() {
@@ -409,6 +456,7 @@ void TestSignalFrame() {
 // A signal taken at the first instruction of a function: the pc below the
 // signal frame is exact, and pc - 1 would be in the decoy before it. ud2
 // raises SIGILL with the pc on itself; OnPark then skips it.
+#if defined(__x86_64__)
 asm(R"(
   .text
   .p2align 4
@@ -428,6 +476,27 @@ gmr_test_entry_trap:
   .cfi_endproc
   .size gmr_test_entry_trap, .-gmr_test_entry_trap
 )");
+#elif defined(__aarch64__)
+asm(R"(
+  .text
+  .p2align 4
+  .type gmr_test_decoy, %function
+gmr_test_decoy:
+  .cfi_startproc
+  .cfi_def_cfa_offset 4096
+  udf #0
+  .cfi_endproc
+  .size gmr_test_decoy, .-gmr_test_decoy
+  .globl gmr_test_entry_trap
+  .type gmr_test_entry_trap, %function
+gmr_test_entry_trap:
+  .cfi_startproc
+  udf #0
+  ret
+  .cfi_endproc
+  .size gmr_test_entry_trap, .-gmr_test_entry_trap
+)");
+#endif
 extern "C" void gmr_test_entry_trap();
 
 extern "C" __attribute__((noinline)) int gmr_test_entry_caller() {
@@ -562,9 +631,13 @@ void TestEverywhere() {
         Print(frames);
       }
     }
-    pcs.insert(s.regs.rip);
-    const uint8_t op = *reinterpret_cast<const uint8_t*>(s.regs.rip);
-    if (s.regs.rip == mid || s.regs.rip == leaf || op == 0xc3) ++at_entry_or_ret;
+    pcs.insert(s.regs.pc);
+#if defined(__x86_64__)
+    const bool at_ret = *reinterpret_cast<const uint8_t*>(s.regs.pc) == 0xc3;
+#else
+    const bool at_ret = *reinterpret_cast<const uint32_t*>(s.regs.pc) == 0xd65f03c0;
+#endif
+    if (s.regs.pc == mid || s.regs.pc == leaf || at_ret) ++at_entry_or_ret;
   }
   __atomic_store_n(&g_stop, 1, __ATOMIC_RELAXED);
   pthread_join(thread, nullptr);
@@ -574,6 +647,7 @@ void TestEverywhere() {
                       std::to_string(bad) + " bad");
 }
 
+#if defined(__x86_64__)
 // ---------------------------------------------------------------------------
 // Every instruction boundary of gmr_test_mid and gmr_test_leaf, and of a
 // first call through the PLT (stub, then ld.so's lazy binding resolver): the
@@ -638,7 +712,7 @@ void OnStep(int, siginfo_t*, void* context) {
             static_cast<uintptr_t>(g[REG_RBP]), static_cast<uintptr_t>(g[REG_RBX]),
             static_cast<uintptr_t>(g[REG_R12]), static_cast<uintptr_t>(g[REG_R13]),
             static_cast<uintptr_t>(g[REG_R14]), static_cast<uintptr_t>(g[REG_R15])};
-  s.base = std::max(s.regs.rsp - kRedZone, t_stack_lo);
+  s.base = std::max(s.regs.sp - kRedZone, t_stack_lo);
   s.size = (t_stack_hi - s.base) & ~size_t{7};  // a fresh thread: a few KiB
   s.offset = g_arena_used;
   if (s.size > g_step_arena.size() - g_arena_used) return;
@@ -684,7 +758,7 @@ void TestEveryInstruction() {
     s.base = state.base;
     s.stack.assign(&g_step_arena[state.offset], &g_step_arena[state.offset] + state.size);
     Dl_info info;
-    if (dladdr(reinterpret_cast<void*>(s.regs.rip), &info) && strstr(info.dli_fname, "ld-linux")) {
+    if (dladdr(reinterpret_cast<void*>(s.regs.pc), &info) && strstr(info.dli_fname, "ld-linux")) {
       ++in_ld_so;
     }
     // Without the red zone too, as native/capture/ copies stacks.
@@ -705,16 +779,29 @@ void TestEveryInstruction() {
   g_step_arena = {};
 }
 
+#endif  // single-stepping
+
 // ---------------------------------------------------------------------------
 // Frame-pointer code without CFI, like V8's JIT code: a trampoline in an
 // anonymous executable mapping.
 
+#if defined(__x86_64__)
 // push rbp; mov rbp, rsp; mov rax, rdi; mov rdi, rsi; call rax; pop rbp; ret
 const unsigned char kTrampoline[] = {0x55, 0x48, 0x89, 0xe5, 0x48, 0x89, 0xf8, 0x48,
                                      0x89, 0xf7, 0xff, 0xd0, 0x5d, 0xc3};
 // push rbp; mov rbp, rsp; 1: mov eax, [rdi]; test eax, eax; jz 1b; pop rbp; ret
 const unsigned char kSpinUntilSet[] = {0x55, 0x48, 0x89, 0xe5, 0x8b, 0x07,
                                        0x85, 0xc0, 0x74, 0xfa, 0x5d, 0xc3};
+#else
+// stp x29, x30, [sp, #-16]!; mov x29, sp; mov x2, x0; mov x0, x1; blr x2;
+// ldp x29, x30, [sp], #16; ret
+const uint32_t kTrampoline[] = {0xa9bf7bfd, 0x910003fd, 0xaa0003e2, 0xaa0103e0,
+                                0xd63f0040, 0xa8c17bfd, 0xd65f03c0};
+// stp x29, x30, [sp, #-16]!; mov x29, sp; 1: ldr w1, [x0]; cbz w1, 1b;
+// ldp x29, x30, [sp], #16; ret
+const uint32_t kSpinUntilSet[] = {0xa9bf7bfd, 0x910003fd, 0xb9400001, 0x34ffffe1,
+                                  0xa8c17bfd, 0xd65f03c0};
+#endif
 constexpr size_t kSpinOffset = 64;  // of kSpinUntilSet in the page
 
 unsigned char* g_jit;
@@ -760,6 +847,7 @@ void TestJitFrames() {
   g_jit = static_cast<unsigned char*>(page);
   memcpy(g_jit, kTrampoline, sizeof kTrampoline);
   memcpy(g_jit + kSpinOffset, kSpinUntilSet, sizeof kSpinUntilSet);
+  __builtin___clear_cache(reinterpret_cast<char*>(g_jit), reinterpret_cast<char*>(g_jit) + 4096);
   mprotect(page, 4096, PROT_READ | PROT_EXEC);
 
   Frames frames = SampleBlocked(JitThread);
@@ -793,6 +881,7 @@ void TestJitFrames() {
   munmap(page, 4096);
 }
 
+#if defined(__x86_64__)
 // ---------------------------------------------------------------------------
 // Synthetic states: the registers and stack a function at pc would start
 // with had the caller of gmr_test_capture_at called it instead.
@@ -823,7 +912,7 @@ gmr_test_capture_at:
 )");
 extern "C" void gmr_test_capture_at(uintptr_t pc, gmr::Registers* regs, unsigned char* buf,
                                     size_t len);
-static_assert(offsetof(gmr::Registers, rip) == 0 && offsetof(gmr::Registers, rsp) == 8 &&
+static_assert(offsetof(gmr::Registers, pc) == 0 && offsetof(gmr::Registers, sp) == 8 &&
                   offsetof(gmr::Registers, r15) == 56,
               "gmr_test_capture_at's layout");
 
@@ -838,7 +927,7 @@ extern "C" __attribute__((noinline)) void gmr_test_synthesize(uintptr_t pc, Synt
   const size_t len = std::min<size_t>(kMaxCopy, t_stack_hi - reinterpret_cast<uintptr_t>(&here));
   out->snapshot.stack.resize(len);
   gmr_test_capture_at(pc, &out->snapshot.regs, out->snapshot.stack.data(), len);
-  out->snapshot.base = out->snapshot.regs.rsp;
+  out->snapshot.base = out->snapshot.regs.sp;
   g_sink = g_sink + 1;
 }
 
@@ -847,7 +936,7 @@ void Push(Snapshot* s, uintptr_t word) {
   s->stack.insert(s->stack.begin(), reinterpret_cast<unsigned char*>(&word),
                   reinterpret_cast<unsigned char*>(&word) + 8);
   s->base -= 8;
-  s->regs.rsp -= 8;
+  s->regs.sp -= 8;
 }
 
 // Unwinds a state synthesized at pc, with `pushed` words pushed since entry:
@@ -858,7 +947,7 @@ void CheckSynthetic(const char* what, uintptr_t pc, uintptr_t pc_offset, int pus
   gmr_test_synthesize(pc, &syn);
   uintptr_t return_address;
   memcpy(&return_address, syn.snapshot.stack.data(), 8);
-  syn.snapshot.regs.rip += pc_offset;
+  syn.snapshot.regs.pc += pc_offset;
   for (int i = 0; i < pushed; ++i) Push(&syn.snapshot, 0x1234 + i);
   const Frames frames = UnwindSnapshot(syn.snapshot);
   const bool ok = frames.n > 2 && frames.f[1].pc == return_address &&
@@ -986,6 +1075,8 @@ void TestSynthetic() {
   Check(frames.n >= 1 && frames.f[0].pc == fn, "synthetic: pc in a library dlclose'd since");
 }
 
+#endif  // synthetic states
+
 // ---------------------------------------------------------------------------
 // Garbage.
 
@@ -1032,11 +1123,17 @@ void TestGarbage(int iterations) {
       memcpy(&stack[j], &w, 8);
     }
     gmr::Registers regs;
-    regs.rip = rng() % 8 ? code_pc() : word();
-    regs.rsp = word();
-    regs.rbp = word();
+    regs.pc = rng() % 8 ? code_pc() : word();
+    regs.sp = word();
+    regs.fp = word();
+#if defined(__x86_64__)
     regs.rbx = word();
     regs.r12 = word();
+#else
+    regs.lr = rng() % 2 ? code_pc() : word();
+    regs.x19_x28[0] = word();
+    regs.x19_x28[1] = word();
+#endif
     gmr::StackCopy copy;
     copy.base = base + (rng() % 8 == 0 ? rng() % 8 : 0);  // sometimes misaligned
     copy.size = rng() % 16 == 0 ? rng() % 16 : stack.size() - rng() % 8;
@@ -1113,13 +1210,19 @@ int main(int argc, char** argv) {
   sigaction(SIGILL, &park, nullptr);
 
   TestBlockedChain();
+#if defined(__x86_64__)
   TestSignalFrame();
   TestSignalAtFunctionEntry();
+#endif
   TestLeaf();
   TestEverywhere();
+#if defined(__x86_64__)
   TestEveryInstruction();
+#endif
   TestJitFrames();
+#if defined(__x86_64__)
   TestSynthetic();
+#endif
   TestGarbage(garbage);
   TestCorrupted(garbage / 4);
   std::printf("%s\n", failures == 0 ? "PASS: all tests" : "FAIL: some tests failed");

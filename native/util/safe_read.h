@@ -21,7 +21,8 @@ bool SafeRead(const void* address, T* out) {
 // A NUL-terminated string of at most `max` bytes; "" when unreadable.
 std::string SafeReadString(uintptr_t address, size_t max);
 
-// Async-signal-safe (one process_vm_readv system call: no libc state, no
+// Async-signal-safe (one process_vm_readv system call, or where that is
+// missing, as under qemu-user, one pread of /proc/self/mem: no libc state, no
 // lock): copies up to `n` bytes at `src`, a page an iovec, up to the first
 // page that is not mapped. Returns how many were copied. It also reads
 // dead bytes and sanitizer redzones without being instrumented. For a

@@ -30,3 +30,33 @@ export function binaryAbi (file: string): number | null {
     fs.closeSync(fd)
   }
 }
+
+// ELF e_machine values of the architectures Node names in process.arch.
+const MACHINES: Record<number, string> = { 3: 'ia32', 40: 'arm', 62: 'x64', 183: 'arm64', 243: 'riscv64' }
+
+/**
+ * The architecture a binary is built for, as process.arch names it, read
+ * from its ELF header (e_machine): a binary of another one (a build/Release
+ * made on the host, in a container of another architecture) fails to load
+ * with a message that says nothing of it. Null when the file is no ELF
+ * binary or its machine is one Node does not name.
+ */
+export function binaryArch (file: string): string | null {
+  let fd: number
+  try {
+    fd = fs.openSync(file, 'r')
+  } catch {
+    return null
+  }
+  try {
+    const head = Buffer.alloc(20)
+    if (fs.readSync(fd, head, 0, head.length, 0) < head.length || head.readUInt32BE(0) !== 0x7f454c46) return null
+    // EI_DATA (byte 5): 1 little-endian, 2 big-endian.
+    const machine = head[5] === 2 ? head.readUInt16BE(18) : head.readUInt16LE(18)
+    return MACHINES[machine] ?? null
+  } catch {
+    return null
+  } finally {
+    fs.closeSync(fd)
+  }
+}

@@ -9,15 +9,17 @@ const { ROOT } = require('./paths')
 /**
  * A child process that the test always kills, with its output collected.
  * `fdLimit` runs it under `ulimit -n` (the shell execs node: same pid);
- * `wrapper` is a command node runs under (`['unshare', '--pid', ...]`).
+ * `wrapper` is a command node runs under (`['unshare', '--pid', ...]`);
+ * `node` the command that stands for node, this one by default (the arm64
+ * tests: qemu-aarch64 and its arguments, then the arm64 node; same pid).
  */
-function spawnNode (t, args, { env = {}, cwd = ROOT, stdin = 'ignore', fdLimit = 0, wrapper = [] } = {}) {
+function spawnNode (t, args, { env = {}, cwd = ROOT, stdin = 'ignore', fdLimit = 0, wrapper = [], node = [process.execPath] } = {}) {
   // Without the test runner's NODE_OPTIONS (its loader hooks would be in
   // every report, and in every worker): the service as a user runs it. The
   // runner's spawn wrapper puts NODE_OPTIONS back into any env it is given,
   // so env(1) takes it out again and execs node (same pid).
   const { NODE_OPTIONS, ...inherited } = process.env
-  const command = ['/usr/bin/env', '-u', 'NODE_OPTIONS', ...wrapper, process.execPath, ...args]
+  const command = ['/usr/bin/env', '-u', 'NODE_OPTIONS', ...wrapper, ...node, ...args]
   if (fdLimit > 0) command.unshift('/bin/sh', '-c', `ulimit -n ${Number(fdLimit)} && exec "$@"`, 'sh')
   const child = spawn(command[0], command.slice(1), {
     cwd,
@@ -49,8 +51,8 @@ function descendants (pid) {
 }
 
 /** A service whose own children (execSync's shell and sleep) are killed too, by pid. */
-function spawnWithChildren (t, args, env) {
-  const child = spawnNode(t, args, { env })
+function spawnWithChildren (t, args, env, options = {}) {
+  const child = spawnNode(t, args, { ...options, env })
   const seen = new Set()
   const note = () => { for (const pid of descendants(child.pid)) seen.add(pid) }
   const timer = setInterval(note, 100)
