@@ -3,6 +3,7 @@
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
+import { applicationPackage } from './util/application'
 
 export type Format = 'text' | 'json'
 
@@ -423,20 +424,4 @@ export function defaultServiceName (): string {
   const entry = process.argv[1]
   if (entry) return path.basename(entry).replace(/\.[cm]?[jt]s$/, '') || 'node'
   return 'node'
-}
-
-/** The package.json nearest above the entry script: the application, not this library. */
-export function applicationPackage (): { name: string, version: string } | null {
-  const entry = process.argv[1]
-  if (!entry) return null
-  let dir = path.dirname(path.resolve(entry))
-  for (;;) {
-    try {
-      const pkg = JSON.parse(fs.readFileSync(path.join(dir, 'package.json'), 'utf8'))
-      if (pkg && typeof pkg.name === 'string') return { name: pkg.name, version: String(pkg.version ?? '') }
-    } catch {}
-    const parent = path.dirname(dir)
-    if (parent === dir) return null
-    dir = parent
-  }
 }

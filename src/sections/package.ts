@@ -2,7 +2,7 @@
 import fs from 'node:fs'
 import os from 'node:os'
 import type { PackageInfo } from '../model'
-import { applicationPackage } from '../options'
+import { applicationPackage } from '../util/application'
 import { maskArgs } from '../redact'
 
 /** oslo's version object, `{ name, version }`, or a plain version string. */
