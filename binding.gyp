@@ -25,6 +25,7 @@
         "native/reporter/reporter_env.cc",
         "native/symbolize/symbolize.cc",
         "native/unwind/unwind.cc",
+        "native/unwind/eh_frame.cc",
         "native/util/proc.cc",
         "native/util/threads.cc",
         "native/util/safe_read.cc",

@@ -12,8 +12,8 @@ const path = require('node:path')
 const { ROOT } = require('./helpers')
 
 const programs = [
-  ['unwinder, optimized without frame pointers', ['-O2', '-fomit-frame-pointer', '-rdynamic', '-pthread', 'native/unwind/unwind_test.cc', 'native/unwind/unwind.cc']],
-  ['unwinder, unoptimized', ['-O0', '-rdynamic', '-pthread', 'native/unwind/unwind_test.cc', 'native/unwind/unwind.cc']],
+  ['unwinder, optimized without frame pointers', ['-O2', '-fomit-frame-pointer', '-rdynamic', '-pthread', 'native/unwind/unwind_test.cc', 'native/unwind/unwind.cc', 'native/unwind/eh_frame.cc']],
+  ['unwinder, unoptimized', ['-O0', '-rdynamic', '-pthread', 'native/unwind/unwind_test.cc', 'native/unwind/unwind.cc', 'native/unwind/eh_frame.cc']],
   ['symbolizer', ['-O2', 'native/symbolize/symbolize_test.cc', 'native/symbolize/symbolize.cc', 'native/util/proc.cc']]
 ]
 
@@ -25,8 +25,8 @@ const arm64Missing = !onPath('aarch64-linux-gnu-g++') ? 'no aarch64-linux-gnu-g+
 // algorithm: the architected one (QARMA) is emulated eight times slower.
 const QEMU = ['qemu-aarch64', '-cpu', 'max,pauth-impdef=on', '-L', SYSROOT]
 const arm64Programs = [
-  ['unwinder on AArch64, optimized without frame pointers', ['-O2', '-fomit-frame-pointer', '-rdynamic', '-pthread', 'native/unwind/unwind_test.cc', 'native/unwind/unwind.cc']],
-  ['unwinder on AArch64, return addresses signed (-mbranch-protection=standard)', ['-O2', '-mbranch-protection=standard', '-rdynamic', '-pthread', 'native/unwind/unwind_test.cc', 'native/unwind/unwind.cc']]
+  ['unwinder on AArch64, optimized without frame pointers', ['-O2', '-fomit-frame-pointer', '-rdynamic', '-pthread', 'native/unwind/unwind_test.cc', 'native/unwind/unwind.cc', 'native/unwind/eh_frame.cc']],
+  ['unwinder on AArch64, return addresses signed (-mbranch-protection=standard)', ['-O2', '-mbranch-protection=standard', '-rdynamic', '-pthread', 'native/unwind/unwind_test.cc', 'native/unwind/unwind.cc', 'native/unwind/eh_frame.cc']]
 ]
 
 const runs = [

@@ -6,7 +6,7 @@
 const t = require('tap')
 const fs = require('node:fs')
 const path = require('node:path')
-const { FIXTURES, spawnWithChildren, waitForOutput, tmpDir, reportFiles, lineOf, isAlive, until, checkReports, sleep, signalForReport } = require('./helpers')
+const { FIXTURES, spawnWithChildren, waitForOutput, tmpDir, reportFiles, lineOf, isAlive, until, checkReports, sleep, signalForReport, mainThreadAsleep } = require('./helpers')
 
 const APP = path.join(FIXTURES, 'threads.js')
 const WORKER = path.join(FIXTURES, 'threads-worker.js')
@@ -82,6 +82,9 @@ t.test('workers that never loaded the library: busy, parked and idle, each with 
 t.test('the threadpool saturated by opens of FIFOs nobody writes: four threads blocked in open', async t => {
   const { child, dir } = service(t, 'threadpool')
   await waitForOutput(child, /^ready/m)
+  // It says ready before its loop is back in epoll: a loaded machine can
+  // hold it in between, where it is not yet free.
+  await until('the main thread asleep', () => mainThreadAsleep(child.pid), 15000, child)
   const r = await signalForReport(child, dir)
   const pool = r.threads.filter(th => th.kind === 'libuv-threadpool')
   t.equal(pool.length, 4, 'the four threadpool threads')
