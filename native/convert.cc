@@ -274,6 +274,23 @@ Napi::Object CaptureToJs(Napi::Env env, const Capture& c, const Trigger& trigger
   memory.Set("fdSoftLimit", figure(m.fd_soft_limit));
   memory.Set("fdHardLimit", figure(m.fd_hard_limit));
   o.Set("memory", memory);
+  Napi::Array objects = Napi::Array::New(env, c.objects.size());
+  for (size_t i = 0; i < c.objects.size(); i++) {
+    const LoadedObject& lo = c.objects[i];
+    Napi::Object obj = Napi::Object::New(env);
+    obj.Set("path", lo.path);
+    obj.Set("base", Hex(lo.base));
+    obj.Set("mapped", Hex(lo.mapped));
+    std::string id;
+    static const char kDigits[] = "0123456789abcdef";
+    for (unsigned char byte : lo.build_id) {
+      id += kDigits[byte >> 4];
+      id += kDigits[byte & 15];
+    }
+    obj.Set("buildId", id.empty() ? env.Null() : Napi::Value(Napi::String::New(env, id)));
+    objects.Set(i, obj);
+  }
+  o.Set("loadedObjects", objects);
   return o;
 }
 

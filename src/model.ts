@@ -13,6 +13,8 @@ export interface Report {
   capture: CaptureInfo
   greenThreads: GreenThreads
   memory: Memory
+  /** Every shared object mapped in, with what symbolizing a frame offline needs. */
+  loadedObjects: LoadedObject[]
   processes: ProcessInfo[]
   configuration: Configuration
   sections: UserSection[]
@@ -324,4 +326,17 @@ export interface UserSection {
   content: unknown
   /** Why content is missing: the generator threw, timed out, or its thread is stuck. */
   error: string | null
+}
+
+/** A shared object mapped into the process (the executable, libraries, the vdso). */
+export interface LoadedObject {
+  path: string
+  /** Load bias, hex (0 for a non-PIE executable): a native frame's address minus this is what addr2line and nm take. */
+  base: string
+  /** Its lowest mapped address, hex. */
+  mapped: string
+  /** GNU build ID, hex, to find the very file (or its debug symbols) later; null when it has none. */
+  buildId: string | null
+  /** A native frame of this report is in it: the text view lists these, the JSON every object. */
+  inStacks: boolean
 }

@@ -152,6 +152,19 @@ export interface RawCapture {
   threads: RawThread[]
   loops: RawLoop[]
   memory: RawProcessMemory
+  /** The loaded objects as the symbolizer read them, lowest mapped first. */
+  loadedObjects: RawLoadedObject[]
+}
+
+/** A loaded object (native/symbolize/symbolize.h, LoadedObject). */
+export interface RawLoadedObject {
+  path: string
+  /** Load bias, hex: a frame's module offset is its address minus this. */
+  base: string
+  /** Its lowest mapped address, hex. */
+  mapped: string
+  /** GNU build ID, hex; null when it has none. */
+  buildId: string | null
 }
 
 export interface NativeConfig {

@@ -10,6 +10,7 @@ import { renderText } from './format/text'
 import { buildGreenThreads } from './sections/green-threads'
 import { buildMemory, maxOldSpaceMb } from './sections/memory'
 import { buildPackage, type StaticPackage } from './sections/package'
+import { loadedObjects } from './sections/loaded-objects'
 import { processTree } from './sections/processes'
 import { buildThreads } from './sections/threads'
 import type { Format } from './options'
@@ -44,6 +45,7 @@ export function buildReport (capture: RawCapture, pkg: StaticPackage, live: Live
     },
     greenThreads: { summary: '', threads: [] },
     memory: { process: { rssBytes: null, peakRssBytes: null, swapBytes: null, anonymousBytes: null, fileBackedBytes: null, fds: null, fdLimit: null, fdHardLimit: null }, threads: [], warnings: [] },
+    loadedObjects: [],
     processes: [],
     configuration: live.configuration,
     sections: live.sections,
@@ -67,6 +69,11 @@ export function buildReport (capture: RawCapture, pkg: StaticPackage, live: Live
     report.memory = buildMemory(capture, kinds, maxOldSpaceMb(pkg.execArgv, process.env.NODE_OPTIONS), writer)
   } catch (err) {
     errors.push(`memory: ${(err as Error).message}`)
+  }
+  try {
+    report.loadedObjects = loadedObjects(capture, report.threads)
+  } catch (err) {
+    errors.push(`loaded objects: ${(err as Error).message}`)
   }
   try {
     report.processes = processTree()

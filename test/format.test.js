@@ -240,7 +240,7 @@ t.test('text: the oslo header box and section boxes', async (t) => {
   t.ok(text.endsWith('\n'))
 
   const titles = lines.filter((l, i) => lines[i - 1] === RULE && l.startsWith('====')).map((l) => l.slice(4, -4).trim())
-  t.same(titles, ['Guru Meditation', 'Package', 'Threads', 'Green Threads', 'Memory', 'Processes', 'Configuration',
+  t.same(titles, ['Guru Meditation', 'Package', 'Threads', 'Green Threads', 'Memory', 'Loaded Objects', 'Processes', 'Configuration',
     'Cache', 'Pool', 'Stuck', 'Errors', 'End of Guru Meditation Report'])
   for (const line of lines.filter((l) => l.startsWith('===='))) t.equal(line.length, 72, line)
   t.ok(lines.includes('====                            Package                             ===='))
@@ -328,6 +328,7 @@ t.test('the report validator (test/helpers/validate.js) takes both views of a re
     }
     for (const g of r.greenThreads.threads) Object.assign(g, { resources: null, timers: null, promises: null, ...g })
     r.deadlocks ??= []
+    r.loadedObjects ??= []
     return r
   }
   t.throws(() => validateReport(JSON.parse(renderJson(fixture()))), /report\.package\.writtenBy: missing/, 'the bare fixture lacks fields of the schema')

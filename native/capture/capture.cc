@@ -329,6 +329,7 @@ Capture CaptureProcess(const CaptureSettings& settings) {
   // wait for the interrupts.
   out.threads.reserve(snapshots.size());
   SharedSymbolizer().Refresh();
+  out.objects = SharedSymbolizer().Objects();
   ExecRanges exec;
   exec.Load();
   for (ThreadSnapshot& s : snapshots) {

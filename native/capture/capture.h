@@ -10,6 +10,7 @@
 #include "../green/loop_walk.h"
 #include "../isolates/registry.h"
 #include "../memory/heap_figures.h"
+#include "../symbolize/symbolize.h"
 #include "../util/proc.h"
 #include "js_stacks.h"
 #include "thread_snapshot.h"
@@ -59,6 +60,7 @@ struct Capture {
   std::vector<CapturedThread> threads;
   std::vector<LoopInfo> loops;    // each JS thread's event loop (Green Threads)
   ProcessMemory memory;           // RSS, swap, descriptors (the Memory section)
+  std::vector<LoadedObject> objects;  // the loaded objects, as the symbolizer read them
   uint64_t started_mono_ns = 0;   // heap figures recorded since are this report's
   uint64_t ended_mono_ns = 0;     // the heap figures' ages count to here
   // Files the capture could not open for want of a file descriptor, even

@@ -545,6 +545,21 @@ void Symbolizer::Refresh() {
             [](const Segment& a, const Segment& b) { return a.start < b.start; });
 }
 
+std::vector<LoadedObject> Symbolizer::Objects() const {
+  std::vector<LoadedObject> out;
+  for (const auto& [key, m] : impl_->modules) {
+    LoadedObject o;
+    o.path = m->path;
+    o.base = m->load_bias;
+    o.mapped = m->segments.empty() ? 0 : m->segments.front().first;
+    for (const auto& [start, end] : m->segments) o.mapped = std::min(o.mapped, start);
+    o.build_id = m->build_id;
+    out.push_back(std::move(o));
+  }
+  std::sort(out.begin(), out.end(), [](const LoadedObject& a, const LoadedObject& b) { return a.mapped < b.mapped; });
+  return out;
+}
+
 bool Symbolizer::Lookup(uintptr_t pc, Symbol* out) {
   Module* m = impl_->FindModule(pc);
   if (m == nullptr) return false;

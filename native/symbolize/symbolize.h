@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace gmr {
 
@@ -14,6 +15,14 @@ struct Symbol {
   std::string module;      // path of the loaded object; empty when none maps it
   uintptr_t symbol_offset = 0;  // address - symbol start
   uintptr_t module_offset = 0;  // address - module load base
+};
+
+// A loaded object as the report lists it, for symbolizing its frames later.
+struct LoadedObject {
+  std::string path;
+  uintptr_t base = 0;       // load bias (dlpi_addr): a frame's module offset is pc - base
+  uintptr_t mapped = 0;     // its lowest mapped address
+  std::string build_id;     // GNU build ID, raw bytes; empty when it has none
 };
 
 class Symbolizer {
@@ -27,6 +36,8 @@ class Symbolizer {
   void Refresh();
   // False when no loaded object maps pc.
   bool Lookup(uintptr_t pc, Symbol* out);
+  // The loaded objects as of the last Refresh, lowest mapped first.
+  std::vector<LoadedObject> Objects() const;
 
  private:
   struct Impl;

@@ -276,6 +276,17 @@ function processLines (p: ProcessInfo, indent: string): string[] {
   ]
 }
 
+// Short: the objects this report's native frames are in; the JSON view
+// lists every one.
+function loadedObjectsLines (r: Report): string[] {
+  const all = list(r.loadedObjects)
+  const shown = all.filter(o => o?.inStacks)
+  const lines = shown.map(o => `${str(o.path)}  base ${str(o.base)}  build-id ${o.buildId === null ? '(none)' : str(o.buildId)}`)
+  const rest = all.length - shown.length
+  if (rest > 0) lines.push(`… and ${rest} more loaded object${rest === 1 ? '' : 's'} no frame is in (the JSON view lists them all)`)
+  return lines.length > 0 ? lines : ['(none read)']
+}
+
 function processesLines (r: Report): string[] {
   const roots = list(r.processes)
   return roots.length > 0 ? roots.flatMap((p) => processLines(p, '')) : ['(no process information)']
@@ -325,6 +336,7 @@ export function renderText (report: Report): string {
     section('Threads', () => threadsLines(report))
     section('Green Threads', () => greenThreadsLines(report))
     section('Memory', () => memoryLines(report))
+    section('Loaded Objects', () => loadedObjectsLines(report))
     section('Processes', () => processesLines(report))
     section('Configuration', () => configurationLines(report))
     for (const s of list(report.sections)) section(str(s?.name), () => userSectionLines(s))

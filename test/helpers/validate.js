@@ -93,6 +93,7 @@ const SCHEMA = {
     }],
     warnings: ['string']
   },
+  loadedObjects: [{ path: 'string', base: 'hex', mapped: 'hex', buildId: nullable('string'), inStacks: 'boolean' }],
   processes: [PROCESS],
   configuration: { application: record('string'), runtime: record('string') },
   sections: [{ name: 'string', content: 'any', error: nullable('string') }],
@@ -162,6 +163,11 @@ function checkRelations (r, problems) {
   }
   const near = r.memory.threads.filter(m => m.heap && m.heap.nearLimit).length
   if (near !== r.memory.warnings.length) problems.push(`memory: ${near} heaps near their limit, ${r.memory.warnings.length} warnings`)
+  const modules = new Set(r.threads.flatMap(th => th.native.map(f => f.module)))
+  for (const o of r.loadedObjects) {
+    if (o.inStacks !== modules.has(o.path)) problems.push(`loadedObjects: ${o.path} inStacks ${o.inStacks}, but ${modules.has(o.path) ? 'a' : 'no'} frame is in it`)
+    if (o.buildId !== null && !/^[0-9a-f]{2,}$/.test(o.buildId)) problems.push(`loadedObjects: ${o.path} build ID ${show(o.buildId)}`)
+  }
   if (r.processes.length > 0 && r.processes[0].pid !== r.package.pid) problems.push(`processes[0].pid ${r.processes[0].pid} is not the pid ${r.package.pid}`)
   const names = r.sections.map(s => s.name)
   if (new Set(names).size !== names.length) problems.push(`sections: a name twice (${names.join(', ')})`)
@@ -173,7 +179,7 @@ function checkRelations (r, problems) {
 const HEADING = /^={72}\n====\s+(.+?)\s+====\n={72}$/gm
 const THREAD_HEADER = /^-{6}\s+Thread #(\d+)(?: (.*?))? \(([a-z0-9-]+)(?: (\d+)(?: "(.*)")?)?(?:, crashed)?\)\s+-{6}$/
 const NATIVE_LINE = /^ {2}#(\d+)\s+(0x[0-9a-f]+)\s+(.*)$/
-const FIXED_SECTIONS = ['Guru Meditation', 'Package', 'Threads', 'Green Threads', 'Memory', 'Processes', 'Configuration']
+const FIXED_SECTIONS = ['Guru Meditation', 'Package', 'Threads', 'Green Threads', 'Memory', 'Loaded Objects', 'Processes', 'Configuration']
 
 /** The text view's sections and threads, as far as a test needs to compare them. */
 function parseText (text) {
@@ -276,6 +282,12 @@ function compareViews (json, parsed, problems) {
     if (warnings.join('|') !== json.memory.warnings.join('|')) problems.push(`memory: text warnings ${show(warnings)}, JSON ${show(json.memory.warnings)}`)
     const fds = /^file descriptors = (\d+|\(unknown\)) open/m.exec(memory.body)
     if (!fds || fds[1] !== (json.memory.process.fds === null ? '(unknown)' : String(json.memory.process.fds))) problems.push(`memory: text ${show(fds && fds[0])}, JSON fds ${json.memory.process.fds}`)
+  }
+  const objects = parsed.sections.find(s => s.title === 'Loaded Objects')
+  if (objects) {
+    const listed = objects.body.split('\n').filter(l => / {2}base 0x[0-9a-f]+ {2}build-id /.test(l)).map(l => l.slice(0, l.indexOf('  base ')))
+    const expected = json.loadedObjects.filter(o => o.inStacks).map(o => o.path)
+    if (listed.join('|') !== expected.join('|')) problems.push(`loaded objects: text lists [${listed.join(', ')}], JSON's in stacks [${expected.join(', ')}]`)
   }
   const sectionTitles = parsed.sections.map(s => s.title).slice(FIXED_SECTIONS.length, -1)
   const names = json.sections.map(s => s.name)
