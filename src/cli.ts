@@ -8,9 +8,14 @@ import { randomBytes } from 'node:crypto'
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
+import { foldSamples } from './analysis/samples'
+import { renderJson } from './format/json'
+import { renderText } from './format/text'
+import type { Report } from './model'
 import { openNew } from './util/new-file'
 
 const USAGE = `usage: gmr <pid> [--json] [--out FILE] [--timeout SECONDS] [--signal NAME]
+                 [--samples N [--interval MS]]
        gmr --list
 
 Prints the Guru Meditation Report of process <pid>, which must run as this
@@ -21,6 +26,10 @@ user and have loaded guru-meditation.
   --timeout SECONDS  how long to wait for the report (default 10)
   --signal NAME      the process's report signal (default: the one it announces;
                      SIGUSR2 for a process that announces none)
+  --samples N        take N reports (2 to 100) and fold them per thread: where
+                     each thread sat in how many, and which never moved; the
+                     rest of the report is the last one's
+  --interval MS      the pause between two samples (10 to 60000; default 1000)
   --list             list this user's processes that loaded guru-meditation`
 
 class CliError extends Error {
@@ -34,11 +43,14 @@ interface Request {
   timeoutMs: number
   /** null: the one the process announces. */
   signal: NodeJS.Signals | null
+  /** Reports to take and fold (1: one report, as it comes). */
+  samples: number
+  intervalMs: number
 }
 
 function parseArgs (argv: string[]): Request | 'list' | 'help' {
   let pid: number | null = null
-  const request: Omit<Request, 'pid'> = { json: false, out: null, timeoutMs: 10000, signal: null }
+  const request: Omit<Request, 'pid'> = { json: false, out: null, timeoutMs: 10000, signal: null, samples: 1, intervalMs: 1000 }
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]
     const value = (): string => {
@@ -59,6 +71,14 @@ function parseArgs (argv: string[]): Request | 'list' | 'help' {
       const signal = (name.startsWith('SIG') ? name : `SIG${name}`) as NodeJS.Signals
       if (!(signal in os.constants.signals) || signal === 'SIGKILL' || signal === 'SIGSTOP') throw new CliError(`gmr: --signal: '${name}' is not a signal a report can be asked with`, 2)
       request.signal = signal
+    } else if (arg === '--samples') {
+      const n = Number(value())
+      if (!Number.isInteger(n) || n < 2 || n > 100) throw new CliError('gmr: --samples takes a whole number from 2 to 100', 2)
+      request.samples = n
+    } else if (arg === '--interval') {
+      const ms = Number(value())
+      if (!Number.isInteger(ms) || ms < 10 || ms > 60000) throw new CliError('gmr: --interval takes a whole number of milliseconds from 10 to 60000', 2)
+      request.intervalMs = ms
     } else if (/^[1-9]\d*$/.test(arg) && pid === null) pid = Number(arg)
     else throw new CliError(`gmr: unexpected argument '${arg}'\n${USAGE}`, 2)
   }
@@ -224,7 +244,8 @@ async function askForReport (r: Request): Promise<string> {
   // The timeout lets the target tell a request whose gmr died (see native/watchdog/attach.h).
   leaveRequest(requestFile, `out=${name}\nformat=${r.json ? 'json' : 'text'}\ntimeout=${Math.ceil(r.timeoutMs / 1000)}\n`)
   const cleanUp = (): void => { try { fs.unlinkSync(requestFile) } catch {} }
-  process.once('SIGINT', () => { cleanUp(); process.exit(130) })
+  const interrupted = (): void => { cleanUp(); process.exit(130) }
+  process.once('SIGINT', interrupted)
   try {
     process.kill(r.pid, signal)
     for (const end = Date.now() + r.timeoutMs; Date.now() < end; await sleep(20)) {
@@ -236,9 +257,24 @@ async function askForReport (r: Request): Promise<string> {
       }
     }
   } finally {
+    process.off('SIGINT', interrupted)
     cleanUp()
   }
   throw new CliError(`gmr: no report from process ${r.pid} within ${r.timeoutMs / 1000} s (it was sent ${signal})`)
+}
+
+// Several reports, `intervalMs` apart, folded per thread into the last
+// one's Samples and rendered here: the process writes each as JSON (all of
+// it masked there, as any report).
+async function sampledReport (r: Request): Promise<string> {
+  const reports: Report[] = []
+  for (let i = 0; i < r.samples; i++) {
+    if (i > 0) await sleep(r.intervalMs)
+    reports.push(JSON.parse(await askForReport({ ...r, json: true })) as Report)
+  }
+  const last = reports[reports.length - 1]
+  last.samples = foldSamples(reports.map(report => ({ atMs: Date.parse(report.package.generatedAt), threads: report.threads })), r.intervalMs)
+  return r.json ? `${renderJson(last)}\n` : renderText(last)
 }
 
 function list (): string {
@@ -282,7 +318,7 @@ async function main (): Promise<void> {
   // --out makes a new file, mode 0600, never through a symlink: checked
   // before the process is asked, and again (O_EXCL) when written.
   if (parsed.out) refuseExisting(parsed.out)
-  const text = await askForReport(parsed)
+  const text = parsed.samples > 1 ? await sampledReport(parsed) : await askForReport(parsed)
   if (parsed.out) writeNewFile(parsed.out, text)
   else process.stdout.write(text)
 }

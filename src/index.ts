@@ -152,15 +152,39 @@ function setupOfMain (): { options: ResolvedOptions, pkg: StaticPackage, conf: C
   return { options: { ...data.options, conf: undefined, secretKeys }, pkg: data.pkg, conf: data.confSnapshot.application }
 }
 
-async function reportNow (): Promise<{ report: Report, options: ResolvedOptions }> {
+/** Samples to take and their interval, as generateReport and writeReport take them. */
+interface Sampling { samples: number, intervalMs: number }
+
+async function reportNow (sampling: Sampling | null = null): Promise<{ report: Report, options: ResolvedOptions }> {
   const setup = currentSetup()
   const main = setup ? null : setupOfMain()
   const options = setup?.options ?? main?.options ?? resolveOptions({})
   const pkg = setup?.pkg ?? main?.pkg ?? staticPackage(undefined, options.serviceName)
-  const [capture, live] = await Promise.all([captureNow(options), collectLive(options, 'caller')])
+  const [captures, live] = await Promise.all([captureSeveral(options, sampling), collectLive(options, 'caller')])
   // The configuration object is the main thread's: as of its setup.
   if (main) live.configuration = { ...live.configuration, application: main.conf }
-  return { report: reportModules().report.buildReport(capture, pkg, live), options }
+  const last = captures[captures.length - 1]
+  const earlier = sampling ? { captures: captures.slice(0, -1), intervalMs: sampling.intervalMs } : undefined
+  return { report: reportModules().report.buildReport(last, pkg, live, earlier), options }
+}
+
+/** One capture, or `samples` of them `intervalMs` apart. */
+async function captureSeveral (options: ResolvedOptions, sampling: Sampling | null): Promise<RawCapture[]> {
+  const captures = [await captureNow(options)]
+  for (let i = 1; i < (sampling?.samples ?? 1); i++) {
+    await new Promise(resolve => setTimeout(resolve, sampling?.intervalMs))
+    captures.push(await captureNow(options))
+  }
+  return captures
+}
+
+/** generateReport's and writeReport's `samples` and `intervalMs`, checked before any capture; null: one capture. */
+function requestedSampling (options: { samples?: number, intervalMs?: number } | undefined): Sampling | null {
+  if (options === undefined || (options.samples === undefined && options.intervalMs === undefined)) return null
+  const { samples = 1, intervalMs = 1000 } = options
+  if (!Number.isInteger(samples) || samples < 1 || samples > 100) throw new OptionError('option samples', `must be an integer from 1 to 100, got ${JSON.stringify(samples)}`)
+  if (!Number.isInteger(intervalMs) || intervalMs < 10 || intervalMs > 60000) throw new OptionError('option intervalMs', `must be an integer from 10 to 60000, got ${JSON.stringify(intervalMs)}`)
+  return samples > 1 ? { samples, intervalMs } : null
 }
 
 /** generateReport's and writeReport's `format`, checked before any capture. */
@@ -174,10 +198,19 @@ function requestedFormat (options: { format?: Format } | undefined): Format | un
   return format
 }
 
+/** What generateReport and writeReport take. */
+export interface ReportRequest {
+  format?: Format
+  /** Captures to take and fold per thread into the report's Samples (1 to 100; default 1). */
+  samples?: number
+  /** The pause between two captures, in ms (10 to 60000; default 1000). */
+  intervalMs?: number
+}
+
 /** The report of this process now, as text or JSON. */
-export async function generateReport (options?: { format?: Format }): Promise<string> {
+export async function generateReport (options?: ReportRequest): Promise<string> {
   const format = requestedFormat(options)
-  const { report, options: resolved } = await reportNow()
+  const { report, options: resolved } = await reportNow(requestedSampling(options))
   return reportModules().report.render(report, format ?? resolved.format)
 }
 
@@ -185,9 +218,9 @@ export async function generateReport (options?: { format?: Format }): Promise<st
  * Writes a report where a triggered one would go. Returns the file's path,
  * or null when it went to stderr.
  */
-export async function writeReport (options?: { format?: Format }): Promise<string | null> {
+export async function writeReport (options?: ReportRequest): Promise<string | null> {
   const format = requestedFormat(options)
-  const { report, options: resolved } = await reportNow()
+  const { report, options: resolved } = await reportNow(requestedSampling(options))
   const { report: { render }, output } = reportModules()
   const text = render(report, format ?? resolved.format)
   return output.writeReportText(text, resolved, new Date(report.package.generatedAt)).path

@@ -10,6 +10,8 @@ export interface Report {
   threads: ThreadInfo[]
   /** Each deadlock among threads waiting for mutexes: its threads' tids in wait order, from the lowest. */
   deadlocks: number[][]
+  /** Several captures folded per thread (gmr --samples, generateReport({ samples })); null for a report of one. */
+  samples: Samples | null
   capture: CaptureInfo
   greenThreads: GreenThreads
   memory: Memory
@@ -339,4 +341,27 @@ export interface LoadedObject {
   buildId: string | null
   /** A native frame of this report is in it: the text view lists these, the JSON every object. */
   inStacks: boolean
+}
+
+/** Several captures of the process folded per thread; the report's other sections are the last capture's. */
+export interface Samples {
+  /** Captures taken. */
+  count: number
+  /** The pause between two, in ms. */
+  intervalMs: number
+  /** From the first capture to the last, in ms. */
+  coveredMs: number
+  threads: SampledThread[]
+}
+
+export interface SampledThread {
+  tid: number
+  /** `#1695 (main)`, `#1704 (worker 1 "resizer")`. */
+  label: string
+  /** In how many captures the thread was there. */
+  seen: number
+  /** The same stack (functions and lines) in every capture. */
+  stuck: boolean
+  /** Where it was (its innermost JavaScript frame, else its innermost named native one) and in how many captures, most first. */
+  places: Array<{ where: string, count: number }>
 }

@@ -4,6 +4,7 @@
 import type { Configuration, Report, UserSection } from './model'
 import { SCHEMA_VERSION } from './model'
 import { deadlocks } from './analysis/locks'
+import { foldSamples } from './analysis/samples'
 import type { RawCapture } from './native'
 import { renderJson } from './format/json'
 import { renderText } from './format/text'
@@ -29,7 +30,13 @@ export interface LiveParts {
   arrayBuffers?: { tid: number, bytes: number | null }
 }
 
-export function buildReport (capture: RawCapture, pkg: StaticPackage, live: LiveParts): Report {
+/** Captures taken before the one a report is built from, folded with it into its Samples. */
+export interface EarlierSamples {
+  captures: RawCapture[]
+  intervalMs: number
+}
+
+export function buildReport (capture: RawCapture, pkg: StaticPackage, live: LiveParts, earlier?: EarlierSamples): Report {
   const at = new Date(capture.startedUnixMs)
   const errors = [...live.errors]
   const report: Report = {
@@ -37,6 +44,7 @@ export function buildReport (capture: RawCapture, pkg: StaticPackage, live: Live
     package: buildPackage(pkg, capture.trigger, live.writtenBy, at),
     threads: [],
     deadlocks: [],
+    samples: null,
     capture: {
       signalPhaseUs: capture.signalPhaseUs,
       jsPhaseUs: capture.jsPhaseUs,
@@ -57,6 +65,14 @@ export function buildReport (capture: RawCapture, pkg: StaticPackage, live: Live
     report.deadlocks = deadlocks(report.threads)
   } catch (err) {
     errors.push(`threads: ${(err as Error).message}`)
+  }
+  if (earlier) {
+    try {
+      const samples = [...earlier.captures.map(c => ({ atMs: c.startedUnixMs, threads: buildThreads(c) })), { atMs: capture.startedUnixMs, threads: report.threads }]
+      report.samples = foldSamples(samples, earlier.intervalMs)
+    } catch (err) {
+      errors.push(`samples: ${(err as Error).message}`)
+    }
   }
   try {
     report.greenThreads = buildGreenThreads(capture, live.resources)

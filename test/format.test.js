@@ -329,6 +329,7 @@ t.test('the report validator (test/helpers/validate.js) takes both views of a re
     for (const g of r.greenThreads.threads) Object.assign(g, { resources: null, timers: null, promises: null, ...g })
     r.deadlocks ??= []
     r.loadedObjects ??= []
+    r.samples ??= null
     return r
   }
   t.throws(() => validateReport(JSON.parse(renderJson(fixture()))), /report\.package\.writtenBy: missing/, 'the bare fixture lacks fields of the schema')

@@ -100,7 +100,7 @@ t.test('200 signals and 50 trigger-file touches on a service under load', async 
   const kinds = new Set()
   for (const { file, report } of reports) {
     const name = path.basename(file)
-    t.same(Object.keys(report).sort(), ['capture', 'configuration', 'deadlocks', 'errors', 'greenThreads', 'loadedObjects', 'memory', 'package', 'processes', 'schema', 'sections', 'threads'], `${name}: every section`)
+    t.same(Object.keys(report).sort(), ['capture', 'configuration', 'deadlocks', 'errors', 'greenThreads', 'loadedObjects', 'memory', 'package', 'processes', 'samples', 'schema', 'sections', 'threads'], `${name}: every section`)
     t.same(report.errors, [], `${name}: no errors`)
     t.equal(report.package.pid, child.pid)
     const main = report.threads.find(th => th.kind === 'main')

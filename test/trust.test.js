@@ -112,7 +112,9 @@ t.test('a request left by a gmr killed midway is stale: removed, said, and the r
   // A real gmr, which leaves its request and waits (nothing answers yet), killed.
   const gmr = spawn(process.execPath, [CLI, String(child.pid), '--timeout', '60'], { stdio: 'ignore' })
   t.teardown(() => { try { gmr.kill('SIGKILL') } catch {} })
-  await until('the request', () => fs.existsSync(request))
+  // Written: the file is there a moment before its content (the target says
+  // so of an empty one; test below).
+  await until('the request', () => fs.existsSync(request) && fs.statSync(request).size > 0)
   const gmrPid = gmr.pid
   gmr.kill('SIGKILL')
   await new Promise(resolve => gmr.on('exit', resolve))
@@ -145,7 +147,7 @@ t.test('the next gmr replaces the request a killed one left, and gets its report
   t.same(reportFiles(logDir), [], 'none went to logDir')
 })
 
-t.test('a request older than its gmr waits is stale; one others can write is ignored', async t => {
+t.test('a request older than its gmr waits is stale; one others can write, an empty or a malformed one is ignored, said', async t => {
   const logDir = tmpDir(t)
   const child = spawnNode(t, [APP, 'programmatic', 'idle'], { env: { GMR_TEST_OPTIONS: JSON.stringify({ logDir, format: 'json', sectionTimeout: 200 }) } })
   await waitForOutput(child, /ready/)
@@ -154,9 +156,9 @@ t.test('a request older than its gmr waits is stale; one others can write is ign
   const out = path.join(ATTACH_DIR, `${child.pid}.1.feed.report`) // pid 1 is alive
   t.teardown(() => { for (const f of [request, out]) try { fs.unlinkSync(f) } catch {} })
 
-  async function leave (mode, ageS, line) {
+  async function leave (mode, ageS, line, body = `out=${path.basename(out)}\nformat=json\ntimeout=10\n`) {
     const before = reportFiles(logDir).length
-    fs.writeFileSync(request, `out=${path.basename(out)}\nformat=json\ntimeout=10\n`, { mode: 0o600 })
+    fs.writeFileSync(request, body, { mode: 0o600 })
     fs.chmodSync(request, mode)
     const then = new Date(Date.now() - ageS * 1000)
     fs.utimesSync(request, then, then)
@@ -168,6 +170,9 @@ t.test('a request older than its gmr waits is stale; one others can write is ign
   }
   await leave(0o600, 60, new RegExp(`guru-meditation: removed a stale gmr request ${request}: it is 6\\d s old, its gmr waited 10 s at most; the report goes where reports go\\n`))
   await leave(0o666, 0, `guru-meditation: ignoring the gmr request ${request}: it is writable by others (mode 0666); the report goes where reports go\n`)
+  // What a gmr killed between creating its request and writing it leaves.
+  await leave(0o600, 0, `guru-meditation: ignoring the gmr request ${request}: it is empty (its gmr stopped while writing it, or could not write); the report goes where reports go\n`, '')
+  await leave(0o600, 0, `guru-meditation: ignoring the gmr request ${request}: its report name is not one gmr makes; the report goes where reports go\n`, 'out=../escape\n')
   t.ok(isAlive(child.pid))
 })
 

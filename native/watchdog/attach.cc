@@ -118,7 +118,12 @@ bool TakeAttachRequest(AttachRequest* out) {
     Say("ignoring the gmr request " + path + ": " + refused + "; the report goes where reports go");
     return false;
   }
-  if (n <= 0) return false;
+  // Said, as every request not followed: the operator's gmr waits for it.
+  const auto ignore = [&](const std::string& why) {
+    Say("ignoring the gmr request " + path + ": " + why + "; the report goes where reports go");
+    return false;
+  };
+  if (n <= 0) return ignore("it is empty (its gmr stopped while writing it, or could not write)");
   std::string text(buf, static_cast<size_t>(n));
   AttachRequest r;
   long timeout_s = kMaxRequestAgeS;
@@ -130,7 +135,7 @@ bool TakeAttachRequest(AttachRequest* out) {
     at = end + 1;
     if (line.rfind("out=", 0) == 0) {
       std::string name = line.substr(4);
-      if (!PlainReportName(name)) return false;
+      if (!PlainReportName(name)) return ignore("its report name is not one gmr makes");
       r.out_path = dir + "/" + name;
     } else if (line == "format=json" || line == "format=text") {
       r.format = line.substr(7);
@@ -139,7 +144,7 @@ bool TakeAttachRequest(AttachRequest* out) {
       if (s > 0 && s < kMaxRequestAgeS) timeout_s = s;
     }
   }
-  if (r.out_path.empty()) return false;
+  if (r.out_path.empty()) return ignore("it names no report file");
   // A request whose gmr is gone (killed midway) would send this report to a
   // file nobody reads: it is stale, and the report goes where reports go.
   long requester = RequesterPid(r.out_path.substr(dir.size() + 1));

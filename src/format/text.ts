@@ -276,6 +276,17 @@ function processLines (p: ProcessInfo, indent: string): string[] {
   ]
 }
 
+function samplesLines (r: Report): string[] {
+  const s = r.samples
+  if (!s) return []
+  const head = `${s.count} captures, ${duration(Number(s.intervalMs))} apart, over ${duration(Number(s.coveredMs))}; the other sections are the last one's`
+  return [head, '', ...list(s.threads).map(t => {
+    const places = list(t.places).map(p => `${p.count}/${s.count} in ${str(p.where)}`).join(', ')
+    const missing = t.seen < s.count ? ` (in ${t.seen} of the ${s.count} captures)` : ''
+    return `${str(t.label)}: ${places}${missing}${t.stuck ? '  [STUCK: the same stack in every capture]' : ''}`
+  })]
+}
+
 // Short: the objects this report's native frames are in; the JSON view
 // lists every one.
 function loadedObjectsLines (r: Report): string[] {
@@ -334,6 +345,7 @@ export function renderText (report: Report): string {
   try {
     section('Package', () => packageLines(report))
     section('Threads', () => threadsLines(report))
+    if (report.samples) section('Samples', () => samplesLines(report))
     section('Green Threads', () => greenThreadsLines(report))
     section('Memory', () => memoryLines(report))
     section('Loaded Objects', () => loadedObjectsLines(report))

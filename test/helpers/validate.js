@@ -48,6 +48,10 @@ const SCHEMA = {
     note: 'string'
   }],
   deadlocks: [['integer']],
+  samples: nullable({
+    count: 'count', intervalMs: 'count', coveredMs: 'count',
+    threads: [{ tid: 'integer', label: 'string', seen: 'count', stuck: 'boolean', places: [{ where: 'string', count: 'count' }] }]
+  }),
   capture: { signalPhaseUs: 'number', jsPhaseUs: 'number', totalUs: 'number', captureSignal: nullable('string') },
   greenThreads: {
     summary: 'string',
@@ -181,6 +185,9 @@ const THREAD_HEADER = /^-{6}\s+Thread #(\d+)(?: (.*?))? \(([a-z0-9-]+)(?: (\d+)(
 const NATIVE_LINE = /^ {2}#(\d+)\s+(0x[0-9a-f]+)\s+(.*)$/
 const FIXED_SECTIONS = ['Guru Meditation', 'Package', 'Threads', 'Green Threads', 'Memory', 'Loaded Objects', 'Processes', 'Configuration']
 
+/** The fixed sections, with Samples after Threads in a sampled report. */
+const fixedSections = titles => titles[3] === 'Samples' ? [...FIXED_SECTIONS.slice(0, 3), 'Samples', ...FIXED_SECTIONS.slice(3)] : FIXED_SECTIONS
+
 /** The text view's sections and threads, as far as a test needs to compare them. */
 function parseText (text) {
   const headings = [...text.matchAll(HEADING)].map(m => ({ title: m[1], start: m.index, bodyStart: m.index + m[0].length }))
@@ -230,7 +237,7 @@ function checkText (text, problems) {
   const parsed = parseText(text)
   const titles = parsed.sections.map(s => s.title)
   const fallback = parsed.sections[0] && parsed.sections[0].body.includes(FALLBACK_MARK)
-  const expected = fallback ? FALLBACK_SECTIONS : FIXED_SECTIONS
+  const expected = fallback ? FALLBACK_SECTIONS : fixedSections(titles)
   const fixed = titles.slice(0, expected.length)
   if (fixed.join('|') !== expected.join('|')) problems.push(`text: sections ${fixed.join(', ')}; expected ${expected.join(', ')} first`)
   if (fallback && titles.length !== expected.length + 1) problems.push(`text: the fallback's sections are ${titles.join(', ')}`)
@@ -289,7 +296,15 @@ function compareViews (json, parsed, problems) {
     const expected = json.loadedObjects.filter(o => o.inStacks).map(o => o.path)
     if (listed.join('|') !== expected.join('|')) problems.push(`loaded objects: text lists [${listed.join(', ')}], JSON's in stacks [${expected.join(', ')}]`)
   }
-  const sectionTitles = parsed.sections.map(s => s.title).slice(FIXED_SECTIONS.length, -1)
+  const titles = parsed.sections.map(s => s.title)
+  if ((json.samples !== null) !== titles.includes('Samples')) problems.push(`samples: JSON ${json.samples === null ? 'has none' : 'has them'}, the text view ${titles.includes('Samples') ? 'has' : 'has no'} Samples section`)
+  if (json.samples) {
+    const body = parsed.sections.find(s => s.title === 'Samples')?.body ?? ''
+    const stuck = body.split('\n').filter(l => l.includes('[STUCK')).length
+    if (stuck !== json.samples.threads.filter(t => t.stuck).length) problems.push(`samples: text marks ${stuck} stuck, JSON ${json.samples.threads.filter(t => t.stuck).length}`)
+    for (const t of json.samples.threads) if (t.places.reduce((n, p) => n + p.count, 0) !== t.seen) problems.push(`samples: ${t.label}: places count ${t.places.reduce((n, p) => n + p.count, 0)}, seen ${t.seen}`)
+  }
+  const sectionTitles = titles.slice(fixedSections(titles).length, -1)
   const names = json.sections.map(s => s.name)
   // The report's errors come last, in a section of their own.
   if (json.errors.length > 0) names.push('Errors')
