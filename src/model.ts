@@ -2,7 +2,7 @@
 // (src/format/) render it; nothing here knows about text layout. Everything
 // is JSON-serializable, so the JSON view is the model itself.
 
-export const SCHEMA_VERSION = 1
+export const SCHEMA_VERSION = 2
 
 export interface Report {
   schema: number

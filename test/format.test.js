@@ -32,7 +32,7 @@ function fixture (overrides = {}) {
   const cyclic = { size: 3n, fn () {} }
   cyclic.self = cyclic
   return {
-    schema: 1,
+    schema: 2,
     package: {
       serviceName: 'nova-api',
       product: 'OpenStack Nova',
@@ -458,7 +458,7 @@ t.test('json: the model, made safe', async (t) => {
   t.same(parsed.sections[1].content, { size: '3', self: '[Circular]' }, 'BigInt as string, cycle marked, function dropped')
   t.same(JSON.parse(renderJson(fixture({ sections: [] }))), JSON.parse(JSON.stringify(fixture({ sections: [] }))), 'a plain report is JSON.stringify')
   t.equal(renderJson(report), renderJson(report), 'stable')
-  t.match(renderJson(report), /^{\n {2}"schema": 1,\n/, 'two-space indent')
+  t.match(renderJson(report), /^{\n {2}"schema": 2,\n/, 'two-space indent')
 
   const hostile = {
     get boom () { throw new Error('getter exploded') },

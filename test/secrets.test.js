@@ -52,7 +52,7 @@ for (const mode of ['idle', 'blocked']) {
       process.kill(child.pid, 'SIGUSR2')
       const [file] = await waitForReports(dir, 1, 20000, child)
       const out = fs.readFileSync(file, 'utf8') // validated by waitForReports
-      t.match(out, /End of Guru Meditation Report|"schema": 1/, 'a complete report')
+      t.match(out, /End of Guru Meditation Report|"schema": 2/, 'a complete report')
       const leaked = corpus.secrets.filter(s => out.includes(s))
       t.same(leaked, [], 'no secret appears')
       const lost = corpus.kept.filter(k => !out.includes(format === 'json' ? JSON.stringify(k).slice(1, -1) : k))

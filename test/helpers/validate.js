@@ -26,7 +26,7 @@ const PROCESS = { pid: 'integer', ppid: 'integer', command: 'string', state: 'st
 PROCESS.children = [PROCESS]
 
 const SCHEMA = {
-  schema: oneOf(1),
+  schema: oneOf(2),
   package: {
     serviceName: 'string', product: 'string', vendor: 'string', version: 'string',
     application: nullable({ name: 'string', version: 'string' }),
