@@ -372,6 +372,28 @@ async function reportLatency ({ mode, lib }) {
   })
 }
 
+// gmr --samples 10 --interval 100 on the same service: what a sample costs
+// beyond the pauses (each is a whole report the process writes back).
+async function samplesCost ({ mode }) {
+  const logDir = fs.mkdtempSync(path.join(TMP, 'reports-'))
+  return withChildren([{ args: ['-e', SERVICE({ mode, lib: true })], env: { LOG_DIR: logDir } }], async ([child]) => {
+    await waitFor(child, /ready/)
+    await sleep(300)
+    const N = 10
+    const INTERVAL = 100
+    const times = []
+    for (let i = 0; i < Math.max(1, Math.ceil(RUNS / 2)); i++) {
+      const t0 = process.hrtime.bigint()
+      const r = spawnSync(process.execPath, [path.join(ROOT, 'dist', 'cli.js'), String(child.pid), '--samples', String(N), '--interval', String(INTERVAL), '--json'],
+        { encoding: 'utf8', timeout: 60000, maxBuffer: 64 << 20 })
+      const ms = Number(process.hrtime.bigint() - t0) / 1e6
+      if (r.status !== 0 || JSON.parse(r.stdout).samples.count !== N) throw new Error(`gmr --samples failed: ${r.stderr}`)
+      times.push((ms - (N - 1) * INTERVAL) / N)
+    }
+    return median(times)
+  })
+}
+
 // Node's in-process report of the same shape, main thread free (it cannot
 // run otherwise); the first call warms up. With a worker blocked in a
 // native call it never returns (it waits for every worker): null.
@@ -475,6 +497,10 @@ async function main () {
   const blockedLat = await reportLatency({ mode: 'blocked', lib: true })
   check('blocked-main latency', `signal to report, ${blockedLat.threads} threads, main in execFileSync, 4 in open() (capture ${fixed(blockedLat.captureMs)} ms)`,
     fixed(blockedLat.ms), 'ms', '<= 50 ms', blockedLat.ms <= 50)
+  for (const mode of ['idle', 'busy']) {
+    info(`gmr --samples 10 --interval 100, same service, ${mode === 'idle' ? 'none running JS' : 'all running JS'}: per sample beyond the pauses`,
+      fixed(await samplesCost({ mode })), 'ms', 'a whole report each')
+  }
   const none = `none in ${REPORT_TIMEOUT_MS / 1000} s`
   const peer = (figure, ms, note = 'comparison') => info(figure, ms === null ? none : fixed(ms), ms === null ? '' : 'ms', note)
   peer('peer: node --report-on-signal, same service, none running JS', (await reportLatency({ mode: 'idle', lib: false })).ms)
