@@ -103,6 +103,12 @@ export interface ThreadInfo {
   /** JavaScript stack, innermost frame first; null when not a JS thread. */
   javascript: JsFrame[] | null
   javascriptSource: JavaScriptSource
+  /**
+   * The async functions awaiting below its JavaScript stack (the route into
+   * the async function it is busy in), innermost first: read on the main
+   * thread when it writes the report from an interrupt; null elsewhere.
+   */
+  asyncCallers: JsFrame[] | null
   native: NativeFrame[]
   /** How long the capture signal's handler held the thread, in µs; null when not captured. */
   interruptedUs: number | null

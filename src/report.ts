@@ -1,7 +1,7 @@
 // Assembles a Report from a native capture and what the JS side adds. Used
 // alike by the reporter thread (triggered reports) and by the API on the
 // calling thread.
-import type { Configuration, Report, UserSection } from './model'
+import type { Configuration, JsFrame, Report, UserSection } from './model'
 import { SCHEMA_VERSION } from './model'
 import { deadlocks } from './analysis/locks'
 import { foldSamples } from './analysis/samples'
@@ -28,6 +28,8 @@ export interface LiveParts {
   resources?: { tid: number, counts: Record<string, number> }
   /** Node's count of ArrayBuffer bytes on the writing thread (process.memoryUsage().arrayBuffers); absent when it runs no JavaScript or could not tell. */
   arrayBuffers?: { tid: number, bytes: number | null }
+  /** The async callers of the code the writing thread was busy in (a report written from an interrupt); absent otherwise. */
+  asyncCallers?: { tid: number, frames: JsFrame[] | null }
 }
 
 /** Captures taken before the one a report is built from, folded with it into its Samples. */
@@ -62,6 +64,9 @@ export function buildReport (capture: RawCapture, pkg: StaticPackage, live: Live
   // Each generator is fenced: one that fails costs its section only.
   try {
     report.threads = buildThreads(capture)
+    const callers = live.asyncCallers
+    const writer = callers ? report.threads.find(t => t.tid === callers.tid) : undefined
+    if (writer && writer.javascriptSource === 'interrupt') writer.asyncCallers = callers?.frames ?? null
     report.deadlocks = deadlocks(report.threads)
   } catch (err) {
     errors.push(`threads: ${(err as Error).message}`)

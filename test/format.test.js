@@ -322,7 +322,7 @@ t.test('the report validator (test/helpers/validate.js) takes both views of a re
     const r = fixture()
     r.package.writtenBy = 'caller'
     for (const th of r.threads) {
-      Object.assign(th, { threadId: th.kind === 'main' ? 0 : null, workerName: null, interruptedUs: null, waitingForLock: null, ...th })
+      Object.assign(th, { threadId: th.kind === 'main' ? 0 : null, workerName: null, interruptedUs: null, waitingForLock: null, asyncCallers: null, ...th })
       th.javascriptSource ??= th.javascript ? 'interrupt' : null
       for (const f of th.native) f.javascript ??= null
     }

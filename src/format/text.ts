@@ -127,6 +127,8 @@ function threadLines (t: ThreadInfo): string[] {
   if (Array.isArray(t.javascript)) {
     lines.push(t.javascriptSource === 'code-map' ? 'JavaScript stack (from the code map: function start lines):' : 'JavaScript stack:')
     lines.push(...(t.javascript.length > 0 ? t.javascript.map(jsFrame) : ['  (no frames)']))
+    // As Node's error stacks write them: after the synchronous frames.
+    lines.push(...list(t.asyncCallers).map(f => jsFrame(f).replace(/^ {2}at /, '  at async ')))
   }
   const native = list(t.native)
   lines.push('Native stack:')

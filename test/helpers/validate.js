@@ -42,6 +42,7 @@ const SCHEMA = {
     cpu: { userMs: 'number', systemMs: 'number' }, vmState: nullable('string'),
     javascript: nullable([JS_FRAME]),
     javascriptSource: oneOf('interrupt', 'code-map', null),
+    asyncCallers: nullable([JS_FRAME]),
     native: [{ address: 'hex', symbol: 'string', module: 'string', location: 'string', javascript: nullable(JS_FRAME) }],
     interruptedUs: nullable('number'),
     waitingForLock: nullable({ address: 'hex', heldBy: 'integer' }),
@@ -156,6 +157,7 @@ function checkRelations (r, problems) {
     tids.add(th.tid)
     if (th.javascriptSource !== null && !Array.isArray(th.javascript)) problems.push(`thread ${th.tid}: javascriptSource ${th.javascriptSource} without a JavaScript stack`)
     if (th.kind !== 'main' && th.kind !== 'worker' && th.javascript !== null) problems.push(`thread ${th.tid} (${th.kind}): a JavaScript stack on a thread that runs none`)
+    if (th.asyncCallers !== null && th.javascriptSource !== 'interrupt') problems.push(`thread ${th.tid}: async callers without a JavaScript stack from its interrupt`)
   }
   const jsThreads = r.threads.filter(th => th.kind === 'main' || th.kind === 'worker').map(th => th.tid).sort((a, b) => a - b)
   const memoryTids = r.memory.threads.map(m => m.tid).sort((a, b) => a - b)
@@ -204,7 +206,7 @@ function parseText (text) {
     for (const line of lines) {
       const header = THREAD_HEADER.exec(line)
       if (header) {
-        th = { tid: Number(header[1]), name: header[2] ?? '', kind: header[3], javascript: null, javascriptSource: null, native: [], lines: [] }
+        th = { tid: Number(header[1]), name: header[2] ?? '', kind: header[3], javascript: null, javascriptSource: null, asyncCallers: [], native: [], lines: [] }
         threads.push(th)
         part = null
         continue
@@ -217,6 +219,8 @@ function parseText (text) {
         th.javascriptSource = line === 'JavaScript stack:' ? 'interrupt' : 'code-map'
       } else if (line === 'Native stack:') {
         part = 'native'
+      } else if (part === 'js' && line.startsWith('  at async ')) {
+        th.asyncCallers.push(line.slice(11))
       } else if (part === 'js' && line.startsWith('  at ')) {
         th.javascript.push(line.slice(5))
       } else if (part === 'native') {
@@ -269,6 +273,8 @@ function compareViews (json, parsed, problems) {
     const tx = parsed.threads[i]
     const js = Array.isArray(th.javascript) ? th.javascript.map(jsFrameText) : null
     if (JSON.stringify(js) !== JSON.stringify(tx.javascript)) problems.push(`thread ${th.tid}: JavaScript frames differ: JSON ${show(js)}, text ${show(tx.javascript)}`)
+    const callers = (th.asyncCallers ?? []).map(jsFrameText)
+    if (JSON.stringify(callers) !== JSON.stringify(tx.asyncCallers)) problems.push(`thread ${th.tid}: async callers differ: JSON ${show(callers)}, text ${show(tx.asyncCallers)}`)
     else if (js && th.javascriptSource !== tx.javascriptSource && th.javascriptSource !== null) problems.push(`thread ${th.tid}: javascriptSource ${th.javascriptSource}, text says ${tx.javascriptSource}`)
     const addresses = th.native.map(f => f.address)
     const textAddresses = tx.native.map(f => f.address)
