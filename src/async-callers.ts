@@ -6,6 +6,7 @@
 // with structured call sites. The application's Error.prepareStackTrace and
 // stackTraceLimit are put back as they were; an accessor there is the
 // application's code and is never run: then no callers are read.
+import { types } from 'node:util'
 import type { JsFrame } from './model'
 
 interface CallSite {
@@ -26,6 +27,8 @@ function plainData (name: 'prepareStackTrace' | 'stackTraceLimit'): boolean {
 
 /** The async callers of the code running on this thread now, innermost first; null when they cannot be read safely. */
 export function asyncCallers (): JsFrame[] | null {
+  // An Error the application replaced with a Proxy would run its traps.
+  if (typeof Error !== 'function' || types.isProxy(Error)) return null
   if (!plainData('prepareStackTrace') || !plainData('stackTraceLimit')) return null
   const had = Object.getOwnPropertyDescriptor(Error, 'prepareStackTrace')
   const limit = Object.getOwnPropertyDescriptor(Error, 'stackTraceLimit')
