@@ -22,7 +22,11 @@ const heapOf = (report, pred) => report.memory.threads.find(pred)
 t.test('process figures, and a worker that never loaded the library shows its heap', async t => {
   const { dir, child } = start(t, 'worker', { fdLimit: 777 })
   const allocated = Number((await waitForOutput(child, /allocated (\d+)/))[1])
-  const report = await signalForReport(child, dir)
+  // Idle threads are not woken for their figures: a report asks them to
+  // record at their next JavaScript, and the next report has them.
+  const first = await signalForReport(child, dir)
+  await sleep(300)
+  const report = await signalForReport(child, dir, 2)
   const p = report.memory.process
   t.ok(p.rssBytes > 20 * MB, `RSS ${p.rssBytes}`)
   t.ok(p.peakRssBytes >= p.rssBytes, 'the peak is at least the RSS')
@@ -35,14 +39,16 @@ t.test('process figures, and a worker that never loaded the library shows its he
 
   const main = heapOf(report, m => m.tid === child.pid)
   t.equal(main.label, 'main thread')
-  t.equal(main.heap.source, 'report', 'the idle main thread woke to record its figures')
+  t.ok(heapOf(first, m => m.tid === child.pid).heap, 'the first report has the figures the main thread recorded when met')
+  // Asked by the first report, it recorded them as it wrote that one (or
+  // collected garbage since, which records them too): recent either way.
+  t.ok(['report', 'gc', 'earlier'].includes(main.heap.source) && main.heap.ageMs < 2000, `recent figures of the idle main thread (${main.heap.source}, ${main.heap.ageMs} ms)`)
   t.ok(main.heap.arrayBuffersBytes !== null, 'the writing thread counts its array buffers')
   // By its tid: a worker first met by this very report is named
   // (threadId) from the next one on.
   const worker = heapOf(report, m => m.tid !== child.pid)
   t.ok(worker && worker.heap, 'the worker has heap figures')
-  t.equal(worker.heap.source, 'report', 'its idle loop woke for them')
-  t.ok(worker.heap.ageMs < 1000, `fresh (${worker.heap.ageMs} ms)`)
+  t.ok(['report', 'gc', 'earlier'].includes(worker.heap.source) && worker.heap.ageMs < 2000, `asked by the first report, recorded at its next timer or collection since (${worker.heap.source}, ${worker.heap.ageMs} ms)`)
   t.ok(worker.heap.usedBytes >= allocated * 0.9, `used ${worker.heap.usedBytes} >= ~${allocated}`)
   t.ok(worker.heap.usedBytes <= worker.heap.totalBytes && worker.heap.totalBytes <= worker.heap.limitBytes)
   const old = worker.heap.spaces.find(s => s.name === 'old_space')

@@ -321,10 +321,10 @@ Capture CaptureProcess(const CaptureSettings& settings) {
   }
   // Every JavaScript thread records its heap figures (those running
   // JavaScript also do when they answer the round above).
-  uint64_t heap_asked = AskHeapFigures();
   std::vector<v8::Isolate*> idle;
   for (const ThreadSnapshot& s : snapshots)
     if (s.v8.isolate && s.v8.vm_state == v8::IDLE && IsolateKnown(s.v8.isolate)) idle.push_back(s.v8.isolate);
+  AskHeapFigures(idle);
   // Unwinding, symbolizing and naming from the code maps overlap with the
   // wait for the interrupts.
   out.threads.reserve(snapshots.size());
@@ -353,9 +353,6 @@ Capture CaptureProcess(const CaptureSettings& settings) {
   out.loops = WalkLoops(settings.max_handles);
   out.memory = ReadProcessMemory();
   round.Wait(settings.js_timeout_ms, wanted);
-  // Idle loops woke for their heap figures at once; the deadline is the
-  // JavaScript stacks' (a thread blocked in native code never records).
-  WaitHeapFigures(idle, heap_asked, heap_asked + uint64_t(settings.js_timeout_ms) * 1000000);
   out.js_phase_us = SinceUs(js_start);
 
   for (CapturedThread& t : out.threads) {

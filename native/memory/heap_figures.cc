@@ -4,7 +4,6 @@
 #include <v8.h>
 
 #include <chrono>
-#include <condition_variable>
 #include <ctime>
 #include <map>
 #include <mutex>
@@ -22,6 +21,7 @@ constexpr int kCollections = 1 | 2 | 4;  // scavenge | minor mark-compact | mark
 struct Entry {
   v8::Isolate* isolate = nullptr;
   bool installed = false;
+  bool asked = false;        // an ask is outstanding (under TableMutex)
   uint64_t gc_start_ns = 0;  // the prologue's time; its thread only
   HeapFigures figures;       // under TableMutex
 };
@@ -30,10 +30,6 @@ struct Entry {
 std::mutex& TableMutex() {
   static auto* mu = new std::mutex;
   return *mu;
-}
-std::condition_variable& Recorded() {
-  static auto* cv = new std::condition_variable;
-  return *cv;
 }
 std::map<v8::Isolate*, Entry*>& Table() {
   static auto* table = new std::map<v8::Isolate*, Entry*>;
@@ -80,7 +76,6 @@ void Publish(v8::Isolate* isolate, const HeapFigures& read, HeapFiguresSource so
   f.last_gc_type = type;
   f.last_gc_pause_ns = pause;
   f.last_gc_unix_ms = at;
-  if (source == HeapFiguresSource::kInterrupt) Recorded().notify_all();
 }
 
 void OnGcPrologue(v8::Isolate*, v8::GCType, v8::GCCallbackFlags, void* data) {
@@ -106,7 +101,7 @@ void OnGcEpilogue(v8::Isolate* isolate, v8::GCType type, v8::GCCallbackFlags, vo
   Publish(isolate, read, HeapFiguresSource::kGc);
 }
 
-void OnAsked(void* arg) { RecordHeapFigures(static_cast<v8::Isolate*>(arg)); }
+void OnAsked(v8::Isolate* isolate, void*) { RecordHeapFigures(isolate); }
 
 }  // namespace
 
@@ -155,37 +150,30 @@ void ForgetHeapFigures(v8::Isolate* isolate) {
 void RecordHeapFigures(v8::Isolate* isolate) {
   {
     std::lock_guard<std::mutex> lock(TableMutex());
-    if (!Table().count(isolate)) return;
+    auto it = Table().find(isolate);
+    if (it == Table().end()) return;
+    it->second->asked = false;
   }
   HeapFigures read;
   Read(isolate, &read);
   Publish(isolate, read, HeapFiguresSource::kInterrupt);
 }
 
-uint64_t AskHeapFigures() {
-  uint64_t asked = MonotonicNs();
-  // Under the registry's lock: each environment is alive while it is asked
-  // (its cleanup hook takes that lock). The callback gets the isolate only,
-  // nothing to free: an environment torn down before it runs drops it.
-  ForEachLoop([](const LoopOwner& o) {
-    node::RequestInterrupt(static_cast<node::Environment*>(const_cast<void*>(o.environment)), OnAsked, o.isolate);
-  });
-  return asked;
-}
-
-void WaitHeapFigures(const std::vector<v8::Isolate*>& isolates, uint64_t asked_ns, uint64_t deadline_ns) {
-  std::unique_lock<std::mutex> lock(TableMutex());
-  auto all_in = [&] {
-    for (v8::Isolate* isolate : isolates) {
+void AskHeapFigures(const std::vector<v8::Isolate*>& idle) {
+  for (v8::Isolate* isolate : idle) {
+    {
+      std::lock_guard<std::mutex> lock(TableMutex());
       auto it = Table().find(isolate);
-      if (it != Table().end() && it->second->figures.at_mono_ns < asked_ns) return false;
+      if (it == Table().end() || it->second->asked) continue;
+      it->second->asked = true;
     }
-    return true;
-  };
-  while (!all_in()) {
-    uint64_t now = MonotonicNs();
-    if (now >= deadline_ns) return;
-    Recorded().wait_for(lock, std::chrono::nanoseconds(deadline_ns - now));
+    // Not under TableMutex: this takes the registry's lock, which the
+    // isolate's cleanup also takes before it forgets the figures.
+    if (!InterruptIfAlive(isolate, OnAsked, nullptr)) {
+      std::lock_guard<std::mutex> lock(TableMutex());
+      auto it = Table().find(isolate);
+      if (it != Table().end()) it->second->asked = false;
+    }
   }
 }
 

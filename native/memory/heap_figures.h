@@ -3,8 +3,8 @@
 // there, into a table the watchdog reads: after every garbage collection (a
 // GC epilogue callback per isolate, with a prologue one that times the
 // pause), when the thread is first met, and when it answers a capture (its
-// JavaScript-stack interrupt, or a node::RequestInterrupt that wakes an idle
-// event loop). A thread stuck since keeps its last figures, with their time.
+// JavaScript-stack interrupt; an idle one, asked, at its next JavaScript).
+// A thread stuck since keeps its last figures, with their time.
 // Nothing runs while a thread is idle: no timer, no polling.
 #pragma once
 
@@ -54,14 +54,15 @@ void ForgetHeapFigures(v8::Isolate* isolate);
 // On its thread (an interrupt answering a capture): records them now.
 void RecordHeapFigures(v8::Isolate* isolate);
 
-// Watchdog side. Asks every known JavaScript thread with an event loop to
-// record its figures (node::RequestInterrupt: an idle loop wakes for it, a
-// thread running JavaScript takes it at its next interrupt check, one
-// blocked in native code not at all). Returns the monotonic time asked.
-uint64_t AskHeapFigures();
-// Waits until each of `isolates` recorded figures since `asked_ns`, until
-// `deadline_ns` (monotonic) at the latest.
-void WaitHeapFigures(const std::vector<v8::Isolate*>& isolates, uint64_t asked_ns, uint64_t deadline_ns);
+// Watchdog side, without waiting: asks each of `idle` (known JavaScript
+// threads idle in their event loop) to record its figures at its next
+// JavaScript (a V8 interrupt, posted only while the isolate is alive, one
+// outstanding per isolate). A loop is not woken for it: the figures a
+// report shows for an idle thread are those of its last collection or its
+// last answer, with their age, and this ask makes the next report's fresh.
+// (node::RequestInterrupt would wake it, but a worker's environment can be
+// freed under that call: it crashed the process under worker churn.)
+void AskHeapFigures(const std::vector<v8::Isolate*>& idle);
 // The figures last recorded on `isolate`; source kNone when none.
 HeapFigures HeapFiguresOf(v8::Isolate* isolate);
 
