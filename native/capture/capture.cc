@@ -195,6 +195,14 @@ void NameFromCodeMap(CapturedThread* t, const ExecRanges& exec) {
 
 }  // namespace
 
+// Whether thread `tid` waits for events in its own event loop now (asked
+// again of /proc: it may have gone back since WalkLoops looked).
+static bool LoopWaiting(const std::vector<LoopInfo>& loops, int tid) {
+  for (const LoopInfo& loop : loops)
+    if (loop.tid == tid) return loop.waiting || (loop.backend_fd >= 0 && WaitingOnLoop(tid, loop.backend_fd));
+  return false;
+}
+
 constexpr int kQuickContactTries = 10;
 constexpr auto kQuickContactPause = std::chrono::milliseconds(2);
 
@@ -371,6 +379,14 @@ Capture CaptureProcess(const CaptureSettings& settings) {
       // Asleep again by the time it was read (it had just run our handler):
       // not answering, it was in its native call after all.
       if (!t.js.answered && t.snapshot.in_syscall && t.snapshot.v8.vm_state == v8::JS) t.snapshot.v8.vm_state = v8::EXTERNAL;
+      // Running for a moment when signalled (woken by the report's own
+      // signal, say) and back in its event loop's wait before any interrupt
+      // check: idle, with no JavaScript to give, not busy: it waits in its
+      // own epoll now (or did when WalkLoops looked).
+      if (!t.js.answered && LoopWaiting(out.loops, t.snapshot.tid)) {
+        t.js_requested = false;
+        t.snapshot.v8.vm_state = v8::IDLE;
+      }
     }
     if (isolate) {
       t.identity = IdentityOf(isolate, t.snapshot.tid);

@@ -192,7 +192,8 @@ std::vector<LoopInfo> WalkLoops(size_t max_details) {
     LoopInfo info = WalkLoop(o.loop, o.environment, max_details);
     info.tid = o.tid;
     info.thread_id = o.thread_id;
-    info.waiting = WaitingOnLoop(o.tid, uv_backend_fd(o.loop));
+    info.backend_fd = uv_backend_fd(o.loop);
+    info.waiting = WaitingOnLoop(o.tid, info.backend_fd);
     out.push_back(std::move(info));
     isolates.push_back(o.isolate);
   });

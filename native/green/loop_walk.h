@@ -50,6 +50,7 @@ struct LoopInfo {
   // wakes from waiting.
   int64_t clock_age_ms = 0;
   bool waiting = false;     // blocked in its own epoll: idle
+  int backend_fd = -1;      // its epoll descriptor (WaitingOnLoop asks again)
   std::vector<HandleInfo> handles;
   size_t more = 0;          // handles seen past the limit
   std::string problem;      // why the walk stopped early, "" when it did not
