@@ -51,8 +51,10 @@ t.test('process figures, and a worker that never loaded the library shows its he
   t.ok(['report', 'gc', 'earlier'].includes(worker.heap.source) && worker.heap.ageMs < 2000, `asked by the first report, recorded at its next timer or collection since (${worker.heap.source}, ${worker.heap.ageMs} ms)`)
   t.ok(worker.heap.usedBytes >= allocated * 0.9, `used ${worker.heap.usedBytes} >= ~${allocated}`)
   t.ok(worker.heap.usedBytes <= worker.heap.totalBytes && worker.heap.totalBytes <= worker.heap.limitBytes)
-  const old = worker.heap.spaces.find(s => s.name === 'old_space')
-  t.ok(old && old.usedBytes > 30 * MB, 'its arrays are in old_space')
+  // Where they live depends on V8's generations (Node 22's young one holds
+  // more): in the spaces, whichever.
+  const inSpaces = worker.heap.spaces.reduce((n, s) => n + s.usedBytes, 0)
+  t.ok(inSpaces > 30 * MB, `its arrays are in its spaces (${inSpaces} bytes used in all)`)
   t.equal(worker.heap.arrayBuffersBytes, null, 'array buffers: the writing thread only')
   t.equal(worker.heap.nearLimit, false, `${worker.heap.percentOfLimit}% of its limit`)
   t.same(report.memory.warnings, [])
