@@ -119,6 +119,22 @@ JsFrame ToJsFrame(const CodeLookup& l) {
   return f;
 }
 
+// A second frame read from x30 (AArch64, first frame without CFI) is the
+// first one's caller only if it is executable and another function: a
+// function with a frame record that made a call has its own address there.
+void DropSelfCaller(CapturedThread* t, const ExecRanges& exec) {
+  std::vector<NativeFrame>& n = t->native;
+  if (n.size() < 2 || n[1].method != static_cast<int>(UnwindMethod::kLinkRegister)) return;
+  bool same = !exec.Contains(n[1].pc) || (!n[0].symbol.empty() && n[0].symbol == n[1].symbol &&
+                                          n[0].pc - n[0].symbol_offset == n[1].pc - n[1].symbol_offset);
+  const V8Sample& s = t->snapshot.v8;
+  CodeLookup found[2];
+  const uintptr_t pcs[2] = {n[0].pc, n[1].pc - 1};
+  if (!same && s.isolate && ResolveCodeAddresses(s.isolate, s.code_events, pcs, 2, found))
+    same = found[0].kind != CodeKind::kUnknown && found[0].start == found[1].start;
+  if (same) n.erase(n.begin() + 1);
+}
+
 // Names the V8 sample's frames and the native frames that run JavaScript,
 // from the isolate's code map as it was when the sample was taken.
 void NameFromCodeMap(CapturedThread* t, const ExecRanges& exec) {
@@ -345,6 +361,7 @@ Capture CaptureProcess(const CaptureSettings& settings) {
     t.snapshot = std::move(s);
     Symbolize(&t);
     FindLockWait(&t);
+    DropSelfCaller(&t, exec);
     NameFromCodeMap(&t, exec);
     t.snapshot.stack.clear();
     t.snapshot.stack.shrink_to_fit();

@@ -37,6 +37,15 @@ void WriteFrames(SafeText* w, Symbolizer* symbolizer, const Registers& regs, con
   copy.data = stack;
   UnwoundFrame frames[kMaxFrames];
   size_t n = Unwind(regs, copy, frames, kMaxFrames);
+  // x30 read as the first frame's caller (AArch64) is that frame itself
+  // when it made a call since its frame record (see UnwindMethod).
+  Symbol first, second;
+  if (n >= 2 && frames[1].method == UnwindMethod::kLinkRegister &&
+      symbolizer->Lookup(frames[0].pc, &first) && symbolizer->Lookup(frames[1].pc - 1, &second) &&
+      frames[0].pc - first.symbol_offset == frames[1].pc - 1 - second.symbol_offset) {
+    memmove(&frames[1], &frames[2], (n - 2) * sizeof frames[0]);
+    n--;
+  }
   w->Str("Native stack:\n");
   if (n == 0) w->Str("  (no frames)\n");
   for (size_t i = 0; i < n; i++) {

@@ -360,8 +360,28 @@ Step StepFrame(const ModuleCache& modules, const StackCopy& stack, RegState* reg
       return step;
     }
   }
-  *method = UnwindMethod::kFramePointer;
   *exact = false;
+#if defined(__aarch64__)
+  // Only the first frame knows x30. Code without CFI whose frame record does
+  // not hold x30 has not laid one (a frameless builtin, a prologue or an
+  // epilogue): its caller is in x30 alone, at the same sp and x29. V8's
+  // arm64 sampler reads x30 for the same reason. A function that made a
+  // call since its record also gets here, with its own address in x30:
+  // callers of Unwind drop that frame (UnwindMethod::kLinkRegister).
+  uintptr_t lr, fp, record_ra = 0;
+  if (regs->Get(kLr, &lr) && (lr = StripReturnAddress(lr)) != 0 && lr != pc &&
+      !(regs->Get(kFp, &fp) && ReadStack(stack, fp + 8, &record_ra) &&
+        StripReturnAddress(record_ra) == lr)) {
+    RegState caller = *regs;
+    caller.known &= ~Bit(kLr);
+    caller.Set(kPc, lr);
+    caller.ra_in_register = true;
+    *regs = caller;
+    *method = UnwindMethod::kLinkRegister;
+    return Step::kOk;
+  }
+#endif
+  *method = UnwindMethod::kFramePointer;
   return FramePointerStep(stack, regs);
 }
 

@@ -88,8 +88,11 @@ struct StackCopy {
   const unsigned char* data = nullptr;
 };
 
-// How a frame's return address was found.
-enum class UnwindMethod : uint8_t { kContext = 0, kCfi = 1, kFramePointer = 2 };
+// How a frame's return address was found. kLinkRegister (AArch64) is the
+// first frame's x30 where that frame has no CFI (JIT code, V8's builtins):
+// its caller if it is frameless, itself if it made a call since its own
+// frame record: a caller drops it when it names the first frame's function.
+enum class UnwindMethod : uint8_t { kContext = 0, kCfi = 1, kFramePointer = 2, kLinkRegister = 3 };
 
 struct UnwoundFrame {
   uintptr_t pc;                  // the first frame's pc is exact; later ones are return addresses

@@ -208,7 +208,7 @@ bool Named(const Frames& frames, size_t i, const char* symbol) {
 }
 
 void Print(const Frames& frames) {
-  static const char* const kMethods[] = {"context", "cfi", "fp"};
+  static const char* const kMethods[] = {"context", "cfi", "fp", "x30"};
   for (size_t i = 0; i < frames.n; ++i) {
     std::printf("    #%-2zu %-7s 0x%012zx %s\n", i, kMethods[static_cast<int>(frames.f[i].method)],
                 static_cast<size_t>(frames.f[i].pc), NameOf(frames, i).c_str());
@@ -801,6 +801,9 @@ const uint32_t kTrampoline[] = {0xa9bf7bfd, 0x910003fd, 0xaa0003e2, 0xaa0103e0,
 // ldp x29, x30, [sp], #16; ret
 const uint32_t kSpinUntilSet[] = {0xa9bf7bfd, 0x910003fd, 0xb9400001, 0x34ffffe1,
                                   0xa8c17bfd, 0xd65f03c0};
+// Frameless, like a small V8 builtin: 1: ldr w1, [x0]; cbz w1, 1b; ret
+const uint32_t kFramelessSpin[] = {0xb9400001, 0x34ffffe1, 0xd65f03c0};
+constexpr size_t kFramelessOffset = 128;  // of kFramelessSpin in the page
 #endif
 constexpr size_t kSpinOffset = 64;  // of kSpinUntilSet in the page
 
@@ -838,6 +841,19 @@ void* JitSpinThread(void*) {
   return nullptr;
 }
 
+#if defined(__aarch64__)
+extern "C" __attribute__((noinline)) long gmr_test_frameless_caller() {
+  sem_post(&g_ready);
+  return reinterpret_cast<long (*)(int*)>(g_jit + kFramelessOffset)(&g_stop) + 1;
+}
+
+void* FramelessSpinThread(void*) {
+  RecordStackBounds();
+  g_sink = gmr_test_frameless_caller();
+  return nullptr;
+}
+#endif
+
 bool InJit(uintptr_t pc) {
   return pc >= reinterpret_cast<uintptr_t>(g_jit) && pc < reinterpret_cast<uintptr_t>(g_jit) + 4096;
 }
@@ -847,6 +863,9 @@ void TestJitFrames() {
   g_jit = static_cast<unsigned char*>(page);
   memcpy(g_jit, kTrampoline, sizeof kTrampoline);
   memcpy(g_jit + kSpinOffset, kSpinUntilSet, sizeof kSpinUntilSet);
+#if defined(__aarch64__)
+  memcpy(g_jit + kFramelessOffset, kFramelessSpin, sizeof kFramelessSpin);
+#endif
   __builtin___clear_cache(reinterpret_cast<char*>(g_jit), reinterpret_cast<char*>(g_jit) + 4096);
   mprotect(page, 4096, PROT_READ | PROT_EXEC);
 
@@ -878,6 +897,22 @@ void TestJitFrames() {
             frames.f[1].method == gmr::UnwindMethod::kFramePointer && AllCfi(frames, 2) &&
             InLibc(frames, frames.n - 1),
         "jit: first frame without CFI, by frame pointer");
+#if defined(__aarch64__)
+  // Its frame record holds another return address: the caller is in x30.
+  __atomic_store_n(&g_stop, 0, __ATOMIC_RELAXED);
+  pthread_create(&thread, nullptr, FramelessSpinThread, nullptr);
+  sem_wait(&g_ready);
+  usleep(10000);
+  frames = UnwindSnapshot(FromRsp(Sample(thread)));
+  __atomic_store_n(&g_stop, 1, __ATOMIC_RELAXED);
+  pthread_join(thread, nullptr);
+  std::printf("  spinning in frameless code without CFI:\n");
+  Print(frames);
+  Check(InJit(frames.f[0].pc) && Named(frames, 1, "gmr_test_frameless_caller") &&
+            frames.f[1].method == gmr::UnwindMethod::kLinkRegister && AllCfi(frames, 2) &&
+            InLibc(frames, frames.n - 1),
+        "jit: a frameless first frame without CFI, its caller from x30, then CFI");
+#endif
   munmap(page, 4096);
 }
 
