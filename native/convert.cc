@@ -291,6 +291,12 @@ Napi::Object CaptureToJs(Napi::Env env, const Capture& c, const Trigger& trigger
     objects.Set(i, obj);
   }
   o.Set("loadedObjects", objects);
+  if (!c.earlier.empty()) {
+    Napi::Array earlier = Napi::Array::New(env, c.earlier.size());
+    for (size_t i = 0; i < c.earlier.size(); i++) earlier.Set(i, CaptureToJs(env, c.earlier[i], trigger));
+    o.Set("earlier", earlier);
+    o.Set("sampleIntervalMs", c.sample_interval_ms);
+  }
   return o;
 }
 

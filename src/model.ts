@@ -10,7 +10,7 @@ export interface Report {
   threads: ThreadInfo[]
   /** Each deadlock among threads waiting for mutexes: its threads' tids in wait order, from the lowest. */
   deadlocks: number[][]
-  /** Several captures folded per thread (gmr --samples, generateReport({ samples })); null for a report of one. */
+  /** Several captures folded per thread (gmr --samples, generateReport({ samples }), a stall report's); null for a report of one. */
   samples: Samples | null
   capture: CaptureInfo
   greenThreads: GreenThreads

@@ -154,6 +154,9 @@ export interface RawCapture {
   memory: RawProcessMemory
   /** The loaded objects as the symbolizer read them, lowest mapped first. */
   loadedObjects: RawLoadedObject[]
+  /** A stall report's: the captures taken while the loop was not turning, oldest first, sampleIntervalMs apart. */
+  earlier?: RawCapture[]
+  sampleIntervalMs?: number
 }
 
 /** A loaded object (native/symbolize/symbolize.h, LoadedObject). */

@@ -38,7 +38,13 @@ export interface EarlierSamples {
   intervalMs: number
 }
 
-export function buildReport (capture: RawCapture, pkg: StaticPackage, live: LiveParts, earlier?: EarlierSamples): Report {
+/** A stall report's samples, taken by the watchdog over the stall's window. */
+function stallSamples (capture: RawCapture): EarlierSamples | undefined {
+  return capture.earlier?.length ? { captures: capture.earlier, intervalMs: capture.sampleIntervalMs ?? 0 } : undefined
+}
+
+export function buildReport (capture: RawCapture, pkg: StaticPackage, live: LiveParts,
+  earlier: EarlierSamples | undefined = stallSamples(capture)): Report {
   const at = new Date(capture.startedUnixMs)
   const errors = [...live.errors]
   const report: Report = {

@@ -28,6 +28,14 @@ t.test('a busy main thread: one report per stall, naming the thread and where it
     const main = r.threads.find(th => th.kind === 'main')
     t.equal(main.javascript[0].function, 'busyFor')
     t.equal(main.javascript[0].line, BUSY_LINE)
+    // Sampled at each check (every 100 ms) while the loop did not turn.
+    t.ok(r.samples && r.samples.count >= 2, 'samples over the stall window', { samples: r.samples })
+    t.equal(r.samples.intervalMs, 100)
+    const sampled = r.samples.threads.find(th => th.tid === child.pid)
+    t.same(sampled.places[0], { where: `busyFor (${APP}:${BUSY_LINE})`, count: r.samples.count }, 'in busyFor in every sample')
+    t.equal(sampled.stuck, true, 'stuck: its JavaScript stack never changed (its native frames do, with each Date.now)')
+    const idle = r.samples.threads.filter(th => th.label.includes('(v8-platform)'))
+    t.ok(idle.length > 0 && idle.every(th => !th.stuck), "V8's idle platform threads are not stuck", { idle })
   }
   t.ok(isAlive(child.pid))
 })
@@ -55,6 +63,11 @@ t.test('a worker that never loaded the library stalls: the report names it', asy
   const got = reports()
   t.equal(got.length, 1, 'one report', { stdout: child.stdoutText, stderr: child.stderrText.slice(0, 2000) })
   t.match(got[0].package.trigger.detail, /^worker 1 \(tid \d+\): its event loop has not turned for/)
+  const tid = Number(/tid (\d+)/.exec(got[0].package.trigger.detail)[1])
+  const sampled = got[0].samples && got[0].samples.threads.find(th => th.tid === tid)
+  t.ok(sampled, 'the worker in the samples', { samples: got[0].samples })
+  t.equal(sampled.places[0].count, got[0].samples.count, 'in its busy loop in every sample')
+  t.match(sampled.places[0].where, /^<anonymous> \(\[worker eval\]:1\)$/)
 })
 
 t.test('stallThreshold is checked at setup', async t => {

@@ -45,7 +45,7 @@ t.test('workers that never loaded the library: busy, parked and idle, each with 
   // /proc while it waits in a system call.
   const inspector = first.threads.find(th => th.kind === 'inspector')
   t.ok(inspector && inspector.native.some(f => f.symbol === 'uv_sem_wait'), 'the inspector thread, read from /proc, waiting in uv_sem_wait')
-  t.match(inspector && inspector.note, /^blocks signals: its stack was read while it waits in a system call$/)
+  t.match(inspector && inspector.note, /^idle, waiting for SIGUSR1 to start the inspector \(its stack read from \/proc: it blocks signals\)$/)
 
   const cruncher = NAMES_KNOWN ? byName('cruncher') : byId(1)
   t.equal(cruncher.vmState, 'JS')

@@ -67,6 +67,10 @@ struct Capture {
   // in the spare's place (util/proc.h): some of them, and how many.
   std::vector<std::string> unopened_files;
   size_t unopened_count = 0;
+  // A stall report's: the captures taken while the loop was not turning,
+  // oldest first, each sample_interval_ms apart (watchdog/stall.h).
+  std::vector<Capture> earlier;
+  int sample_interval_ms = 0;
 };
 
 struct CaptureSettings {

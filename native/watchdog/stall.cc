@@ -24,10 +24,10 @@ std::string Describe(const LoopProgress& p, std::chrono::milliseconds stalled) {
 
 int StallWatch::PeriodMs(int threshold_ms) { return std::max(25, threshold_ms / 4); }
 
-bool StallWatch::Check(int threshold_ms, std::string* detail) {
+StallWatch::State StallWatch::Check(int threshold_ms, std::string* detail) {
   auto now = std::chrono::steady_clock::now();
   std::map<int, Seen> next;
-  bool found = false;
+  bool found = false, suspect = false;
   for (const LoopProgress& p : ReadLoopProgress()) {
     auto it = seen_.find(p.tid);
     Seen s = it != seen_.end() ? it->second : Seen{p.iterations, now, false};
@@ -39,11 +39,13 @@ bool StallWatch::Check(int threshold_ms, std::string* detail) {
       s.reported = true;
       found = true;
       *detail = Describe(p, std::chrono::duration_cast<std::chrono::milliseconds>(now - s.since));
+    } else if (!s.reported && it != seen_.end()) {
+      suspect = true;  // not turned since the last look, and not waiting
     }
     next[p.tid] = s;
   }
   seen_.swap(next);
-  return found;
+  return found ? State::kStalled : suspect ? State::kSuspect : State::kTurning;
 }
 
 }  // namespace gmr

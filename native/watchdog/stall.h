@@ -16,10 +16,19 @@ class StallWatch {
  public:
   // How often to look, for a threshold.
   static int PeriodMs(int threshold_ms);
-  // Looks at every loop; true, with `detail` naming the thread and how long,
-  // when one has stalled past threshold_ms. One report per stall: the same
-  // stall is not reported again until that loop has turned.
-  bool Check(int threshold_ms, std::string* detail);
+  // The most samples a stall report folds (a check's worth each; the
+  // oldest are dropped from a loop that keeps turning too slowly).
+  static constexpr size_t kMaxSamples = 8;
+
+  enum class State {
+    kTurning,   // every loop turned or waits for events: nothing kept
+    kSuspect,   // one has not turned since the last look: take a sample
+    kStalled,   // one has not turned for threshold_ms: report, with the samples
+  };
+  // Looks at every loop. kStalled, with `detail` naming the thread and how
+  // long, when one has stalled past threshold_ms. One report per stall: the
+  // same stall is not reported again (nor sampled) until that loop turns.
+  State Check(int threshold_ms, std::string* detail);
 
  private:
   struct Seen {

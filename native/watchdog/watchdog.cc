@@ -340,7 +340,9 @@ bool TakeTrigger(Shared& s, const Trigger& trigger, Trigger* out) {
   return true;
 }
 
-void RunTrigger(const Trigger& trigger) {
+// `earlier`: a stall's samples, folded into its report (a trigger kept for
+// later goes without them: they would be old by then).
+void RunTrigger(const Trigger& trigger, std::vector<Capture> earlier = {}, int sample_interval_ms = 0) {
   Shared& s = *g_shared;
   Trigger go;
   CaptureSettings settings;
@@ -350,6 +352,8 @@ void RunTrigger(const Trigger& trigger) {
     settings = s.config.capture;
   }
   auto capture = std::make_unique<Capture>(CaptureProcess(settings));
+  capture->earlier = std::move(earlier);
+  capture->sample_interval_ms = sample_interval_ms;
   Deliver reporter;
   {
     std::lock_guard<std::mutex> lock(s.mu);
@@ -358,6 +362,20 @@ void RunTrigger(const Trigger& trigger) {
   // Not under the lock: delivering may wait (for the main thread to pick the
   // report up), and the main thread may need the lock meanwhile.
   if (!reporter || !reporter(std::move(capture), go)) ReportDone();
+}
+
+// One capture of a stall's window, kept until the stall is reported or the
+// loop turns. Its loaded objects are the report's own capture's.
+Capture SampleForStall() {
+  CaptureSettings settings;
+  {
+    std::lock_guard<std::mutex> lock(g_shared->mu);
+    settings = g_shared->config.capture;
+  }
+  Capture sample = CaptureProcess(settings);
+  sample.objects.clear();
+  sample.objects.shrink_to_fit();
+  return sample;
 }
 
 void RunApiRequests() {
@@ -433,6 +451,7 @@ void* WatchdogMain(void*) {
   Shared& s = *g_shared;
   FileWatch file;
   StallWatch stalls;
+  std::vector<Capture> stall_samples;
   auto next_stall_check = std::chrono::steady_clock::now();
   for (;;) {
     bool pending = false;
@@ -476,8 +495,23 @@ void* WatchdogMain(void*) {
       auto now = std::chrono::steady_clock::now();
       if (now >= next_stall_check) {
         std::string detail;
-        if (stalls.Check(stall_ms, &detail)) RunTrigger({"stall", detail, 0, "", ""});
-        next_stall_check = std::chrono::steady_clock::now() + std::chrono::milliseconds(StallWatch::PeriodMs(stall_ms));
+        const int period_ms = StallWatch::PeriodMs(stall_ms);
+        switch (stalls.Check(stall_ms, &detail)) {
+          case StallWatch::State::kTurning:
+            stall_samples.clear();
+            break;
+          case StallWatch::State::kSuspect:
+            // Only while a loop is not turning: an idle or healthy process
+            // is never sampled.
+            if (stall_samples.size() == StallWatch::kMaxSamples) stall_samples.erase(stall_samples.begin());
+            stall_samples.push_back(SampleForStall());
+            break;
+          case StallWatch::State::kStalled:
+            RunTrigger({"stall", detail, 0, "", ""}, std::move(stall_samples), period_ms);
+            stall_samples.clear();
+            break;
+        }
+        next_stall_check = std::chrono::steady_clock::now() + std::chrono::milliseconds(period_ms);
       }
       int until_check = static_cast<int>(std::chrono::duration_cast<std::chrono::milliseconds>(
                                              next_stall_check - std::chrono::steady_clock::now()).count()) + 1;

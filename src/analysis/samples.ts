@@ -4,6 +4,7 @@
 // them: `gmr <pid> --samples N --interval MS`, generateReport({ samples }).
 import type { Samples, ThreadInfo } from '../model'
 import { threadLabel } from './locks'
+import { waitsForWork } from '../sections/threads'
 
 /** One capture's threads, and when it was taken (Unix ms). */
 export interface Sample {
@@ -21,12 +22,17 @@ function place (t: ThreadInfo): string {
 
 // A stack compared across samples: functions and lines, not the exact
 // instruction (a loop on one line moves within it; a frame's offset too).
-function signature (t: ThreadInfo): string {
-  return JSON.stringify([(t.javascript ?? []).map(f => [f.function, f.file, f.line]), t.native.map(f => f.symbol || f.module)])
+// A thread in JavaScript by its JavaScript stack alone: the native frames
+// of a loop on one line differ with each builtin it calls (Date.now).
+// Null for a thread waiting for work: the same stack there is no news.
+function signature (t: ThreadInfo): string | null {
+  if (waitsForWork(t) || (t.native.length === 0 && !t.javascript?.length)) return null
+  if (t.javascript?.length) return JSON.stringify(t.javascript.map(f => [f.function, f.file, f.line]))
+  return JSON.stringify(t.native.map(f => f.symbol || f.module))
 }
 
 export function foldSamples (samples: Sample[], intervalMs: number): Samples {
-  const threads = new Map<number, { last: ThreadInfo, seen: number, places: Map<string, number>, signatures: Set<string> }>()
+  const threads = new Map<number, { last: ThreadInfo, seen: number, places: Map<string, number>, signatures: Set<string | null> }>()
   for (const sample of samples) {
     for (const t of sample.threads) {
       let entry = threads.get(t.tid)
@@ -47,7 +53,7 @@ export function foldSamples (samples: Sample[], intervalMs: number): Samples {
       tid: e.last.tid,
       label: threadLabel(e.last),
       seen: e.seen,
-      stuck: samples.length > 1 && e.seen === samples.length && e.signatures.size === 1,
+      stuck: samples.length > 1 && e.seen === samples.length && e.signatures.size === 1 && !e.signatures.has(null),
       places: [...e.places].sort((a, b) => b[1] - a[1]).map(([where, count]) => ({ where, count }))
     }))
   }

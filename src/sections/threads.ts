@@ -150,6 +150,15 @@ function threadpoolWork (t: RawThread, symbols: string[]): string {
   return `working on ${task}${top ? `, in ${top}` : ''}${inKernel}`
 }
 
+/**
+ * Whether a thread waits for something to do (its notes below): its stack
+ * stays the same while nothing is wrong, so it is never "stuck" (analysis/samples.ts).
+ */
+export function waitsForWork (t: ThreadInfo): boolean {
+  return t.kind === 'guru-meditation' || (t.waitingForLock === null && WAITING_FOR_WORK.test(t.note))
+}
+const WAITING_FOR_WORK = /^(idle\b|(waiting for events|waiting for a signal to pass on|waiting on a lock or condition|waiting in Atomics\.wait)$)/
+
 const EVENT_LOOP_WAIT = /uv__io_poll|epoll_wait|epoll_pwait/
 const LOCK_WAIT = /pthread_cond_(timed)?wait|__futex_abstimed_wait|futex_wait|sem_(timed)?wait|pthread_mutex_lock/
 
@@ -183,6 +192,10 @@ function diagnose (t: RawThread, kind: ThreadKind, js: JsFrame[] | null, source:
   if (kind === 'signal' && symbols.some(s => LOCK_WAIT.test(s))) return 'waiting for a signal to pass on'
   if (kind === 'v8-platform' && symbols.some(s => LOCK_WAIT.test(s))) return 'idle, waiting for tasks'
   if (LOCK_WAIT.test(top)) return 'waiting on a lock or condition'
+  // Node's inspector I/O thread sleeps on a semaphore until SIGUSR1 starts the inspector.
+  if (kind === 'inspector' && symbols.includes('uv_sem_wait')) {
+    return `idle, waiting for SIGUSR1 to start the inspector${t.fromProc ? ' (its stack read from /proc: it blocks signals)' : ''}`
+  }
   if (t.fromProc) return 'blocks signals: its stack was read while it waits in a system call'
   return ''
 }
