@@ -212,6 +212,7 @@ Napi::Object ThreadToJs(Napi::Env env, const CapturedThread& t, int pid, const C
   o.Set("jsAnswered", t.js.answered);
   o.Set("jsAnsweredAfterUs", static_cast<double>(t.js.answered_after_us));
   o.Set("javascript", JsFrames(env, t.js.frames));
+  o.Set("asyncCallers", t.js.async_read ? JsFrames(env, t.js.async_callers) : env.Null());
   // V8's sample named by the code map: for a thread that did not answer.
   o.Set("sampledJavascript", JsFrames(env, t.sampled_js));
   Napi::Array native = Napi::Array::New(env, t.native.size());

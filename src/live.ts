@@ -1,7 +1,6 @@
 // The live parts of a report: what only the thread that writes it can add
 // (the configuration now, the user sections, its active resources), and
 // the parts of a second try when the first failed.
-import { asyncCallers } from './async-callers'
 import type { Configuration } from './model'
 import type { ResolvedOptions } from './options'
 import type { LiveParts } from './report'
@@ -48,9 +47,8 @@ export const BY_INTERRUPT = 'main thread (interrupt: it was busy running JavaScr
 /** The live parts without waiting: for a report written from an interrupt. */
 export function collectLiveSync (options: ResolvedOptions, modules: ReportModules): LiveParts {
   // First, before anything else runs here: what the interrupted code awaits.
-  const callers = { tid: addon().info().tid, frames: asyncCallers() }
   const reason = 'the main thread was busy running JavaScript: the report was written between two of its operations, where a promise cannot be waited for'
-  return { ...liveConfiguration(options), sections: runSectionsSync(reason), writtenBy: BY_INTERRUPT, resources: liveResources(modules), arrayBuffers: liveArrayBuffers(), asyncCallers: callers }
+  return { ...liveConfiguration(options), sections: runSectionsSync(reason), writtenBy: BY_INTERRUPT, resources: liveResources(modules), arrayBuffers: liveArrayBuffers() }
 }
 
 /** What a thrown value says, in one bounded line; never throws. */

@@ -105,8 +105,9 @@ export interface ThreadInfo {
   javascriptSource: JavaScriptSource
   /**
    * The async functions awaiting below its JavaScript stack (the route into
-   * the async function it is busy in), innermost first: read on the main
-   * thread when it writes the report from an interrupt; null elsewhere.
+   * the async function it is busy in), innermost first: read by each
+   * thread that answers its interrupt; null for the others, or where they
+   * could not be read safely.
    */
   asyncCallers: JsFrame[] | null
   native: NativeFrame[]

@@ -50,6 +50,8 @@ export interface RawThread {
   jsAnswered: boolean
   jsAnsweredAfterUs: number
   javascript: RawJsFrame[]
+  /** The async functions awaiting below `javascript`, read when it answered; null when they could not be read safely. */
+  asyncCallers: RawJsFrame[] | null
   /** V8's stack sample named by the code map, for a thread that did not answer. */
   sampledJavascript: RawJsFrame[]
   native: RawNativeFrame[]

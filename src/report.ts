@@ -28,8 +28,6 @@ export interface LiveParts {
   resources?: { tid: number, counts: Record<string, number> }
   /** Node's count of ArrayBuffer bytes on the writing thread (process.memoryUsage().arrayBuffers); absent when it runs no JavaScript or could not tell. */
   arrayBuffers?: { tid: number, bytes: number | null }
-  /** The async callers of the code the writing thread was busy in (a report written from an interrupt); absent otherwise. */
-  asyncCallers?: { tid: number, frames: JsFrame[] | null }
 }
 
 /** Captures taken before the one a report is built from, folded with it into its Samples. */
@@ -70,9 +68,6 @@ export function buildReport (capture: RawCapture, pkg: StaticPackage, live: Live
   // Each generator is fenced: one that fails costs its section only.
   try {
     report.threads = buildThreads(capture)
-    const callers = live.asyncCallers
-    const writer = callers ? report.threads.find(t => t.tid === callers.tid) : undefined
-    if (writer && writer.javascriptSource === 'interrupt') writer.asyncCallers = callers?.frames ?? null
     report.deadlocks = deadlocks(report.threads)
   } catch (err) {
     errors.push(`threads: ${(err as Error).message}`)

@@ -27,6 +27,10 @@ struct JsStack {
   bool answered = false;
   uint64_t answered_after_us = 0;
   std::vector<JsFrame> frames;
+  // The async functions awaiting below `frames`, innermost first
+  // (AsyncCallers); async_read false when they could not be read safely.
+  bool async_read = false;
+  std::vector<JsFrame> async_callers;
 };
 
 // One report's interrupts. Post() may be called from the first-contact hook
@@ -55,5 +59,10 @@ class JsStackRound {
 
 // Stack of the calling thread, captured directly (for the API caller).
 JsStack CurrentJsStack(v8::Isolate* isolate);
+
+// On the isolate's thread (an interrupt): the async functions awaiting below
+// the running JavaScript, innermost first. False when they cannot be read
+// safely (js_stacks.cc says how).
+bool AsyncCallers(v8::Isolate* isolate, std::vector<JsFrame>* out);
 
 }  // namespace gmr

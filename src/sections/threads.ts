@@ -75,7 +75,7 @@ function buildThread (t: RawThread): ThreadInfo {
     vmState: t.vmState,
     javascript,
     javascriptSource,
-    asyncCallers: null,
+    asyncCallers: javascriptSource === 'interrupt' && t.asyncCallers ? t.asyncCallers.filter(notOwn).map(jsFrame) : null,
     native,
     interruptedUs: t.captured ? Math.round(t.interruptedUs * 10) / 10 : null,
     waitingForLock: t.lockWait ? { address: t.lockWait.address, heldBy: t.lockWait.ownerTid } : null,
