@@ -69,6 +69,13 @@ function checkHeader (t, report, signal, pid, kind) {
   t.equal(report.match(/^-{6} +Thread #/gm).length, count, 'a section per thread')
   const symbolized = report.match(/Native stack:\n {2}#0 +0x[0-9a-f]{16} {2}[^?\s]\S*/g) || []
   t.ok(symbolized.length >= 3, `the other threads' native stacks too, symbolized (${symbolized.length} threads)`)
+  // Memory: the process's figures from /proc, each JavaScript thread's heap as last recorded.
+  const memory = /={4} +Memory +={4}\n={72}\n([\s\S]*)$/.exec(report)
+  t.ok(memory, 'a Memory section, last')
+  const rss = /^rss = (\d+) kB \(peak (\d+) kB\), anonymous \d+ kB, file-backed \d+ kB, swap \d+ kB$/m.exec(memory[1])
+  t.ok(rss && Number(rss[1]) > 10000 && Number(rss[2]) >= Number(rss[1]), 'rss and its peak', { memory: memory[1] })
+  t.match(memory[1], /^file descriptors = \d+ \(limit \d+\)$/m)
+  t.match(memory[1], new RegExp(`^#${pid} \\(main\\): heap used \\d+ kB of \\d+ kB \\(limit \\d+ kB\\), external \\d+ kB; \\d+ collections; as of \\d+ ms before the crash \\((its last collection|when it was met, or last answered a report)\\)$`, 'm'), "the main thread's heap")
 }
 
 t.test('a null write on the main thread: SIGSEGV, the report in logDir', async t => {

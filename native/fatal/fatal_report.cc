@@ -10,7 +10,9 @@
 #include <vector>
 
 #include "../capture/thread_snapshot.h"
+#include "../memory/heap_figures.h"
 #include "../symbolize/symbolize.h"
+#include "../util/proc.h"
 #include "../unwind/unwind.h"
 #include "../util/threads.h"
 #include "fatal_signal.h"
@@ -74,14 +76,8 @@ void WriteHeading(SafeText* w, const ThreadSnapshot& t, const CrashRecord& crash
   WriteThreadHeading(w, t.tid, t.name.c_str(), kind, crashed);
 }
 
-void WriteThreads(SafeText* w, Symbolizer* symbolizer, const CrashRecord& crash) {
-  SnapshotOptions options;
-  options.max_stack_bytes = kOtherStackBytes;
-  options.timeout_ms = kCaptureTimeoutMs;
-  options.skip_tid = crash.tid;
-  std::vector<ThreadSnapshot> threads = CaptureAllThreads(options, nullptr);
-  symbolizer->Refresh();  // objects loaded since set-up
-
+void WriteThreads(SafeText* w, Symbolizer* symbolizer, const CrashRecord& crash,
+                  const std::vector<ThreadSnapshot>& threads) {
   WriteBox(w, "Threads");
   w->Dec(uint64_t(threads.size())).Str(" threads (native stacks only: written after a fatal signal)\n");
   // The crashing thread first: it is what the reader came for.
@@ -103,7 +99,51 @@ void WriteThreads(SafeText* w, Symbolizer* symbolizer, const CrashRecord& crash)
       }
     }
   }
-  if (w->truncated()) w->Str("\n(report truncated)\n");
+}
+
+// A figure in kB, as /proc gives them; "?" when it could not be read.
+SafeText& Kb(SafeText* w, int64_t bytes) {
+  return bytes < 0 ? w->Str("?") : w->Dec(bytes / 1024).Str(" kB");
+}
+
+// The process's figures read now from /proc, and each JavaScript thread's
+// heap as it last recorded it (at its last collection, or its last answer
+// to a report): V8 cannot be asked during a crash. A thread whose figures
+// are under the table's lock (the crashed thread may hold it) is skipped.
+void WriteMemory(SafeText* w, const CrashRecord& crash, const std::vector<ThreadSnapshot>& threads) {
+  WriteBox(w, "Memory");
+  const ProcessMemory m = ReadProcessMemory();
+  w->Str("rss = ");
+  Kb(w, m.rss).Str(" (peak ");
+  Kb(w, m.peak_rss).Str("), anonymous ");
+  Kb(w, m.rss_anon).Str(", file-backed ");
+  Kb(w, m.rss_file).Str(", swap ");
+  Kb(w, m.swap).Char('\n');
+  auto count = [&](int64_t n) -> SafeText& { return n < 0 ? w->Str("?") : w->Dec(n); };
+  w->Str("file descriptors = ");
+  count(m.fds).Str(" (limit ");
+  count(m.fd_soft_limit).Str(")\n");
+  const uint64_t now = MonotonicNs();
+  auto heap = [&](int tid, v8::Isolate* isolate) {
+    HeapFigures h;
+    if (!isolate) return;
+    w->Str("#").Dec(int64_t(tid)).Str(tid == getpid() ? " (main): " : " (worker): ");
+    if (!TryHeapFiguresOf(isolate, &h)) {
+      w->Str("(its figures are being recorded: not read)\n");
+    } else if (h.source == HeapFiguresSource::kNone) {
+      w->Str("(none recorded yet)\n");
+    } else {
+      w->Str("heap used ").Dec(uint64_t(h.used / 1024)).Str(" kB of ").Dec(uint64_t(h.total / 1024))
+          .Str(" kB (limit ").Dec(uint64_t(h.limit / 1024)).Str(" kB), external ").Dec(uint64_t(h.external / 1024))
+          .Str(" kB; ").Dec(h.gc_count).Str(" collections; as of ")
+          .Dec(uint64_t(now > h.at_mono_ns ? (now - h.at_mono_ns) / 1000000 : 0))
+          .Str(h.source == HeapFiguresSource::kGc ? " ms before the crash (its last collection)\n"
+                                                    : " ms before the crash (when it was met, or last answered a report)\n");
+    }
+  };
+  heap(crash.tid, crash.isolate);
+  for (const ThreadSnapshot& t : threads)
+    if (t.tid != crash.tid) heap(t.tid, t.v8.isolate);
 }
 
 void* HelperMain(void* arg) {
@@ -117,7 +157,15 @@ void* HelperMain(void* arg) {
   // Test builds: the helper faults as a crash could make it.
   if (TestHook("fatal_helper_fault")) *static_cast<volatile int*>(nullptr) = 1;
   SafeText w(g_text, sizeof g_text - 64);
-  WriteThreads(&w, symbolizer, crash);
+  SnapshotOptions options;
+  options.max_stack_bytes = kOtherStackBytes;
+  options.timeout_ms = kCaptureTimeoutMs;
+  options.skip_tid = crash.tid;
+  std::vector<ThreadSnapshot> threads = CaptureAllThreads(options, nullptr);
+  symbolizer->Refresh();  // objects loaded since set-up
+  WriteThreads(&w, symbolizer, crash, threads);
+  WriteMemory(&w, crash, threads);
+  if (w.truncated()) w.Str("\n(report truncated)\n");
   if (BeginHelperWrite()) {
     w.WriteTo(crash.fd);
     EndHelperWrite();

@@ -415,7 +415,8 @@ void OnFatalSignal(int sig, siginfo_t* info, void* context) {
   w.WriteTo(r.fd);
   // V8's state is read once the header is out: a crash may have broken it.
   w.Clear();
-  r.has_isolate = IsolateRunningHere() != nullptr;  // async-signal-safe (own_isolate.h)
+  r.isolate = IsolateRunningHere();  // async-signal-safe (own_isolate.h)
+  r.has_isolate = r.isolate != nullptr;
   WriteHeaderRest(&w, r, dest, NowMs(CLOCK_REALTIME));
   w.WriteTo(r.fd);
 

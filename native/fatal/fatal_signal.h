@@ -30,6 +30,10 @@
 
 #include "../unwind/unwind.h"
 
+namespace v8 {
+class Isolate;
+}
+
 namespace gmr {
 
 struct FatalConfig {
@@ -60,6 +64,7 @@ struct CrashRecord {
   uintptr_t fault_address = 0;  // si_addr, for faults the kernel raised
   int tid = 0;
   bool has_isolate = false;     // a JavaScript thread (main or worker)
+  v8::Isolate* isolate = nullptr;  // its isolate, only to look its heap figures up
   Registers regs;
   const unsigned char* stack = nullptr;  // copy of [regs.sp, regs.sp + stack_size)
   size_t stack_size = 0;

@@ -177,6 +177,14 @@ void AskHeapFigures(const std::vector<v8::Isolate*>& idle) {
   }
 }
 
+bool TryHeapFiguresOf(v8::Isolate* isolate, HeapFigures* out) {
+  std::unique_lock<std::mutex> lock(TableMutex(), std::try_to_lock);
+  if (!lock.owns_lock()) return false;
+  auto it = Table().find(isolate);
+  *out = it == Table().end() ? HeapFigures{} : it->second->figures;
+  return true;
+}
+
 HeapFigures HeapFiguresOf(v8::Isolate* isolate) {
   std::lock_guard<std::mutex> lock(TableMutex());
   auto it = Table().find(isolate);

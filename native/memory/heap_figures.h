@@ -65,6 +65,9 @@ void RecordHeapFigures(v8::Isolate* isolate);
 void AskHeapFigures(const std::vector<v8::Isolate*>& idle);
 // The figures last recorded on `isolate`; source kNone when none.
 HeapFigures HeapFiguresOf(v8::Isolate* isolate);
+// The same without waiting for the table's lock (the fatal-signal report:
+// the crashed thread may hold it): false when it is held.
+bool TryHeapFiguresOf(v8::Isolate* isolate, HeapFigures* out);
 
 uint64_t MonotonicNs();
 
