@@ -854,6 +854,20 @@ void* FramelessSpinThread(void*) {
 }
 #endif
 
+// Runs `spin` on a thread of its own until it has spun a while, samples and
+// unwinds it there, then lets it return (g_stop).
+Frames SampleSpinning(void* (*spin)(void*)) {
+  __atomic_store_n(&g_stop, 0, __ATOMIC_RELAXED);
+  pthread_t thread;
+  pthread_create(&thread, nullptr, spin, nullptr);
+  sem_wait(&g_ready);
+  usleep(10000);
+  Frames frames = UnwindSnapshot(FromRsp(Sample(thread)));
+  __atomic_store_n(&g_stop, 1, __ATOMIC_RELAXED);
+  pthread_join(thread, nullptr);
+  return frames;
+}
+
 bool InJit(uintptr_t pc) {
   return pc >= reinterpret_cast<uintptr_t>(g_jit) && pc < reinterpret_cast<uintptr_t>(g_jit) + 4096;
 }
@@ -883,14 +897,7 @@ void TestJitFrames() {
   Check(above < g_jit_reference.n && frames.f[callee + 1].pc == g_jit_reference.at(above),
         "jit: agrees with backtrace() as far as backtrace() gets");
 
-  __atomic_store_n(&g_stop, 0, __ATOMIC_RELAXED);
-  pthread_t thread;
-  pthread_create(&thread, nullptr, JitSpinThread, nullptr);
-  sem_wait(&g_ready);
-  usleep(10000);
-  frames = UnwindSnapshot(FromRsp(Sample(thread)));
-  __atomic_store_n(&g_stop, 1, __ATOMIC_RELAXED);
-  pthread_join(thread, nullptr);
+  frames = SampleSpinning(JitSpinThread);
   std::printf("  spinning in frame-pointer code without CFI:\n");
   Print(frames);
   Check(InJit(frames.f[0].pc) && Named(frames, 1, "gmr_test_jit_spin_caller") &&
@@ -899,13 +906,7 @@ void TestJitFrames() {
         "jit: first frame without CFI, by frame pointer");
 #if defined(__aarch64__)
   // Its frame record holds another return address: the caller is in x30.
-  __atomic_store_n(&g_stop, 0, __ATOMIC_RELAXED);
-  pthread_create(&thread, nullptr, FramelessSpinThread, nullptr);
-  sem_wait(&g_ready);
-  usleep(10000);
-  frames = UnwindSnapshot(FromRsp(Sample(thread)));
-  __atomic_store_n(&g_stop, 1, __ATOMIC_RELAXED);
-  pthread_join(thread, nullptr);
+  frames = SampleSpinning(FramelessSpinThread);
   std::printf("  spinning in frameless code without CFI:\n");
   Print(frames);
   Check(InJit(frames.f[0].pc) && Named(frames, 1, "gmr_test_frameless_caller") &&
