@@ -491,6 +491,7 @@ void* WatchdogMain(void*) {
     if (watch_ms >= 0) timeout = timeout < 0 ? watch_ms : std::min(timeout, watch_ms);
     // Stall reports are the one thing that wakes an idle watchdog, and only
     // when asked for.
+    if (stall_ms <= 0) stall_samples.clear();  // turned off: nothing kept
     if (stall_ms > 0) {
       auto now = std::chrono::steady_clock::now();
       if (now >= next_stall_check) {
