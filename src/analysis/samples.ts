@@ -15,7 +15,7 @@ export interface Sample {
 /** Where a thread is: its innermost JavaScript frame, else its innermost named native one. */
 function place (t: ThreadInfo): string {
   const js = t.javascript?.[0]
-  if (js) return `${js.function || '<anonymous>'} (${js.file}:${js.line})`
+  if (js) return `${js.function || '<anonymous>'} (${js.file || '<unknown>'}:${js.line})`
   const named = t.native.find(f => f.symbol) ?? t.native[0]
   return named ? (named.symbol || named.location) : '(no stack)'
 }
