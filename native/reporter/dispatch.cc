@@ -9,6 +9,7 @@
 #include <mutex>
 
 #include "../isolates/registry.h"
+#include "../util/proc.h"
 #include "../convert.h"
 #include "fallback_report.h"
 #include "reporter_env.h"
@@ -41,7 +42,14 @@ bool MainBlockedInSystemCall(const Capture& capture) {
     const ThreadSnapshot& s = t.snapshot;
     if (s.tid != main) continue;
     if (t.js_requested && t.js.answered) return false;
-    return s.captured && s.in_syscall && (s.os_state == 'S' || s.os_state == 'D') && s.v8.vm_state != v8::ATOMICS_WAIT;
+    if (!s.captured || !s.in_syscall || s.v8.vm_state == v8::ATOMICS_WAIT) return false;
+    if (s.os_state == 'S' || s.os_state == 'D') return true;
+    // The OS state was read just after the capture signal, which woke the
+    // thread from that very call: it may still have been on its way back
+    // into it (seen in CI, 1 run in a few hundred). Asked again now.
+    ProcStat now;
+    return ParseProcStat(ReadProcFile("/proc/self/task/" + std::to_string(main) + "/stat"), &now) &&
+           (now.state == 'S' || now.state == 'D');
   }
   return false;
 }
