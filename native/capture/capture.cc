@@ -250,7 +250,7 @@ bool MeetNewIsolates(const SnapshotOptions& options) {
   std::map<int, uint64_t> started;
   for (int tid : ListThreads()) {
     ProcStat st;
-    if (ParseProcStat(ReadProcFile("/proc/self/task/" + std::to_string(tid) + "/stat"), &st)) started[tid] = st.start_ticks;
+    if (ReadThreadStat(tid, &st)) started[tid] = st.start_ticks;
   }
   for (auto it = met->begin(); it != met->end();) {
     auto now = started.find(it->first);

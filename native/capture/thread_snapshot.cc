@@ -477,7 +477,7 @@ void FillFromProc(ThreadSnapshot* t) {
   t->name = ReadProcFile(base + "/comm");
   while (!t->name.empty() && t->name.back() == '\n') t->name.pop_back();
   ProcStat st;
-  if (ParseProcStat(ReadProcFile(base + "/stat"), &st)) {
+  if (ReadThreadStat(t->tid, &st)) {
     t->os_state = st.state;
     t->cpu_user_us = st.utime_us;
     t->cpu_system_us = st.stime_us;
@@ -695,8 +695,7 @@ std::vector<ThreadSnapshot> CaptureAllThreads(const SnapshotOptions& options,
     uint64_t w = s->word.load(std::memory_order_acquire);
     if (WordState(w) == kDone) continue;
     ProcStat st;
-    std::string stat = ReadProcFile("/proc/self/task/" + std::to_string(WordTid(w)) + "/stat");
-    if (ParseProcStat(stat, &st) && st.state == 'R') runnable.push_back(s);
+    if (ReadThreadStat(WordTid(w), &st) && st.state == 'R') runnable.push_back(s);
   }
   if (!runnable.empty()) CollectAnswers(runnable, NowNs() + kRunnableGraceNs, first_contact);
   DisarmAll(used);

@@ -48,8 +48,7 @@ bool MainBlockedInSystemCall(const Capture& capture) {
     // thread from that very call: it may still have been on its way back
     // into it (seen in CI, 1 run in a few hundred). Asked again now.
     ProcStat now;
-    return ParseProcStat(ReadProcFile("/proc/self/task/" + std::to_string(main) + "/stat"), &now) &&
-           (now.state == 'S' || now.state == 'D');
+    return ReadThreadStat(main, &now) && (now.state == 'S' || now.state == 'D');
   }
   return false;
 }

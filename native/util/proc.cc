@@ -253,6 +253,10 @@ ProcessMemory ReadProcessMemory() {
   return out;
 }
 
+bool ReadThreadStat(int tid, ProcStat* out) {
+  return ParseProcStat(ReadProcFile("/proc/self/task/" + std::to_string(tid) + "/stat"), out);
+}
+
 bool ParseProcStat(const std::string& text, ProcStat* out) {
   size_t paren = text.rfind(')');
   if (paren == std::string::npos || paren + 2 >= text.size()) return false;

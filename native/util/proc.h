@@ -86,5 +86,7 @@ struct ProcStat {
 // Parses /proc/.../stat text. The command name may hold spaces and ')', so
 // fields are counted from the last ')'.
 bool ParseProcStat(const std::string& text, ProcStat* out);
+// /proc/self/task/TID/stat, read and parsed now: false when it could not be.
+bool ReadThreadStat(int tid, ProcStat* out);
 
 }  // namespace gmr
