@@ -71,7 +71,7 @@ void WriteFrames(SafeText* w, Symbolizer* symbolizer, const Registers& regs, con
 
 void WriteHeading(SafeText* w, const ThreadSnapshot& t, const CrashRecord& crash) {
   bool crashed = t.tid == crash.tid;
-  bool js = crashed ? crash.has_isolate : t.v8.isolate != nullptr;
+  bool js = (crashed ? crash.isolate : t.v8.isolate) != nullptr;
   const char* kind = t.tid == getpid() ? "main" : js ? "worker" : t.self ? "guru-meditation" : "other";
   WriteThreadHeading(w, t.tid, t.name.c_str(), kind, crashed);
 }

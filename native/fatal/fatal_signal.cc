@@ -332,12 +332,12 @@ void WriteHeaderStart(SafeText* w, const CrashRecord& r) {
   if (r.code > 0 && r.code != SI_KERNEL) w->Str("fault address = ").Hex(r.fault_address, 16).Char('\n');
 }
 
-// Async-signal-safe: the rest of the header, which needs r.has_isolate.
+// Async-signal-safe: the rest of the header, which needs r.isolate.
 void WriteHeaderRest(SafeText* w, const CrashRecord& r, const Destination* dest, int64_t unix_ms) {
   char name[32];
   ReadThreadName(r.tid, name, sizeof name);
   w->Str("crashed thread = #").Dec(r.tid).Char(' ').Str(name).Str(" (");
-  w->Str(r.tid == getpid() ? "main" : r.has_isolate ? "worker" : "other").Str(")\n");
+  w->Str(r.tid == getpid() ? "main" : r.isolate ? "worker" : "other").Str(")\n");
   w->Str("pid = ").Dec(int64_t(getpid())).Char('\n');
   if (dest) {
     w->Str("service name = ").Str(dest->service_name).Char('\n');
@@ -416,7 +416,6 @@ void OnFatalSignal(int sig, siginfo_t* info, void* context) {
   // V8's state is read once the header is out: a crash may have broken it.
   w.Clear();
   r.isolate = IsolateRunningHere();  // async-signal-safe (own_isolate.h)
-  r.has_isolate = r.isolate != nullptr;
   WriteHeaderRest(&w, r, dest, NowMs(CLOCK_REALTIME));
   w.WriteTo(r.fd);
 

@@ -63,8 +63,7 @@ struct CrashRecord {
   int code = 0;                 // si_code
   uintptr_t fault_address = 0;  // si_addr, for faults the kernel raised
   int tid = 0;
-  bool has_isolate = false;     // a JavaScript thread (main or worker)
-  v8::Isolate* isolate = nullptr;  // its isolate, only to look its heap figures up
+  v8::Isolate* isolate = nullptr;  // a JavaScript thread's (main or worker); its heap figures are looked up by it
   Registers regs;
   const unsigned char* stack = nullptr;  // copy of [regs.sp, regs.sp + stack_size)
   size_t stack_size = 0;
