@@ -46,7 +46,6 @@ export const BY_INTERRUPT = 'main thread (interrupt: it was busy running JavaScr
 
 /** The live parts without waiting: for a report written from an interrupt. */
 export function collectLiveSync (options: ResolvedOptions, modules: ReportModules): LiveParts {
-  // First, before anything else runs here: what the interrupted code awaits.
   const reason = 'the main thread was busy running JavaScript: the report was written between two of its operations, where a promise cannot be waited for'
   return { ...liveConfiguration(options), sections: runSectionsSync(reason), writtenBy: BY_INTERRUPT, resources: liveResources(modules), arrayBuffers: liveArrayBuffers() }
 }

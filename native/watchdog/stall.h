@@ -16,8 +16,9 @@ class StallWatch {
  public:
   // How often to look, for a threshold.
   static int PeriodMs(int threshold_ms);
-  // The most samples a stall report folds (a check's worth each; the
-  // oldest are dropped from a loop that keeps turning too slowly).
+  // The most samples a stall report folds, one per check. A stall is
+  // reported after about four checks; samples are kept while any loop is
+  // not turning, so two loops that take turns could otherwise grow them.
   static constexpr size_t kMaxSamples = 8;
 
   enum class State {
