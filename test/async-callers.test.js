@@ -40,7 +40,7 @@ t.test('a worker that never loaded the library, busy in an async function: its a
   t.equal(mainThread(report).asyncCallers, null, 'the idle main thread (it answered no interrupt): none read')
 })
 
-for (const [scene, want] of [['mine', 'kept true 7'], ['accessor', 'ran 0']]) {
+for (const [scene, want] of [['mine', 'kept true 7'], ['accessor', 'ran 0'], ['absent', 'absent true 10']]) {
   t.test(`the application's Error.prepareStackTrace and stackTraceLimit are left as they were (${scene})`, async t => {
     const dir = tmpDir(t)
     const stop = path.join(dir, 'stop')
@@ -50,7 +50,7 @@ for (const [scene, want] of [['mine', 'kept true 7'], ['accessor', 'ran 0']]) {
     const report = await signalForReport(child, dir)
     const main = mainThread(report)
     t.equal(main.javascriptSource, 'interrupt')
-    if (scene === 'mine') t.same(main.asyncCallers.map(f => f.function), ['ordersRoute'], 'read, with its own limit put back')
+    if (scene !== 'accessor') t.same(main.asyncCallers.map(f => f.function), ['ordersRoute'], 'read, and Error put back as it was')
     else t.equal(main.asyncCallers, null, 'an accessor there: not read')
     fs.writeFileSync(stop, '')
     await waitForOutput(child, new RegExp(`^${want}$`, 'm'))
